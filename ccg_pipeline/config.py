@@ -1,0 +1,58 @@
+"""The one place where environment, warehouse URL, source locations and secrets are read.
+
+Everything else receives a `Settings` object. Defaults are the committed local dev settings: an
+embedded SQLite warehouse and the demo sources under `var/` in the working directory.
+
+Resolution order for each value: explicit argument > Airflow connection (inside tasks only, see
+`dag_support`) > `CCG_*` environment variable > dev default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+# Dev-only pseudonymisation key. Production sets CCG_PSEUDONYM_KEY (or the ccg_pseudonym_key
+# Airflow variable/connection); `Settings.check_production` refuses to run with this value.
+DEV_PSEUDONYM_KEY = "ccg-dev-only-pseudonym-key-do-not-use-in-production"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    warehouse_url: str
+    portal_url: str
+    crm_dir: Path
+    web_log_dir: Path
+    auth_log_dir: Path
+    pseudonym_key: str = field(repr=False)
+    environment: str = "dev"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("CCG_HOME", "var")).resolve()
+        sources = Path(env.get("CCG_SOURCE_DIR", str(home / "sources"))).resolve()
+        return cls(
+            home=home,
+            warehouse_url=env.get("CCG_WAREHOUSE_URL", f"sqlite:///{home / 'warehouse' / 'main.db'}"),
+            portal_url=env.get("CCG_PORTAL_URL", f"sqlite:///{sources / 'portal.db'}"),
+            crm_dir=Path(env.get("CCG_CRM_DIR", str(sources / "crm"))),
+            web_log_dir=Path(env.get("CCG_WEB_LOG_DIR", str(sources / "logs" / "web"))),
+            auth_log_dir=Path(env.get("CCG_AUTH_LOG_DIR", str(sources / "logs" / "auth"))),
+            pseudonym_key=env.get("CCG_PSEUDONYM_KEY", DEV_PSEUDONYM_KEY),
+            environment=env.get("CCG_ENV", "dev"),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def check_production(self) -> None:
+        """Refuse the committed dev key outside dev, so a forgotten secret fails loudly."""
+        if self.environment != "dev" and self.pseudonym_key == DEV_PSEUDONYM_KEY:
+            raise RuntimeError("CCG_PSEUDONYM_KEY must be set outside the dev environment")
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.home / "exports"

@@ -1,0 +1,293 @@
+"""Validated models of the privacy notice and the data map.
+
+The notice is encoded once, as YAML data beside this module; these models are the schema that
+data must satisfy. Every rule carries the clause id of DESIGN.md that it implements, and every
+period the notice leaves open ("as long as necessary") says who decided it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CLAUSE_IDS = frozenset(
+    {
+        "N-CAT",
+        "N-SRC",
+        "N-BASIS",
+        "N-NOSPECIAL",
+        "N-AGG",
+        "N-MKT",
+        "N-SHARE",
+        "N-XFER",
+        "N-SEC",
+        "N-RET",
+        "N-ANON",
+        "N-RIGHTS",
+        "N-CHILD",
+    }
+)
+
+
+class Strict(BaseModel):
+    """Base model: unknown keys are errors, so a typo in a policy file cannot pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Cited(Strict):
+    clause: str = Field(description="Clause id from DESIGN.md section 2")
+
+    @field_validator("clause")
+    @classmethod
+    def _known_clause(cls, value: str) -> str:
+        if value not in CLAUSE_IDS:
+            raise ValueError(f"unknown clause id {value!r}; expected one of {sorted(CLAUSE_IDS)}")
+        return value
+
+
+class LawfulBasis(StrEnum):
+    CONTRACT = "contract"
+    LEGAL_OBLIGATION = "legal_obligation"
+    LEGITIMATE_INTEREST = "legitimate_interest"
+    CONSENT = "consent"
+
+
+class Category(Cited):
+    id: str
+    name: str
+    name_sv: str
+    examples: list[str]
+    part: Literal[1, 2] = 1
+
+
+class ProcessingActivity(Cited):
+    id: str
+    purpose: str
+    purpose_sv: str
+    categories: list[str]
+    lawful_bases: list[LawfulBasis] = Field(min_length=1)
+    legitimate_interests: list[str] = Field(default_factory=list)
+
+
+class LegitimateInterest(Cited):
+    id: str
+    text: str
+    text_sv: str
+
+
+class Period(Strict):
+    years: int = 0
+    months: int = 0
+    days: int = 0
+
+    @model_validator(mode="after")
+    def _positive(self) -> Period:
+        if min(self.years, self.months, self.days) < 0 or not (self.years or self.months or self.days):
+            raise ValueError("a retention period must be positive")
+        return self
+
+
+class Decision(StrEnum):
+    """Who set a value: quoted from the notice, or CCG's own decision where the notice is open."""
+
+    NOTICE = "notice"
+    CCG = "ccg_decision"
+
+
+class RetentionTrigger(StrEnum):
+    CEASED_CUSTOMER = "ceased_customer"
+    ACCOUNT_CLOSED = "account_closed"
+    MARKETING_OPT_OUT = "marketing_opt_out"
+    PROSPECT_INACTIVE = "prospect_inactive"
+    EVENT_TIME = "event_time"
+
+
+class RetentionAction(StrEnum):
+    ANONYMISE_THEN_DELETE = "anonymise_then_delete"
+    DELETE = "delete"
+    SUPPRESS_THEN_DELETE = "suppress_then_delete"
+
+
+class RetentionRule(Cited):
+    id: str
+    description: str
+    categories: list[str]
+    tables: list[str] = Field(description="personal-zone tables the rule sweeps")
+    trigger: RetentionTrigger
+    period: Period
+    action: RetentionAction
+    decided_by: Decision
+    rationale: str
+    align_to_financial_year_end: bool = False
+    financial_year_end: str | None = Field(
+        default=None, description="MM-DD of the year end when aligning, e.g. 04-05 for HMRC"
+    )
+
+    @field_validator("financial_year_end")
+    @classmethod
+    def _month_day(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                dt.date.fromisoformat(f"2001-{value}")
+            except ValueError as exc:
+                raise ValueError(f"financial_year_end {value!r} is not a valid MM-DD") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _year_end_given(self) -> RetentionRule:
+        if self.align_to_financial_year_end and self.financial_year_end is None:
+            raise ValueError(f"rule {self.id}: align_to_financial_year_end needs financial_year_end")
+        return self
+
+
+class Recipient(Cited):
+    id: str
+    name: str
+    description: str
+    location: str
+
+
+class Safeguard(Cited):
+    id: str
+    name: str
+    valid_from: dt.date | None = None
+    valid_until: dt.date | None = None
+    replaced_by: str | None = None
+
+    def in_force(self, on: dt.date) -> bool:
+        starts_ok = self.valid_from is None or self.valid_from <= on
+        return starts_ok and (self.valid_until is None or on < self.valid_until)
+
+
+class Transfer(Cited):
+    id: str
+    recipient: str
+    destination: str
+    safeguard: str
+    data_categories: list[str]
+
+
+class Settings(Strict):
+    k_anonymity: int = Field(10, ge=2)
+    min_cell_count: int = Field(10, ge=1)
+    ipv4_prefix_bits: int = Field(24, ge=0, le=32)
+    ipv6_prefix_bits: int = Field(48, ge=0, le=128)
+    request_due_months: int = Field(1, ge=1)
+    request_max_extension_months: int = Field(2, ge=0)
+
+
+class Notice(Strict):
+    """The whole notice as data."""
+
+    version: int
+    controller: str
+    company_number: str
+    source_text: str
+    categories: list[Category]
+    processing_activities: list[ProcessingActivity]
+    legitimate_interests: list[LegitimateInterest]
+    retention_rules: list[RetentionRule]
+    recipients: list[Recipient]
+    safeguards: list[Safeguard]
+    transfers: list[Transfer]
+    settings: Settings = Settings()
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Notice:
+        category_ids = {c.id for c in self.categories}
+        interest_ids = {i.id for i in self.legitimate_interests}
+        recipient_ids = {r.id for r in self.recipients}
+        safeguard_ids = {s.id for s in self.safeguards}
+        problems: list[str] = []
+        for name, items in (
+            ("categories", self.categories),
+            ("processing_activities", self.processing_activities),
+            ("legitimate_interests", self.legitimate_interests),
+            ("retention_rules", self.retention_rules),
+            ("recipients", self.recipients),
+            ("safeguards", self.safeguards),
+            ("transfers", self.transfers),
+        ):
+            seen: set[str] = set()
+            for item in items:
+                if item.id in seen:
+                    problems.append(f"{name}: duplicate id {item.id!r}")
+                seen.add(item.id)
+        for activity in self.processing_activities:
+            problems += [
+                f"processing activity {activity.id!r}: unknown category {c!r}"
+                for c in activity.categories
+                if c not in category_ids
+            ]
+            problems += [
+                f"processing activity {activity.id!r}: unknown legitimate interest {i!r}"
+                for i in activity.legitimate_interests
+                if i not in interest_ids
+            ]
+        for rule in self.retention_rules:
+            problems += [
+                f"retention rule {rule.id!r}: unknown category {c!r}"
+                for c in rule.categories
+                if c not in category_ids
+            ]
+        for transfer in self.transfers:
+            if transfer.recipient not in recipient_ids:
+                problems.append(f"transfer {transfer.id!r}: unknown recipient {transfer.recipient!r}")
+            if transfer.safeguard not in safeguard_ids:
+                problems.append(f"transfer {transfer.id!r}: unknown safeguard {transfer.safeguard!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def category(self, category_id: str) -> Category:
+        return next(c for c in self.categories if c.id == category_id)
+
+    def rule(self, rule_id: str) -> RetentionRule:
+        return next(r for r in self.retention_rules if r.id == rule_id)
+
+
+class Role(StrEnum):
+    DIRECT_IDENTIFIER = "direct_identifier"
+    QUASI_IDENTIFIER = "quasi_identifier"
+    SENSITIVE = "sensitive"
+    NOT_PERSONAL = "not_personal"
+
+
+class ColumnTag(Strict):
+    category: str | None = Field(description="notice category id; null only for not_personal")
+    role: Role
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _category_for_personal(self) -> ColumnTag:
+        if self.role is not Role.NOT_PERSONAL and self.category is None:
+            raise ValueError(f"a {self.role.value} column needs a category")
+        return self
+
+
+class SourceMap(Strict):
+    description: str
+    clause: str = "N-SRC"
+    origin: str = Field(description="N-SRC source kind, e.g. direct interaction, server logs")
+    columns: dict[str, ColumnTag]
+
+
+class DataMap(Strict):
+    """Every column of every source, tagged with category and role."""
+
+    version: int
+    sources: dict[str, SourceMap]
+
+    def check_columns(self, source: str, columns: list[str]) -> list[str]:
+        """Return the columns the map does not know for `source` (empty list when all known)."""
+        if source not in self.sources:
+            raise KeyError(f"data map has no source {source!r}")
+        known = self.sources[source].columns
+        return [c for c in columns if c not in known]
+
+    def columns_with_role(self, source: str, role: Role) -> list[str]:
+        return [n for n, tag in self.sources[source].columns.items() if tag.role is role]

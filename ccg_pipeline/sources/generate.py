@@ -1,0 +1,633 @@
+"""Synthetic CCG sources in the formats real systems produce, deterministic by seed.
+
+Writes, under `out`:
+
+- `portal.db`: the customer-portal database (SQLite, reached through SQLAlchemy like the real one);
+- `crm/{contacts,companies,activities}_YYYYMMDD.csv`: CRM exports shaped like a typical CRM's;
+- `logs/web/access.log-YYYYMMDD.gz`: web access logs in combined log format, rotated daily;
+- `logs/auth/auth-YYYYMMDD.jsonl`: portal authentication events as JSON lines.
+
+The population is built around the cases the notice's rules turn on: active customers; customers
+who ceased 2, 5, just under 6, just over 6 and 7+ years ago; ceasings around the 5 April year end;
+prospects who never bought; opted-out contacts; the same person in several sources with differing
+email case and whitespace; and a small share of malformed records and log lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import hashlib
+import json
+import random
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faker import Faker
+
+LOCALES = {
+    "GB": "en_GB",
+    "IE": "en_IE",
+    "SE": "sv_SE",
+    "DE": "de_DE",
+    "FR": "fr_FR",
+    "NL": "nl_NL",
+    "PL": "pl_PL",
+    "ES": "es_ES",
+}
+COUNTRY_WEIGHTS = {"GB": 45, "IE": 5, "SE": 20, "DE": 10, "FR": 6, "NL": 6, "PL": 4, "ES": 4}
+SECTORS = [
+    "Freight forwarding",
+    "Manufacturing",
+    "Retail",
+    "Wholesale",
+    "Food and drink",
+    "Pharmaceuticals",
+    "Automotive",
+    "E-commerce",
+]
+SERVICES = {
+    "customs-declarations": 240_000,
+    "customs-software-licence": 480_000,
+    "tariff-classification": 120_000,
+    "aeo-consultancy": 360_000,
+    "training": 60_000,
+}
+JOB_TITLES = [
+    "Customs Manager",
+    "Head of Logistics",
+    "Finance Director",
+    "Import Coordinator",
+    "Export Administrator",
+    "Supply Chain Analyst",
+    "Operations Director",
+    "Trade Compliance Officer",
+    "Chief Executive",
+    "Accounts Payable Clerk",
+]
+INTERESTS = ["brexit", "aeo", "tariffs", "ncts", "cds", "excise", "safety-security", "training"]
+USER_AGENTS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.1 Safari/605.1.15",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:132.0) Gecko/20100101 Firefox/132.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "curl/8.5.0",
+]
+WEB_PATHS = [
+    "/",
+    "/services/customs-declarations",
+    "/services/tariff-classification",
+    "/services/aeo-consultancy",
+    "/software/features",
+    "/software/pricing",
+    "/blog/ncts-phase-5-explained",
+    "/blog/windsor-framework-guide",
+    "/contact-us",
+    "/portal/login",
+    "/portal/dashboard",
+    "/portal/declarations",
+    "/assets/css/site.css",
+    "/assets/js/app.js",
+    "/favicon.ico",
+]
+NOTE_TEXTS = [
+    "Called about renewal, wants a quote for the full licence.",
+    "Asked about CDS migration timelines; sent the guide.",
+    "Interested in AEO consultancy next quarter.",
+    "Invoice query resolved, credit note issued.",
+    "Prefers email contact in the mornings.",
+    "Requested training for two new staff members.",
+    "Ringde om tullklassificering, skickade offert.",
+    "Vill ha demo av portalen nästa vecka.",
+]
+ENQUIRY_TEXTS = [
+    "Hello, we import machinery from Germany and need help with customs declarations.",
+    "Could you send pricing for the customs software licence?",
+    "We need advice on the Windsor Framework for goods to Northern Ireland.",
+    "Hej, vi behöver hjälp med tulldeklarationer för export till Storbritannien.",
+    "Do you offer AEO certification support?",
+]
+
+# Customer cases: (name, weight). Offsets are applied relative to the as-of date.
+CUSTOMER_CASES = [
+    ("active", 40),
+    ("ceased_2y", 10),
+    ("ceased_5y", 10),
+    ("ceased_just_under_6y", 8),
+    ("ceased_just_over_6y", 8),
+    ("ceased_7y_plus", 12),
+    ("ceased_at_year_end", 8),
+    ("trial_only", 4),
+]
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    out: Path
+    seed: int = 42
+    as_of: dt.date = dt.date(2026, 11, 23)
+    companies: int = 120
+    prospects: int = 80
+    log_days: int = 3
+    log_lines_per_day: int = 1500
+    crm_export_days: int = 2
+    malformed_rate: float = 0.02
+
+
+@dataclass
+class GenerateReport:
+    out: Path
+    counts: dict[str, int] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+
+def _ts(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _between(rng: random.Random, start: dt.datetime, end: dt.datetime) -> dt.datetime:
+    if end <= start:
+        return start
+    return start + dt.timedelta(seconds=rng.randrange(int((end - start).total_seconds())))
+
+
+def _midday(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(12, 0))
+
+
+def _add_years(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def _ceased_on(rng: random.Random, case: str, as_of: dt.date) -> dt.date | None:
+    """The day a customer ceased, placed relative to the six-year line and the 5 April year end."""
+    six_years_ago = _add_years(as_of, -6)
+    match case:
+        case "active":
+            return None
+        case "ceased_2y":
+            return _add_years(as_of, -2) - dt.timedelta(days=rng.randrange(0, 120))
+        case "ceased_5y":
+            return _add_years(as_of, -5) - dt.timedelta(days=rng.randrange(0, 120))
+        case "ceased_just_under_6y":
+            return six_years_ago + dt.timedelta(days=rng.randrange(1, 40))
+        case "ceased_just_over_6y":
+            return six_years_ago - dt.timedelta(days=rng.randrange(1, 40))
+        case "ceased_7y_plus":
+            return _add_years(as_of, -rng.randrange(7, 11)) - dt.timedelta(days=rng.randrange(365))
+        case "ceased_at_year_end":
+            year = as_of.year - rng.choice([5, 6, 7])
+            return dt.date(year, 4, 5) + dt.timedelta(days=rng.choice([-1, 0, 1]))
+        case "trial_only":
+            return as_of - dt.timedelta(days=rng.randrange(60, 900))
+    raise ValueError(f"unknown customer case {case!r}")
+
+
+def _email_variant(rng: random.Random, email: str) -> str:
+    """How the same address comes back from another system: case and stray whitespace."""
+    choice = rng.randrange(4)
+    if choice == 0:
+        return email.upper()
+    if choice == 1:
+        return f"  {email.title()} "
+    if choice == 2:
+        return email.capitalize()
+    return email
+
+
+def _password_hash(rng: random.Random) -> str:
+    salt = rng.getrandbits(96).to_bytes(12, "big").hex()
+    digest = hashlib.sha256(salt.encode()).hexdigest()
+    return f"pbkdf2_sha256$600000${salt}${digest}"
+
+
+class _Population:
+    def __init__(self, options: GenerateOptions) -> None:
+        self.o = options
+        self.rng = random.Random(options.seed)
+        self.fake = Faker(list(LOCALES.values()))
+        self.fake.seed_instance(options.seed)
+        self.now = dt.datetime.combine(options.as_of, dt.time(23, 0))
+        self.companies: list[dict] = []
+        self.users: list[dict] = []
+        self.contracts: list[dict] = []
+        self.orders: list[dict] = []
+        self.invoices: list[dict] = []
+        self.payments: list[dict] = []
+        self.crm_contacts: list[dict] = []
+        self.crm_companies: list[dict] = []
+        self.activities: list[dict] = []
+        self._emails: set[str] = set()
+
+    def locale(self, country: str) -> Faker:
+        return self.fake[LOCALES[country]]
+
+    def unique_email(self, first: str, last: str, domain: str) -> str:
+        base = "".join(ch for ch in f"{first}.{last}".lower() if ch.isalnum() or ch == ".")
+        base = base.encode("ascii", "ignore").decode() or "contact"
+        email, n = f"{base}@{domain}", 1
+        while email in self._emails:
+            n += 1
+            email = f"{base}{n}@{domain}"
+        self._emails.add(email)
+        return email
+
+    def build(self) -> None:
+        rng = self.rng
+        cases, weights = zip(*CUSTOMER_CASES, strict=True)
+        countries, cweights = zip(*COUNTRY_WEIGHTS.items(), strict=True)
+        for company_id in range(1, self.o.companies + 1):
+            case = rng.choices(cases, weights)[0]
+            country = rng.choices(countries, cweights)[0]
+            self._customer(company_id, case, country)
+        for n in range(self.o.prospects):
+            self._prospect(n, rng.choices(countries, cweights)[0])
+
+    def _customer(self, company_id: int, case: str, country: str) -> None:
+        rng, f = self.rng, self.locale(country)
+        ceased = _ceased_on(rng, case, self.o.as_of)
+        end = ceased or self.o.as_of
+        start = end - dt.timedelta(days=rng.randrange(200, 2500))
+        name = f.company()
+        domain = (
+            "".join(ch for ch in name.lower() if ch.isalnum()).encode("ascii", "ignore").decode()
+            or f"company{company_id}"
+        )[:20] + rng.choice([".co.uk", ".se", ".eu", ".com"])
+        created = _midday(start) - dt.timedelta(days=rng.randrange(1, 60))
+        closed = _midday(ceased) if ceased else None
+        self.companies.append(
+            {
+                "id": company_id,
+                "name": name,
+                "company_number": f"{rng.randrange(10**7, 10**8 - 1):08d}" if country == "GB" else None,
+                "vat_number": f"{country}{rng.randrange(10**8, 10**9)}",
+                "country_code": country,
+                "sector": rng.choice(SECTORS),
+                "employee_count": rng.choice([3, 8, 15, 40, 90, 250, 600, 1500]),
+                "annual_revenue": rng.choice([250_000, 900_000, 4_000_000, 20_000_000, 95_000_000]),
+                "address_line": f.street_address(),
+                "postcode": f.postcode(),
+                "city": f.city(),
+                "created_at": _ts(created),
+                "closed_at": _ts(closed) if closed else None,
+                "updated_at": _ts(closed or _between(rng, created, self.now)),
+            }
+        )
+        self.crm_companies.append(
+            {
+                "Record ID": 500_000 + company_id,
+                "Company Name": name,
+                "Company Domain Name": domain,
+                "Country/Region": country,
+                "Industry": self.companies[-1]["sector"],
+                "Number of Employees": self.companies[-1]["employee_count"],
+                "Annual Revenue": self.companies[-1]["annual_revenue"],
+                "Create Date": _ts(created),
+            }
+        )
+        user_ids = [self._user(company_id, country, domain, created, closed) for _ in range(rng.randrange(1, 4))]
+        self._contracts_and_money(company_id, case, start, ceased, user_ids)
+
+    def _user(self, company_id: int, country: str, domain: str, created: dt.datetime, closed: dt.datetime | None) -> int:
+        rng, f = self.rng, self.locale(country)
+        user_id = len(self.users) + 1
+        first, last = f.first_name(), f.last_name()
+        email = self.unique_email(first, last, domain)
+        joined = created + dt.timedelta(days=rng.randrange(0, 30))
+        last_login = _between(rng, joined, closed or self.now)
+        self.users.append(
+            {
+                "id": user_id,
+                "company_id": company_id,
+                "email": email,
+                "username": f"{first[0]}{last}".lower().encode("ascii", "ignore").decode() + str(user_id),
+                "first_name": first,
+                "last_name": last,
+                "job_title": rng.choice(JOB_TITLES),
+                "phone": f.phone_number(),
+                "password_hash": _password_hash(rng),
+                "interests": ",".join(rng.sample(INTERESTS, rng.randrange(0, 3))),
+                "timezone": {"GB": "Europe/London", "IE": "Europe/Dublin"}.get(country, "Europe/Stockholm"),
+                "created_at": _ts(joined),
+                "closed_at": _ts(closed) if closed else None,
+                "last_login_at": _ts(last_login),
+                "updated_at": _ts(closed or last_login),
+            }
+        )
+        # The same person is in the CRM, often with differently typed email.
+        self._crm_contact(
+            first, last, _email_variant(rng, email), country, company=self.companies[-1]["name"],
+            stage="customer", created=joined, phone=self.users[-1]["phone"],
+        )
+        return user_id
+
+    def _contracts_and_money(self, company_id: int, case: str, start: dt.date, ceased: dt.date | None, user_ids: list[int]) -> None:
+        rng = self.rng
+        service = rng.choice(list(SERVICES))
+        trial_end = start + dt.timedelta(days=30)
+        self.contracts.append(
+            {"id": len(self.contracts) + 1, "company_id": company_id, "licence_type": "trial", "service": service,
+             "start_date": start.isoformat(), "end_date": trial_end.isoformat(), "annual_fee": "0.00",
+             "updated_at": _ts(_midday(trial_end))}
+        )
+        if case == "trial_only":
+            return
+        fee = SERVICES[service]
+        full_end = ceased
+        self.contracts.append(
+            {"id": len(self.contracts) + 1, "company_id": company_id, "licence_type": "full", "service": service,
+             "start_date": trial_end.isoformat(), "end_date": full_end.isoformat() if full_end else None,
+             "annual_fee": f"{fee / 100:.2f}", "updated_at": _ts(_midday(full_end or trial_end))}
+        )
+        # Quarterly invoices from the end of the trial until the customer ceased (or today).
+        issued = trial_end
+        last_day = ceased or self.o.as_of
+        while issued <= last_day:
+            order_id = len(self.orders) + 1
+            amount = fee // 4 + rng.randrange(0, 5000)
+            ordered_at = _midday(issued) - dt.timedelta(hours=rng.randrange(1, 48))
+            self.orders.append(
+                {"id": order_id, "company_id": company_id, "user_id": rng.choice(user_ids), "service": service,
+                 "ordered_at": _ts(ordered_at), "amount": f"{amount / 100:.2f}", "updated_at": _ts(ordered_at)}
+            )
+            invoice_id = len(self.invoices) + 1
+            due = issued + dt.timedelta(days=30)
+            paid_on = issued + dt.timedelta(days=rng.randrange(3, 45))
+            paid = paid_on <= self.o.as_of
+            self.invoices.append(
+                {"id": invoice_id, "company_id": company_id, "order_id": order_id,
+                 "invoice_number": f"INV-{issued.year}-{invoice_id:06d}", "issued_on": issued.isoformat(),
+                 "due_on": due.isoformat(), "amount": f"{amount / 100:.2f}", "vat": f"{amount * 0.2 / 100:.2f}",
+                 "status": "paid" if paid else "open", "updated_at": _ts(_midday(paid_on if paid else issued))}
+            )
+            if paid:
+                card = rng.random() < 0.5
+                self.payments.append(
+                    {"id": len(self.payments) + 1, "invoice_id": invoice_id, "paid_at": _ts(_midday(paid_on)),
+                     "amount": f"{amount * 1.2 / 100:.2f}", "method": "card" if card else "bank_transfer",
+                     "card_number_masked": f"************{rng.randrange(10000):04d}" if card else None,
+                     "bank_account_masked": None if card else f"****{rng.randrange(10000):04d}",
+                     "updated_at": _ts(_midday(paid_on))}
+                )
+            issued += dt.timedelta(days=91)
+
+    def _prospect(self, n: int, country: str) -> None:
+        rng, f = self.rng, self.locale(country)
+        first, last = f.first_name(), f.last_name()
+        domain = rng.choice(["gmail.com", "outlook.com", "hotmail.co.uk", "telia.se", "web.de", f"firm{n}.eu"])
+        created = self.now - dt.timedelta(days=rng.randrange(10, 365 * 5))
+        stage = rng.choice(["lead", "subscriber", "marketingqualifiedlead"])
+        self._crm_contact(first, last, self.unique_email(first, last, domain), country, company=f.company() if rng.random() < 0.6 else "", stage=stage, created=created, phone=f.phone_number() if rng.random() < 0.5 else "")
+
+    def _crm_contact(self, first: str, last: str, email: str, country: str, *, company: str, stage: str, created: dt.datetime, phone: str) -> None:
+        rng = self.rng
+        contact_id = 100_000 + len(self.crm_contacts) + 1
+        opted_out = rng.random() < 0.15
+        events: list[tuple[str, dt.datetime, str, str]] = []
+        if rng.random() < 0.5:
+            events.append(("CONTACT_US_ENQUIRY", created, "Website enquiry", rng.choice(ENQUIRY_TEXTS)))
+        if rng.random() < 0.6:
+            t = _between(rng, created, self.now)
+            events.append(("MAILING_LIST_SUBSCRIBE", t, "Newsletter sign-up", ""))
+            events.append(("MARKETING_CONSENT_GRANTED", t, "Consent: email marketing", ""))
+        if opted_out:
+            t = _between(rng, created, self.now)
+            events.append(("MARKETING_OPT_OUT", t, "Unsubscribed via link", ""))
+        for _ in range(rng.randrange(0, 3)):
+            events.append(("NOTE", _between(rng, created, self.now), "Note", rng.choice(NOTE_TEXTS)))
+        last_activity = max((e[1] for e in events), default=None)
+        self.crm_contacts.append(
+            {
+                "Record ID": contact_id,
+                "First Name": first,
+                "Last Name": last,
+                "Email": email,
+                "Phone Number": phone,
+                "Job Title": rng.choice(JOB_TITLES) if stage == "customer" else "",
+                "Company Name": company,
+                "Country/Region": country,
+                "Lifecycle Stage": stage,
+                "Marketing Contact Status": "Unsubscribed" if opted_out else "Marketing contact",
+                "Create Date": _ts(created),
+                "Last Activity Date": _ts(last_activity) if last_activity else "",
+            }
+        )
+        for kind, when, subject, body in sorted(events, key=lambda e: e[1]):
+            self.activities.append(
+                {
+                    "Activity ID": 900_000 + len(self.activities) + 1,
+                    "Contact ID": contact_id,
+                    "Activity Type": kind,
+                    "Activity Date": _ts(when),
+                    "Channel": {"CONTACT_US_ENQUIRY": "web_form", "NOTE": "phone"}.get(kind, "email"),
+                    "Subject": subject,
+                    "Body": body,
+                }
+            )
+
+
+PORTAL_DDL = """
+CREATE TABLE companies (id INTEGER PRIMARY KEY, name TEXT, company_number TEXT, vat_number TEXT,
+  country_code TEXT, sector TEXT, employee_count INTEGER, annual_revenue INTEGER, address_line TEXT,
+  postcode TEXT, city TEXT, created_at TEXT, closed_at TEXT, updated_at TEXT);
+CREATE TABLE users (id INTEGER PRIMARY KEY, company_id INTEGER REFERENCES companies(id), email TEXT,
+  username TEXT, first_name TEXT, last_name TEXT, job_title TEXT, phone TEXT, password_hash TEXT,
+  interests TEXT, timezone TEXT, created_at TEXT, closed_at TEXT, last_login_at TEXT, updated_at TEXT);
+CREATE TABLE contracts (id INTEGER PRIMARY KEY, company_id INTEGER, licence_type TEXT, service TEXT,
+  start_date TEXT, end_date TEXT, annual_fee NUMERIC, updated_at TEXT);
+CREATE TABLE orders (id INTEGER PRIMARY KEY, company_id INTEGER, user_id INTEGER, service TEXT,
+  ordered_at TEXT, amount NUMERIC, updated_at TEXT);
+CREATE TABLE invoices (id INTEGER PRIMARY KEY, company_id INTEGER, order_id INTEGER,
+  invoice_number TEXT, issued_on TEXT, due_on TEXT, amount NUMERIC, vat NUMERIC, status TEXT,
+  updated_at TEXT);
+CREATE TABLE payments (id INTEGER PRIMARY KEY, invoice_id INTEGER, paid_at TEXT, amount NUMERIC,
+  method TEXT, card_number_masked TEXT, bank_account_masked TEXT, updated_at TEXT);
+"""
+
+
+def _corrupt_portal_rows(rng: random.Random, pop: _Population, rate: float) -> int:
+    """A source database has bad rows too: impossible dates, unknown codes, missing names."""
+    damaged = 0
+    for rows, column, bad in (
+        (pop.companies, "country_code", "Z9"),
+        (pop.users, "created_at", "2021-02-30 10:00:00"),
+        (pop.invoices, "issued_on", "not-a-date"),
+        (pop.payments, "amount", "12,50"),
+    ):
+        for row in rows:
+            if rng.random() < rate / 2:
+                row[column] = bad
+                damaged += 1
+    return damaged
+
+
+def _write_portal(path: Path, pop: _Population) -> None:
+    path.unlink(missing_ok=True)
+    with sqlite3.connect(path) as db:
+        db.executescript(PORTAL_DDL)
+        for table, rows in (
+            ("companies", pop.companies),
+            ("users", pop.users),
+            ("contracts", pop.contracts),
+            ("orders", pop.orders),
+            ("invoices", pop.invoices),
+            ("payments", pop.payments),
+        ):
+            if rows:
+                cols = list(rows[0])
+                db.executemany(
+                    f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    [tuple(r[c] for c in cols) for r in rows],
+                )
+    db.close()
+
+
+def _write_csv(path: Path, rows: list[dict], header: list[str]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=header, quoting=csv.QUOTE_MINIMAL)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _write_crm(folder: Path, pop: _Population, rng: random.Random, rate: float) -> list[str]:
+    """Daily exports: contacts and companies as full snapshots, activities as daily deltas."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+    days = [pop.o.as_of - dt.timedelta(days=d) for d in range(pop.o.crm_export_days - 1, -1, -1)]
+    for i, day in enumerate(days):
+        cutoff = _ts(dt.datetime.combine(day, dt.time(23, 59, 59)))
+        previous = _ts(dt.datetime.combine(day - dt.timedelta(days=1), dt.time(23, 59, 59)))
+        contacts = [dict(c) for c in pop.crm_contacts if c["Create Date"] <= cutoff]
+        for row in contacts:
+            if rng.random() < rate:
+                row["Create Date"] = rng.choice(["31/02/2024", "yesterday", ""])
+        activities = [
+            a for a in pop.activities if a["Activity Date"] <= cutoff and (i == 0 or a["Activity Date"] > previous)
+        ]
+        stamp = day.strftime("%Y%m%d")
+        for name, rows in (
+            ("contacts", contacts),
+            ("companies", [c for c in pop.crm_companies if c["Create Date"] <= cutoff]),
+            ("activities", activities),
+        ):
+            header = list((pop.crm_contacts if name == "contacts" else pop.crm_companies if name == "companies" else pop.activities)[0])
+            path = folder / f"{name}_{stamp}.csv"
+            _write_csv(path, rows, header)
+            if name == "contacts" and rows:
+                # A hand-edited export: one row with a column too many, as a broken CSV tool leaves.
+                with path.open("a", encoding="utf-8") as fh:
+                    fh.write('999999,"Broken","Row","broken@example.invalid","","","","GB","lead","Marketing contact","2024-01-01 00:00:00","","EXTRA"\n')
+            written.append(str(path))
+    return written
+
+
+def _ip(rng: random.Random) -> str:
+    if rng.random() < 0.1:
+        return f"2001:db8:{rng.randrange(65536):x}:{rng.randrange(65536):x}::{rng.randrange(65536):x}"
+    return f"{rng.choice([81, 86, 90, 145, 185, 212, 31, 62])}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+
+
+def _web_lines(rng: random.Random, day: dt.date, count: int, rate: float, emails: list[str]) -> Iterator[str]:
+    start = dt.datetime.combine(day, dt.time(0, 0))
+    for n in range(count):
+        when = start + dt.timedelta(seconds=int(86_400 * n / max(count, 1)))
+        if rng.random() < rate:
+            yield rng.choice(["-", "GET / HTTP/1.1", '127.0.0.1 - - [garbage] "GET"', "\x00\x01binary", ""])
+            continue
+        path = rng.choice(WEB_PATHS)
+        if path == "/contact-us" and emails and rng.random() < 0.3:
+            path += "?email=" + rng.choice(emails).replace("@", "%40") + "&ref=newsletter"
+        elif path.startswith("/portal/declarations") and rng.random() < 0.5:
+            path += f"?page={rng.randrange(1, 9)}"
+        status = rng.choices([200, 304, 302, 404, 500], [80, 8, 6, 5, 1])[0]
+        size = 0 if status in (302, 304) else rng.randrange(200, 90_000)
+        referrer = rng.choice(["-", "https://www.google.com/", "https://www.customsconnect.eu/", "https://www.bing.com/"])
+        stamp = when.strftime("%d/%b/%Y:%H:%M:%S +0000")
+        yield f'{_ip(rng)} - - [{stamp}] "GET {path} HTTP/1.1" {status} {size} "{referrer}" "{rng.choice(USER_AGENTS)}"'
+
+
+def write_web_log(path: Path, lines: Iterator[str]) -> int:
+    count = 0
+    with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as fh:
+        for line in lines:
+            fh.write(line + "\n")
+            count += 1
+    return count
+
+
+def _auth_lines(rng: random.Random, day: dt.date, users: list[dict], rate: float) -> Iterator[str]:
+    start = dt.datetime.combine(day, dt.time(6, 0))
+    active = [u for u in users if u["closed_at"] is None] or users
+    for _ in range(max(5, len(active) // 2)):
+        user = rng.choice(active)
+        when = start + dt.timedelta(seconds=rng.randrange(14 * 3600))
+        if rng.random() < rate:
+            yield rng.choice(['{"ts": "2026-13-45T99:00:00Z", "event": "login"}', "{not json", '{"event": "login"}'])
+            continue
+        ok = rng.random() > 0.08
+        yield json.dumps(
+            {
+                "ts": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "event": "login",
+                "outcome": "success" if ok else "failure",
+                "username": user["username"],
+                "user_id": user["id"],
+                "ip": _ip(rng),
+                "user_agent": rng.choice(USER_AGENTS[:6]),
+            }
+        )
+
+
+def generate(options: GenerateOptions) -> GenerateReport:
+    """Build the population and write every source under `options.out`."""
+    out = options.out
+    out.mkdir(parents=True, exist_ok=True)
+    pop = _Population(options)
+    pop.build()
+    rng = random.Random(options.seed + 1)
+    report = GenerateReport(out=out)
+    report.counts["portal_rows_damaged"] = _corrupt_portal_rows(rng, pop, options.malformed_rate)
+    _write_portal(out / "portal.db", pop)
+    report.files.append(str(out / "portal.db"))
+    report.files += _write_crm(out / "crm", pop, rng, options.malformed_rate)
+    web_dir, auth_dir = out / "logs" / "web", out / "logs" / "auth"
+    web_dir.mkdir(parents=True, exist_ok=True)
+    auth_dir.mkdir(parents=True, exist_ok=True)
+    emails = [u["email"] for u in pop.users[:50]]
+    web_lines = auth_lines = 0
+    for d in range(options.log_days - 1, -1, -1):
+        day = options.as_of - dt.timedelta(days=d)
+        stamp = day.strftime("%Y%m%d")
+        web_path = web_dir / f"access.log-{stamp}.gz"
+        web_lines += write_web_log(web_path, _web_lines(rng, day, options.log_lines_per_day, options.malformed_rate, emails))
+        auth_path = auth_dir / f"auth-{stamp}.jsonl"
+        lines = list(_auth_lines(rng, day, pop.users, options.malformed_rate))
+        auth_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        auth_lines += len(lines)
+        report.files += [str(web_path), str(auth_path)]
+    report.counts.update(
+        companies=len(pop.companies),
+        portal_users=len(pop.users),
+        contracts=len(pop.contracts),
+        invoices=len(pop.invoices),
+        payments=len(pop.payments),
+        crm_contacts=len(pop.crm_contacts),
+        crm_activities=len(pop.activities),
+        web_log_lines=web_lines,
+        auth_log_lines=auth_lines,
+    )
+    return report

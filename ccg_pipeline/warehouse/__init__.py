@@ -1,0 +1,1 @@
+"""Warehouse zones (personal, staging, statistics, ops) on SQLite or PostgreSQL."""

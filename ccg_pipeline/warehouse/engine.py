@@ -1,0 +1,75 @@
+"""Engines for the warehouse: embedded SQLite (default) or PostgreSQL.
+
+On SQLite, the URL names a catalogue file (`.../main.db`); each zone is its own file beside it
+(`personal.db`, `staging.db`, `statistics.db`, `ops.db`), attached under the zone name, so the
+same `schema.table` SQL runs on both backends and an analyst can be handed `statistics.db` alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ccg_pipeline.warehouse.schema import ZONES
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def is_sqlite(engine_or_url: Engine | str) -> bool:
+    url = engine_or_url.url if isinstance(engine_or_url, Engine) else sa.make_url(engine_or_url)
+    return url.get_backend_name() == "sqlite"
+
+
+def sqlite_zone_files(url: str) -> dict[str, Path]:
+    """Zone name -> database file for a SQLite warehouse URL."""
+    database = sa.make_url(url).database
+    if not database or database == ":memory:":
+        raise ValueError("the SQLite warehouse needs a file path, e.g. sqlite:///var/warehouse/main.db")
+    folder = Path(database).resolve().parent
+    return {zone: folder / f"{zone}.db" for zone in ZONES}
+
+
+def _install_sqlite_hooks(engine: Engine, zone_files: dict[str, Path]) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the sqlite3 module so BEGIN/COMMIT are ours: this makes
+        # DDL transactional and stops pysqlite from committing behind SQLAlchemy's back.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        for zone, path in zone_files.items():
+            cursor.execute("ATTACH DATABASE ? AS " + zone, (str(path),))
+        for schema_name in ("main", *zone_files):
+            cursor.execute(f"PRAGMA {schema_name}.journal_mode = WAL")
+            cursor.execute(f"PRAGMA {schema_name}.synchronous = NORMAL")
+            # Deleted personal data is overwritten with zeros, not left in free pages (N-RET).
+            cursor.execute(f"PRAGMA {schema_name}.secure_delete = ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def create_warehouse_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine whose connections see every zone as a schema."""
+    if is_sqlite(url):
+        files = sqlite_zone_files(url)
+        next(iter(files.values())).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, **kwargs)
+        _install_sqlite_hooks(engine, files)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, **kwargs)
+
+
+def checkpoint(engine: Engine) -> None:
+    """Fold the WAL into the database files (after deletes, so freed pages leave the WAL too)."""
+    if not is_sqlite(engine):
+        return
+    with engine.connect() as conn:
+        for schema_name in ("main", *ZONES):
+            conn.exec_driver_sql(f"PRAGMA {schema_name}.wal_checkpoint(TRUNCATE)")

@@ -1,0 +1,321 @@
+"""Table definitions of the warehouse zones, in SQLAlchemy Core.
+
+Zones follow DESIGN.md section 3: `personal` holds identifiable data and is read only by the
+pipeline; `staging` and `statistics` hold anonymised outputs; `ops` holds evidence and never a
+raw identifier (subjects appear there only as keyed pseudonyms). On PostgreSQL a zone is a schema;
+on SQLite it is a database file attached under the zone's name.
+
+Conventions: timestamps are naive UTC; money is integer minor units (pence) so sums are exact on
+both backends.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+ZONES = ("personal", "staging", "statistics", "ops")
+PERSONAL, STAGING, STATISTICS, OPS = ZONES
+
+metadata = sa.MetaData()
+
+
+def _ts(name: str, nullable: bool = True) -> sa.Column:
+    return sa.Column(name, sa.DateTime(), nullable=nullable)
+
+
+# --- personal zone -----------------------------------------------------------------------------
+
+subjects = sa.Table(
+    "subjects",
+    metadata,
+    sa.Column("subject_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email_norm", sa.Text, nullable=False, unique=True),
+    sa.Column("subject_key", sa.String(64), nullable=False, unique=True),
+    _ts("first_seen_at", nullable=False),
+    _ts("updated_at", nullable=False),
+    schema=PERSONAL,
+    comment="One row per data subject, matched across sources by normalised email.",
+)
+
+companies = sa.Table(
+    "companies",
+    metadata,
+    sa.Column("company_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("registration_number", sa.Text),
+    sa.Column("vat_number", sa.Text),
+    sa.Column("country", sa.String(2), nullable=False),
+    sa.Column("sector", sa.Text),
+    sa.Column("employees", sa.Integer),
+    sa.Column("annual_revenue_gbp", sa.BigInteger),
+    sa.Column("billing_address", sa.Text),
+    sa.Column("postcode", sa.Text),
+    sa.Column("city", sa.Text),
+    _ts("created_at", nullable=False),
+    _ts("closed_at"),
+    _ts("updated_at", nullable=False),
+    schema=PERSONAL,
+)
+
+portal_users = sa.Table(
+    "portal_users",
+    metadata,
+    sa.Column("user_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("company_id", sa.Integer, nullable=False, index=True),
+    sa.Column("subject_id", sa.Integer, nullable=False, index=True),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("username", sa.Text, nullable=False),
+    sa.Column("first_name", sa.Text),
+    sa.Column("last_name", sa.Text),
+    sa.Column("job_title", sa.Text),
+    sa.Column("phone", sa.Text),
+    sa.Column("password_hash", sa.Text),
+    sa.Column("interests", sa.Text),
+    sa.Column("time_zone", sa.Text),
+    _ts("created_at", nullable=False),
+    _ts("closed_at"),
+    _ts("last_login_at"),
+    _ts("updated_at", nullable=False),
+    schema=PERSONAL,
+)
+
+contracts = sa.Table(
+    "contracts",
+    metadata,
+    sa.Column("contract_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("company_id", sa.Integer, nullable=False, index=True),
+    sa.Column("licence_type", sa.String(16), nullable=False),
+    sa.Column("service", sa.Text, nullable=False),
+    sa.Column("starts_on", sa.Date, nullable=False),
+    sa.Column("ends_on", sa.Date),
+    sa.Column("annual_fee_minor", sa.BigInteger, nullable=False),
+    _ts("updated_at", nullable=False),
+    schema=PERSONAL,
+)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("order_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("company_id", sa.Integer, nullable=False, index=True),
+    sa.Column("user_id", sa.Integer),
+    sa.Column("service", sa.Text, nullable=False),
+    _ts("ordered_at", nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    _ts("updated_at", nullable=False),
+    schema=PERSONAL,
+)
+
+invoices = sa.Table(
+    "invoices",
+    metadata,
+    sa.Column("invoice_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("company_id", sa.Integer, nullable=False, index=True),
+    sa.Column("order_id", sa.Integer),
+    sa.Column("invoice_number", sa.Text, nullable=False),
+    sa.Column("issued_on", sa.Date, nullable=False),
+    sa.Column("due_on", sa.Date, nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("vat_minor", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    _ts("updated_at", nullable=False),
+    schema=PERSONAL,
+)
+
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("payment_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("invoice_id", sa.Integer, nullable=False, index=True),
+    sa.Column("company_id", sa.Integer, nullable=False, index=True),
+    _ts("paid_at", nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("card_masked", sa.Text),
+    sa.Column("bank_account_masked", sa.Text),
+    _ts("updated_at", nullable=False),
+    schema=PERSONAL,
+)
+
+crm_companies = sa.Table(
+    "crm_companies",
+    metadata,
+    sa.Column("crm_company_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("domain", sa.Text),
+    sa.Column("country", sa.Text),
+    sa.Column("industry", sa.Text),
+    sa.Column("employees", sa.Integer),
+    sa.Column("annual_revenue_gbp", sa.BigInteger),
+    _ts("created_at", nullable=False),
+    sa.Column("export_date", sa.Date, nullable=False),
+    schema=PERSONAL,
+)
+
+crm_contacts = sa.Table(
+    "crm_contacts",
+    metadata,
+    sa.Column("crm_contact_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("subject_id", sa.Integer, nullable=False, index=True),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("first_name", sa.Text),
+    sa.Column("last_name", sa.Text),
+    sa.Column("phone", sa.Text),
+    sa.Column("job_title", sa.Text),
+    sa.Column("company_name", sa.Text),
+    sa.Column("country", sa.Text),
+    sa.Column("lifecycle_stage", sa.Text, nullable=False),
+    sa.Column("marketing_status", sa.Text, nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("last_activity_at"),
+    sa.Column("export_date", sa.Date, nullable=False),
+    schema=PERSONAL,
+)
+
+crm_activities = sa.Table(
+    "crm_activities",
+    metadata,
+    sa.Column("activity_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("crm_contact_id", sa.Integer, nullable=False, index=True),
+    sa.Column("subject_id", sa.Integer, index=True),
+    sa.Column("activity_type", sa.Text, nullable=False),
+    _ts("occurred_at", nullable=False),
+    sa.Column("channel", sa.Text),
+    sa.Column("subject_line", sa.Text),
+    sa.Column("body", sa.Text),
+    sa.Column("export_date", sa.Date, nullable=False),
+    schema=PERSONAL,
+)
+
+web_access = sa.Table(
+    "web_access",
+    metadata,
+    sa.Column("source_file", sa.Text, primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True, autoincrement=False),
+    _ts("requested_at", nullable=False),
+    sa.Column("ip_prefix", sa.Text, nullable=False),
+    sa.Column("method", sa.String(16)),
+    sa.Column("url", sa.Text),
+    sa.Column("protocol", sa.String(16)),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("bytes_sent", sa.BigInteger),
+    sa.Column("referrer", sa.Text),
+    sa.Column("user_agent", sa.Text),
+    sa.Index("ix_web_access_requested_at", "requested_at"),
+    schema=PERSONAL,
+)
+
+auth_events = sa.Table(
+    "auth_events",
+    metadata,
+    sa.Column("source_file", sa.Text, primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True, autoincrement=False),
+    _ts("occurred_at", nullable=False),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("username", sa.Text),
+    sa.Column("user_id", sa.Integer),
+    sa.Column("subject_id", sa.Integer, index=True),
+    sa.Column("ip_prefix", sa.Text),
+    sa.Column("user_agent", sa.Text),
+    sa.Index("ix_auth_events_occurred_at", "occurred_at"),
+    schema=PERSONAL,
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("quarantine_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("source_ref", sa.Text, nullable=False),
+    sa.Column("record_ref", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("raw_record", sa.Text),
+    sa.Column("run_id", sa.Text, nullable=False),
+    _ts("quarantined_at", nullable=False),
+    sa.UniqueConstraint("source", "source_ref", "record_ref", name="uq_quarantine_record"),
+    schema=PERSONAL,
+    comment="Rejected records, kept whole so nothing is lost; swept by retention rule quarantine_raw.",
+)
+
+# --- ops zone: evidence, never raw identifiers ----------------------------------------------------
+
+ingest_batches = sa.Table(
+    "ingest_batches",
+    metadata,
+    sa.Column("batch_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("source_ref", sa.Text, nullable=False),
+    sa.Column("content_sha256", sa.String(64)),
+    _ts("window_start"),
+    _ts("window_end", nullable=False),
+    sa.Column("rows_read", sa.Integer, nullable=False),
+    sa.Column("rows_loaded", sa.Integer, nullable=False),
+    sa.Column("rows_quarantined", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text),
+    _ts("finished_at", nullable=False),
+    sa.Index("ix_ingest_batches_source_ref", "source", "source_ref"),
+    schema=OPS,
+    comment="One row per source batch (file or table window) per run, with counts only.",
+)
+
+watermarks = sa.Table(
+    "watermarks",
+    metadata,
+    sa.Column("source", sa.Text, primary_key=True),
+    _ts("high_water_mark", nullable=False),
+    sa.Column("run_id", sa.Text, nullable=False),
+    schema=OPS,
+)
+
+quarantine_summary = sa.Table(
+    "quarantine_summary",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("reason_code", sa.Text, primary_key=True),
+    sa.Column("row_count", sa.Integer, nullable=False),
+    schema=OPS,
+    comment="Counts of quarantined records per run, source and reason code; no record content.",
+)
+
+audit_ledger = sa.Table(
+    "audit_ledger",
+    metadata,
+    sa.Column("audit_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("rule_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("table_name", sa.Text, nullable=False),
+    sa.Column("row_count", sa.Integer, nullable=False),
+    sa.Column("subject_pseudonym", sa.String(64), nullable=False, server_default=""),
+    _ts("recorded_at", nullable=False),
+    sa.UniqueConstraint(
+        "run_id", "action", "rule_id", "table_name", "subject_pseudonym", name="uq_audit_entry"
+    ),
+    schema=OPS,
+    comment="Every action on personal data: rule, table, count, run id, keyed pseudonym.",
+)
+
+# Tables created by migration 0001, in dependency order.
+BASELINE_TABLES = (
+    subjects,
+    companies,
+    portal_users,
+    contracts,
+    orders,
+    invoices,
+    payments,
+    crm_companies,
+    crm_contacts,
+    crm_activities,
+    web_access,
+    auth_events,
+    quarantine,
+    ingest_batches,
+    watermarks,
+    quarantine_summary,
+    audit_ledger,
+)
