@@ -127,7 +127,6 @@ payments = sa.Table(
     metadata,
     sa.Column("payment_id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("invoice_id", sa.Integer, nullable=False, index=True),
-    sa.Column("company_id", sa.Integer, nullable=False, index=True),
     _ts("paid_at", nullable=False),
     sa.Column("amount_minor", sa.BigInteger, nullable=False),
     sa.Column("method", sa.String(16), nullable=False),

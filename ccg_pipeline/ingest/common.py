@@ -1,0 +1,347 @@
+"""Shared machinery of every ingest: window, quarantine, upserts, subject matching, evidence.
+
+An ingest reads a batch (a file, or a window of a source table), turns each record into a row or a
+`Rejected`, and writes rows, quarantined records and a batch summary in one transaction. Writes
+are upserts keyed on source ids, so rerunning a batch leaves the same state; snapshot sources only
+overwrite a row with data at least as new as what is stored, so replaying an old interval never
+rolls data back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from ccg_pipeline.policy.models import DataMap, Notice
+from ccg_pipeline.warehouse import schema
+
+log = logging.getLogger(__name__)
+
+UPSERT_CHUNK_ROWS = 5_000
+
+
+class Rejected(ValueError):
+    """A record that cannot be loaded. `code` is stable (for counts); `detail` names the problem
+    (a column or a rule), never the offending value, so it is safe in logs."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+class BatchRefused(ValueError):
+    """A whole batch cannot be loaded (unknown columns, no header): it is recorded as refused and
+    the run fails after the other batches are loaded."""
+
+
+class UnknownColumnsError(BatchRefused):
+    """A source carries columns the data map does not know: the batch is refused, never loaded."""
+
+    def __init__(self, source: str, ref: str, columns: Sequence[str]) -> None:
+        names = ", ".join(repr(c) for c in columns)
+        super().__init__(
+            f"{source} ({ref}): column(s) not in the data map: {names}. Tag them with a category "
+            "and role in ccg_pipeline/policy/data_map.yaml, or drop them at the source."
+        )
+        self.source = source
+        self.columns = list(columns)
+
+
+class IngestFailed(RuntimeError):
+    """Raised after all batches ran when any was refused; valid batches are already committed."""
+
+
+@dataclass(frozen=True)
+class IngestContext:
+    engine: Engine
+    notice: Notice
+    data_map: DataMap
+    pseudonym_key: str
+    run_id: str
+    window_start: dt.datetime | None
+    window_end: dt.datetime
+    full_refresh: bool = False
+
+
+@dataclass
+class BatchResult:
+    source: str
+    source_ref: str
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    status: str = "loaded"
+    error: str | None = None
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(self.rejected.values())
+
+    def as_counts(self) -> dict[str, Any]:
+        """The XCom-safe summary: counts and ids only."""
+        return {
+            "source": self.source,
+            "source_ref": self.source_ref,
+            "status": self.status,
+            "rows_read": self.rows_read,
+            "rows_loaded": self.rows_loaded,
+            "rows_quarantined": self.rows_quarantined,
+            "rejected_by_reason": dict(self.rejected),
+        }
+
+
+# --- value normalisation -----------------------------------------------------------------------
+
+
+def normalise_email(raw: str | None) -> str:
+    """The matching key across sources: NFKC, trimmed, lower-cased. Raises Rejected if not an
+    address."""
+    value = unicodedata.normalize("NFKC", raw or "").strip().lower()
+    local, _, domain = value.partition("@")
+    if not local or "." not in domain or " " in value or value.count("@") != 1 or len(value) > 254:
+        raise Rejected("bad_email", "email is not a valid address")
+    return value
+
+
+def pseudonym(key: str, value: str) -> str:
+    """Keyed hash (HMAC-SHA256): pseudonymisation, not anonymisation. Stays in personal/ops."""
+    return hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+@lru_cache(maxsize=65_536)
+def minimise_ip(raw: str, v4_bits: int = 24, v6_bits: int = 48) -> str:
+    """Keep only the network prefix the policy allows (N-CAT technical data, minimised)."""
+    if raw.count(".") == 3 and v4_bits == 24:
+        parts = raw.split(".")
+        if all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts):
+            return f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"
+        raise Rejected("bad_ip", "client address is not an IP address")
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        raise Rejected("bad_ip", "client address is not an IP address") from None
+    bits = v4_bits if address.version == 4 else v6_bits
+    return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
+
+
+def parse_timestamp(raw: str | None, column: str, *, not_after: dt.datetime | None = None) -> dt.datetime:
+    """ISO-8601 (with or without offset) to naive UTC; rejects unparseable and future values."""
+    if not raw or not raw.strip():
+        raise Rejected("missing_field", f"{column} is empty")
+    try:
+        value = dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise Rejected("bad_date", f"{column} is not a valid timestamp") from None
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    if not_after is not None and value >= not_after:
+        raise Rejected("future_date", f"{column} is after the end of the data interval")
+    return value
+
+
+def parse_date(raw: str | None, column: str) -> dt.date:
+    if not raw or not str(raw).strip():
+        raise Rejected("missing_field", f"{column} is empty")
+    try:
+        return dt.date.fromisoformat(str(raw).strip()[:10])
+    except ValueError:
+        raise Rejected("bad_date", f"{column} is not a valid date") from None
+
+
+def parse_int(raw: Any, column: str, *, required: bool = True) -> int | None:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        if required:
+            raise Rejected("missing_field", f"{column} is empty")
+        return None
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise Rejected("bad_number", f"{column} is not a whole number") from None
+
+
+def parse_money_minor(raw: Any, column: str) -> int:
+    """Decimal amount (e.g. '1234.50') to integer minor units, exactly."""
+    text = str(raw).strip() if raw is not None else ""
+    whole, dot, frac = text.lstrip("-").partition(".")
+    if not whole.isdigit() or (dot and not (frac.isdigit() and len(frac) <= 2)):
+        raise Rejected("bad_number", f"{column} is not an amount")
+    minor = int(whole) * 100 + int((frac or "0").ljust(2, "0"))
+    return -minor if text.startswith("-") else minor
+
+
+def country_code(raw: Any, column: str) -> str:
+    text = str(raw or "").strip().upper()
+    if len(text) != 2 or not text.isalpha():
+        raise Rejected("bad_country", f"{column} is not an ISO 3166 alpha-2 code")
+    return text
+
+
+# --- writes ------------------------------------------------------------------------------------
+
+
+def _insert_for(conn: Connection, table: sa.Table) -> Any:
+    return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)
+
+
+def upsert(
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    newer_than: str | None = None,
+    update: bool = True,
+) -> int:
+    """Insert or update `rows` by primary key, in chunks. With `newer_than`, an existing row is
+    only overwritten by a row whose `newer_than` column is at least as recent."""
+    if not rows:
+        return 0
+    keys = [c.name for c in table.primary_key.columns]
+    stmt = _insert_for(conn, table)
+    if update:
+        values = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+        where = table.c[newer_than] <= stmt.excluded[newer_than] if newer_than else None
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_=values, where=where)
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    for start in range(0, len(rows), UPSERT_CHUNK_ROWS):
+        conn.execute(stmt, list(rows[start : start + UPSERT_CHUNK_ROWS]))
+    return len(rows)
+
+
+def resolve_subjects(conn: Connection, emails: Iterable[str], key: str, at: dt.datetime) -> dict[str, int]:
+    """Match normalised emails to subject ids, creating subjects as needed (set-based)."""
+    unique = sorted(set(emails))
+    if not unique:
+        return {}
+    stmt = _insert_for(conn, schema.subjects).on_conflict_do_nothing(index_elements=["email_norm"])
+    for start in range(0, len(unique), UPSERT_CHUNK_ROWS):
+        chunk = unique[start : start + UPSERT_CHUNK_ROWS]
+        conn.execute(
+            stmt,
+            [
+                {"email_norm": e, "subject_key": pseudonym(key, e), "first_seen_at": at, "updated_at": at}
+                for e in chunk
+            ],
+        )
+    found: dict[str, int] = {}
+    s = schema.subjects
+    for start in range(0, len(unique), UPSERT_CHUNK_ROWS):
+        chunk = unique[start : start + UPSERT_CHUNK_ROWS]
+        query = sa.select(s.c.email_norm, s.c.subject_id).where(s.c.email_norm.in_(chunk))
+        found.update((email, subject_id) for email, subject_id in conn.execute(query))
+    return found
+
+
+@dataclass(frozen=True)
+class QuarantinedRecord:
+    record_ref: str
+    code: str
+    detail: str
+    raw: str
+
+
+def quarantine(
+    conn: Connection, ctx: IngestContext, result: BatchResult, records: Sequence[QuarantinedRecord]
+) -> None:
+    """Keep rejected records whole in the personal zone (counts go to ops via record_batch)."""
+    stmt = _insert_for(conn, schema.quarantine).on_conflict_do_nothing(
+        index_elements=["source", "source_ref", "record_ref"]
+    )
+    rows = [
+        {
+            "source": result.source,
+            "source_ref": result.source_ref,
+            "record_ref": r.record_ref,
+            "reason": f"{r.code}: {r.detail}",
+            "raw_record": r.raw,
+            "run_id": ctx.run_id,
+            "quarantined_at": ctx.window_end,
+        }
+        for r in records
+    ]
+    for start in range(0, len(rows), UPSERT_CHUNK_ROWS):
+        conn.execute(stmt, rows[start : start + UPSERT_CHUNK_ROWS])
+
+
+def record_batch(conn: Connection, ctx: IngestContext, result: BatchResult, sha256: str | None) -> None:
+    """Write the batch's counts to ops (idempotent per run, source and batch)."""
+    conn.execute(
+        sa.delete(schema.ingest_batches).where(
+            schema.ingest_batches.c.run_id == ctx.run_id,
+            schema.ingest_batches.c.source == result.source,
+            schema.ingest_batches.c.source_ref == result.source_ref,
+        )
+    )
+    conn.execute(
+        sa.insert(schema.ingest_batches).values(
+            run_id=ctx.run_id,
+            source=result.source,
+            source_ref=result.source_ref,
+            content_sha256=sha256,
+            window_start=ctx.window_start,
+            window_end=ctx.window_end,
+            rows_read=result.rows_read,
+            rows_loaded=result.rows_loaded,
+            rows_quarantined=result.rows_quarantined,
+            status=result.status,
+            error=result.error,
+            finished_at=ctx.window_end,
+        )
+    )
+    summary = schema.quarantine_summary
+    for code, count in result.rejected.items():
+        stmt = _insert_for(conn, summary).values(
+            run_id=ctx.run_id, source=result.source, reason_code=code, row_count=count
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["run_id", "source", "reason_code"],
+                set_={"row_count": stmt.excluded.row_count},
+            )
+        )
+    audit = schema.audit_ledger
+    stmt = _insert_for(conn, audit).values(
+        run_id=ctx.run_id,
+        action="ingest",
+        rule_id="",
+        table_name=f"{result.source}:{result.source_ref}",
+        row_count=result.rows_loaded,
+        subject_pseudonym="",
+        recorded_at=ctx.window_end,
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["run_id", "action", "rule_id", "table_name", "subject_pseudonym"],
+            set_={"row_count": stmt.excluded.row_count},
+        )
+    )
+
+
+def already_loaded(conn: Connection, source: str, source_ref: str, sha256: str) -> bool:
+    b = schema.ingest_batches
+    found = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(b)
+        .where(b.c.source == source, b.c.source_ref == source_ref, b.c.content_sha256 == sha256)
+        .where(b.c.status == "loaded")
+    ).scalar_one()
+    return bool(found)
+
+
+def raw_json(record: dict[str, Any]) -> str:
+    return json.dumps(record, default=str, ensure_ascii=False)

@@ -1,0 +1,176 @@
+"""CRM exports: contacts and companies (daily snapshots) and activities (daily deltas), as CSV.
+
+The header of every file is checked against the data map first; a column the map does not know
+refuses the whole file, naming the column. Row problems quarantine the row only.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ccg_pipeline.ingest.common import (
+    BatchRefused,
+    BatchResult,
+    IngestContext,
+    QuarantinedRecord,
+    Rejected,
+    UnknownColumnsError,
+    country_code,
+    normalise_email,
+    parse_int,
+    parse_timestamp,
+    quarantine,
+    raw_json,
+    resolve_subjects,
+    upsert,
+)
+from ccg_pipeline.ingest.files import has_bad_encoding, name_date, open_text
+from ccg_pipeline.warehouse import schema
+
+MAX_FIELD_CHARS = 10_000
+csv.field_size_limit(1 << 24)  # read oversized fields so they can be quarantined by name
+
+RowParser = Callable[[dict[str, str], IngestContext, dt.date], dict[str, Any]]
+
+
+def _text(row: dict[str, str], column: str) -> str | None:
+    value = (row.get(column) or "").strip()
+    return value or None
+
+
+def _contact(row: dict[str, str], ctx: IngestContext, export_date: dt.date) -> dict[str, Any]:
+    email = row.get("Email") or ""
+    return {
+        "crm_contact_id": parse_int(row.get("Record ID"), "Record ID"),
+        "email": email.strip(),
+        "_email_norm": normalise_email(email),
+        "first_name": _text(row, "First Name"),
+        "last_name": _text(row, "Last Name"),
+        "phone": _text(row, "Phone Number"),
+        "job_title": _text(row, "Job Title"),
+        "company_name": _text(row, "Company Name"),
+        "country": country_code(row.get("Country/Region"), "Country/Region"),
+        "lifecycle_stage": _text(row, "Lifecycle Stage") or "unknown",
+        "marketing_status": _text(row, "Marketing Contact Status") or "unknown",
+        "created_at": parse_timestamp(row.get("Create Date"), "Create Date", not_after=ctx.window_end),
+        "last_activity_at": (
+            parse_timestamp(row["Last Activity Date"], "Last Activity Date", not_after=ctx.window_end)
+            if _text(row, "Last Activity Date")
+            else None
+        ),
+        "export_date": export_date,
+    }
+
+
+def _company(row: dict[str, str], ctx: IngestContext, export_date: dt.date) -> dict[str, Any]:
+    name = _text(row, "Company Name")
+    if name is None:
+        raise Rejected("missing_field", "Company Name is empty")
+    return {
+        "crm_company_id": parse_int(row.get("Record ID"), "Record ID"),
+        "name": name,
+        "domain": _text(row, "Company Domain Name"),
+        "country": _text(row, "Country/Region"),
+        "industry": _text(row, "Industry"),
+        "employees": parse_int(row.get("Number of Employees"), "Number of Employees", required=False),
+        "annual_revenue_gbp": parse_int(row.get("Annual Revenue"), "Annual Revenue", required=False),
+        "created_at": parse_timestamp(row.get("Create Date"), "Create Date", not_after=ctx.window_end),
+        "export_date": export_date,
+    }
+
+
+def _activity(row: dict[str, str], ctx: IngestContext, export_date: dt.date) -> dict[str, Any]:
+    kind = _text(row, "Activity Type")
+    if kind is None:
+        raise Rejected("missing_field", "Activity Type is empty")
+    return {
+        "activity_id": parse_int(row.get("Activity ID"), "Activity ID"),
+        "crm_contact_id": parse_int(row.get("Contact ID"), "Contact ID"),
+        "activity_type": kind,
+        "occurred_at": parse_timestamp(row.get("Activity Date"), "Activity Date", not_after=ctx.window_end),
+        "channel": _text(row, "Channel"),
+        "subject_line": _text(row, "Subject"),
+        "body": _text(row, "Body"),
+        "export_date": export_date,
+    }
+
+
+EXPORTS: dict[str, tuple[str, sa.Table, RowParser]] = {
+    "contacts": ("crm.contacts", schema.crm_contacts, _contact),
+    "companies": ("crm.companies", schema.crm_companies, _company),
+    "activities": ("crm.activities", schema.crm_activities, _activity),
+}
+
+
+def _check_row_shape(row: dict[str | None, Any]) -> None:
+    if None in row:
+        raise Rejected("wrong_column_count", "row has more fields than the header")
+    if any(v is None for v in row.values()):
+        raise Rejected("wrong_column_count", "row has fewer fields than the header")
+    for column, value in row.items():
+        if len(value) > MAX_FIELD_CHARS:
+            raise Rejected("oversized_record", f"{column} is longer than {MAX_FIELD_CHARS} characters")
+        if has_bad_encoding(value):
+            raise Rejected("bad_encoding", f"{column} is not valid UTF-8")
+
+
+def make_loader(kind: str) -> Callable[[Connection, IngestContext, Path, BatchResult], None]:
+    source, table, parse = EXPORTS[kind]
+
+    def load(conn: Connection, ctx: IngestContext, path: Path, result: BatchResult) -> None:
+        export_date = name_date(path) or ctx.window_end.date()
+        with open_text(path) as fh:
+            reader = csv.DictReader(fh, strict=False)
+            header = [h.strip().lstrip("\ufeff") for h in (reader.fieldnames or [])]
+            if not header:
+                raise BatchRefused(f"{source} ({path.name}): file has no header row")
+            unknown = ctx.data_map.check_columns(source, header)
+            if unknown:
+                raise UnknownColumnsError(source, path.name, unknown)
+            reader.fieldnames = header
+            rows: list[dict[str, Any]] = []
+            bad: list[QuarantinedRecord] = []
+            try:
+                for number, raw in enumerate(reader, start=2):
+                    result.rows_read += 1
+                    try:
+                        _check_row_shape(raw)
+                        rows.append(parse(raw, ctx, export_date))
+                    except Rejected as exc:
+                        result.rejected[exc.code] += 1
+                        bad.append(QuarantinedRecord(f"row {number}", exc.code, exc.detail, raw_json(raw)[:MAX_FIELD_CHARS]))
+            except csv.Error as exc:
+                # A structurally broken file (e.g. an unterminated quote): keep what parsed, and
+                # quarantine the remainder as one record.
+                result.rejected["malformed_csv"] += 1
+                bad.append(QuarantinedRecord(f"row {reader.line_num}+", "malformed_csv", type(exc).__name__, ""))
+        if kind == "contacts":
+            subjects = resolve_subjects(conn, (r["_email_norm"] for r in rows), ctx.pseudonym_key, ctx.window_end)
+            for r in rows:
+                r["subject_id"] = subjects[r.pop("_email_norm")]
+        result.rows_loaded += upsert(conn, table, _dedupe(rows, table), newer_than="export_date")
+        quarantine(conn, ctx, result, bad)
+        if kind == "activities":
+            a, c = schema.crm_activities, schema.crm_contacts
+            conn.execute(
+                sa.update(a)
+                .where(a.c.subject_id.is_(None))
+                .values(
+                    subject_id=sa.select(c.c.subject_id).where(c.c.crm_contact_id == a.c.crm_contact_id).scalar_subquery()
+                )
+            )
+
+    return load
+
+
+def _dedupe(rows: list[dict[str, Any]], table: sa.Table) -> list[dict[str, Any]]:
+    """The last row wins when an export repeats an id (an upsert batch must not hit a key twice)."""
+    key = [c.name for c in table.primary_key.columns]
+    return list({tuple(r[k] for k in key): r for r in rows}.values())

@@ -1,0 +1,121 @@
+"""File-batch ingest: which files a run takes, and one transaction per file.
+
+A run takes every file whose name-date is before the end of its data interval (files without a
+date are always eligible) and that has not been loaded before with the same content. Late files
+are therefore picked up by the next run, reruns skip what is done, and nothing from after the
+interval is read, which keeps backfills and time travel honest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import io
+import logging
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from sqlalchemy.engine import Connection
+
+from ccg_pipeline.ingest.common import (
+    BatchResult,
+    IngestContext,
+    BatchRefused,
+    already_loaded,
+    record_batch,
+)
+
+log = logging.getLogger(__name__)
+
+_NAME_DATE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
+
+FileLoader = Callable[[Connection, IngestContext, Path, BatchResult], None]
+
+
+def name_date(path: Path) -> dt.date | None:
+    match = _NAME_DATE.search(path.name)
+    if not match:
+        return None
+    try:
+        return dt.date(*(int(g) for g in match.groups()))
+    except ValueError:
+        return None
+
+
+def eligible_files(folder: Path, patterns: tuple[str, ...], window_end: dt.datetime) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    found = {p for pattern in patterns for p in folder.glob(pattern) if p.is_file()}
+    keep = [p for p in found if (d := name_date(p)) is None or d < window_end.date()]
+    return sorted(keep, key=lambda p: (name_date(p) or dt.date.min, p.name))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """Text lines of a plain or gzipped file. Undecodable bytes become surrogates so the line can
+    be quarantined as `bad_encoding` instead of failing the whole file."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8", errors="surrogateescape", newline="")  # type: ignore[return-value]
+    return path.open("r", encoding="utf-8", errors="surrogateescape", newline="")
+
+
+def has_bad_encoding(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its newline)."""
+    with open_text(path) as fh:
+        for number, line in enumerate(fh, start=1):
+            yield number, line.rstrip("\r\n")
+
+
+def ingest_files(
+    ctx: IngestContext,
+    source: str,
+    files: list[Path],
+    loader: FileLoader,
+) -> list[BatchResult]:
+    """Load each file in its own transaction; a refused file is recorded and the rest go on."""
+    results: list[BatchResult] = []
+    for path in files:
+        result = BatchResult(source=source, source_ref=path.name)
+        sha = file_sha256(path)
+        try:
+            with ctx.engine.begin() as conn:
+                if not ctx.full_refresh and already_loaded(conn, source, path.name, sha):
+                    result.status = "skipped"
+                    log.info("%s %s: already loaded with the same content, skipped", source, path.name)
+                else:
+                    loader(conn, ctx, path, result)
+                    record_batch(conn, ctx, result, sha)
+        except BatchRefused as exc:
+            result.status, result.error = "refused", str(exc)
+            with ctx.engine.begin() as conn:
+                record_batch(conn, ctx, result, sha)
+            log.error("%s", exc)
+        if result.status == "loaded":
+            log.info(
+                "%s %s: read %d, loaded %d, quarantined %d %s",
+                source,
+                path.name,
+                result.rows_read,
+                result.rows_loaded,
+                result.rows_quarantined,
+                dict(result.rejected) or "",
+            )
+        results.append(result)
+    return results

@@ -1,0 +1,175 @@
+"""Web access logs (combined log format) and portal authentication logs (JSON lines).
+
+Client IP addresses are cut to the network prefix the policy allows before anything is stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ccg_pipeline.ingest.common import (
+    BatchResult,
+    IngestContext,
+    QuarantinedRecord,
+    Rejected,
+    minimise_ip,
+    parse_timestamp,
+    quarantine,
+    upsert,
+)
+from ccg_pipeline.ingest.files import has_bad_encoding, lines
+from ccg_pipeline.warehouse import schema
+
+WEB_SOURCE = "logs.web_access"
+AUTH_SOURCE = "logs.auth"
+CHUNK_ROWS = 20_000
+MAX_LINE_CHARS = 16_384
+
+# host ident user [time] "request" status bytes ["referrer" "user agent"]; quoted fields may
+# contain backslash-escaped quotes.
+_COMBINED = re.compile(
+    r'^(?P<ip>\S+) (?P<ident>\S+) (?P<user>\S+) \[(?P<time>[^\]]+)\] '
+    r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) (?P<bytes>\d+|-)'
+    r'(?: "(?P<referrer>(?:[^"\\]|\\.)*)" "(?P<user_agent>(?:[^"\\]|\\.)*)")?\s*$'
+)
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1
+)}
+
+
+def parse_clf_time(raw: str) -> dt.datetime:
+    """'17/May/2015:10:05:03 +0000' to naive UTC, without strptime (the hot path of log ingest)."""
+    try:
+        if len(raw) != 26 or raw[2] != "/" or raw[6] != "/" or raw[11] != ":" or raw[20] != " ":
+            raise ValueError
+        local = dt.datetime(
+            int(raw[7:11]), _MONTHS[raw[3:6]], int(raw[0:2]),
+            int(raw[12:14]), int(raw[15:17]), int(raw[18:20]),
+        )
+        sign = -1 if raw[21] == "-" else 1
+        if raw[21] not in "+-":
+            raise ValueError
+        offset = dt.timedelta(hours=int(raw[22:24]), minutes=int(raw[24:26]))
+    except (ValueError, KeyError):
+        raise Rejected("bad_date", "time is not a valid log timestamp") from None
+    return local - sign * offset
+
+
+def parse_web_line(line: str, window_end: dt.datetime, v4_bits: int, v6_bits: int) -> dict[str, Any]:
+    if len(line) > MAX_LINE_CHARS:
+        raise Rejected("oversized_record", f"line is longer than {MAX_LINE_CHARS} characters")
+    if has_bad_encoding(line):
+        raise Rejected("bad_encoding", "line is not valid UTF-8")
+    match = _COMBINED.match(line)
+    if match is None:
+        raise Rejected("malformed_line", "line is not in combined or common log format")
+    requested_at = parse_clf_time(match["time"])
+    if requested_at >= window_end:
+        raise Rejected("future_date", "time is after the end of the data interval")
+    parts = match["request"].split(" ")
+    method, url, protocol = parts if len(parts) == 3 else (None, match["request"] or None, None)
+    size = match["bytes"]
+    return {
+        "requested_at": requested_at,
+        "ip_prefix": minimise_ip(match["ip"], v4_bits, v6_bits),
+        "method": method,
+        "url": url,
+        "protocol": protocol,
+        "status": int(match["status"]),
+        "bytes_sent": None if size == "-" else int(size),
+        "referrer": match["referrer"],
+        "user_agent": match["user_agent"],
+    }
+
+
+def _flush(conn: Connection, ctx: IngestContext, result: BatchResult, table: sa.Table, rows: list, bad: list) -> None:
+    result.rows_loaded += upsert(conn, table, rows)
+    quarantine(conn, ctx, result, bad)
+    rows.clear()
+    bad.clear()
+
+
+def _load_lines(conn: Connection, ctx: IngestContext, path: Path, result: BatchResult, table: sa.Table, parse) -> None:
+    rows: list[dict[str, Any]] = []
+    bad: list[QuarantinedRecord] = []
+    for number, line in lines(path):
+        if not line.strip():
+            continue
+        result.rows_read += 1
+        try:
+            row = parse(line)
+        except Rejected as exc:
+            result.rejected[exc.code] += 1
+            bad.append(QuarantinedRecord(f"line {number}", exc.code, exc.detail, line[:MAX_LINE_CHARS]))
+        else:
+            row["source_file"] = path.name
+            row["line_no"] = number
+            rows.append(row)
+        if len(rows) + len(bad) >= CHUNK_ROWS:
+            _flush(conn, ctx, result, table, rows, bad)
+    _flush(conn, ctx, result, table, rows, bad)
+
+
+def load_web_log(conn: Connection, ctx: IngestContext, path: Path, result: BatchResult) -> None:
+    s = ctx.notice.settings
+    end = ctx.window_end
+    _load_lines(
+        conn, ctx, path, result, schema.web_access,
+        lambda line: parse_web_line(line, end, s.ipv4_prefix_bits, s.ipv6_prefix_bits),
+    )
+
+
+def parse_auth_line(line: str, known: frozenset[str], window_end: dt.datetime, v4_bits: int, v6_bits: int) -> dict[str, Any]:
+    if len(line) > MAX_LINE_CHARS:
+        raise Rejected("oversized_record", f"line is longer than {MAX_LINE_CHARS} characters")
+    if has_bad_encoding(line):
+        raise Rejected("bad_encoding", "line is not valid UTF-8")
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        raise Rejected("malformed_line", "line is not a JSON object") from None
+    if not isinstance(event, dict):
+        raise Rejected("malformed_line", "line is not a JSON object")
+    unknown = sorted(set(event) - known)
+    if unknown:
+        raise Rejected("unknown_column", f"field(s) not in the data map: {', '.join(unknown)}")
+    for required in ("ts", "event", "outcome"):
+        if not event.get(required):
+            raise Rejected("missing_field", f"{required} is missing")
+    user_id = event.get("user_id")
+    if user_id is not None and not isinstance(user_id, int):
+        raise Rejected("bad_number", "user_id is not a whole number")
+    ip = event.get("ip")
+    return {
+        "occurred_at": parse_timestamp(str(event["ts"]), "ts", not_after=window_end),
+        "event": str(event["event"])[:64],
+        "outcome": str(event["outcome"])[:32],
+        "username": event.get("username"),
+        "user_id": user_id,
+        "ip_prefix": minimise_ip(str(ip), v4_bits, v6_bits) if ip else None,
+        "user_agent": event.get("user_agent"),
+    }
+
+
+def load_auth_log(conn: Connection, ctx: IngestContext, path: Path, result: BatchResult) -> None:
+    s = ctx.notice.settings
+    known = frozenset(ctx.data_map.sources[AUTH_SOURCE].columns)
+    end = ctx.window_end
+    _load_lines(
+        conn, ctx, path, result, schema.auth_events,
+        lambda line: parse_auth_line(line, known, end, s.ipv4_prefix_bits, s.ipv6_prefix_bits),
+    )
+    # Link events to subjects through the portal account, set-based.
+    a, u = schema.auth_events, schema.portal_users
+    conn.execute(
+        sa.update(a)
+        .where(a.c.source_file == path.name, a.c.subject_id.is_(None), a.c.user_id.is_not(None))
+        .values(subject_id=sa.select(u.c.subject_id).where(u.c.user_id == a.c.user_id).scalar_subquery())
+    )
