@@ -170,6 +170,6 @@ def load_auth_log(conn: Connection, ctx: IngestContext, path: Path, result: Batc
     a, u = schema.auth_events, schema.portal_users
     conn.execute(
         sa.update(a)
-        .where(a.c.source_file == path.name, a.c.subject_id.is_(None), a.c.user_id.is_not(None))
+        .where(a.c.subject_id.is_(None), a.c.user_id.is_not(None))
         .values(subject_id=sa.select(u.c.subject_id).where(u.c.user_id == a.c.user_id).scalar_subquery())
     )

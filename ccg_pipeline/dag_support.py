@@ -1,0 +1,129 @@
+"""What the DAG files share: default args, alerts, run windows and settings for a task.
+
+Imported at DAG parse time, so it stays light: no database, no connection look-ups, no pandas or
+Great Expectations at module level. Everything that touches Airflow's metadata (connections)
+happens inside functions that only tasks call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import urllib.request
+from typing import Any
+
+from ccg_pipeline.config import Settings
+
+log = logging.getLogger(__name__)
+
+OWNER = "data-engineering"
+START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+WAREHOUSE_CONN_ID = "ccg_warehouse"
+PORTAL_CONN_ID = "ccg_portal"
+ALERT_CONN_ID = "ccg_alerts"
+
+# Airflow Assets (URIs) that connect the DAGs: ingest -> retention/statistics.
+PERSONAL_ZONE_URI = "ccg://warehouse/personal"
+
+
+def notify_failure(context: dict[str, Any]) -> None:
+    """On-failure callback: one clear log line, plus a webhook post when `ccg_alerts` exists.
+
+    Only ids and the exception class go out; exception messages could, in principle, carry data.
+    """
+    ti = context.get("task_instance")
+    payload = {
+        "dag_id": getattr(ti, "dag_id", None),
+        "task_id": getattr(ti, "task_id", None),
+        "run_id": context.get("run_id"),
+        "try_number": getattr(ti, "try_number", None),
+        "exception": type(context.get("exception")).__name__,
+    }
+    log.error("CCG ALERT task failed: %s", payload)
+    url = _alert_webhook_url()
+    if url:
+        request = urllib.request.Request(
+            url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+        )
+        try:
+            urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - operator-set URL
+        except OSError as exc:
+            log.error("CCG ALERT webhook failed: %s", type(exc).__name__)
+
+
+def _alert_webhook_url() -> str | None:
+    conn = _connection(ALERT_CONN_ID)
+    if conn is None:
+        return os.environ.get("CCG_ALERT_WEBHOOK_URL")
+    return (conn.extra_dejson or {}).get("webhook_url") or conn.host
+
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": OWNER,
+    "retries": 2,
+    "retry_delay": dt.timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": dt.timedelta(minutes=20),
+    "execution_timeout": dt.timedelta(hours=2),
+    "on_failure_callback": notify_failure,
+}
+
+
+def _connection(conn_id: str) -> Any | None:
+    """An Airflow connection if defined, else None (never raises for a missing id)."""
+    from airflow.sdk import BaseHook
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except Exception as exc:  # AirflowNotFoundException; the SDK does not export one stable type
+        if "isn't defined" in str(exc) or "not found" in str(exc).lower() or type(exc).__name__.endswith("NotFoundException"):
+            return None
+        raise
+
+
+def sqlalchemy_url(conn: Any) -> str:
+    """SQLAlchemy URL for an Airflow connection (postgres or sqlite; `extra.sqlalchemy_url` wins)."""
+    extra = conn.extra_dejson or {}
+    if extra.get("sqlalchemy_url"):
+        return str(extra["sqlalchemy_url"])
+    if conn.conn_type == "sqlite":
+        return f"sqlite:///{conn.host}"
+    if conn.conn_type in ("postgres", "postgresql"):
+        from sqlalchemy.engine import URL
+
+        return URL.create(
+            "postgresql+psycopg2",
+            username=conn.login,
+            password=conn.password,
+            host=conn.host,
+            port=conn.port,
+            database=conn.schema,
+        ).render_as_string(hide_password=False)
+    return conn.get_uri()
+
+
+def task_settings() -> Settings:
+    """Settings for a running task: environment, then Airflow connections where they exist."""
+    settings = Settings.from_env()
+    overrides: dict[str, Any] = {}
+    for conn_id, field in ((WAREHOUSE_CONN_ID, "warehouse_url"), (PORTAL_CONN_ID, "portal_url")):
+        conn = _connection(conn_id)
+        if conn is not None:
+            overrides[field] = sqlalchemy_url(conn)
+            log.info("using Airflow connection %s for %s", conn_id, field)
+    return settings.with_overrides(**overrides) if overrides else settings
+
+
+def run_window(context: dict[str, Any]) -> tuple[dt.datetime | None, dt.datetime, str]:
+    """(start, end, run_id) of the run's data interval, as naive UTC. Never the wall clock."""
+    start = context.get("data_interval_start")
+    end = context.get("data_interval_end") or context.get("logical_date")
+    if end is None:
+        raise ValueError("the run has neither a data interval nor a logical date")
+
+    def naive(value: dt.datetime) -> dt.datetime:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    return (naive(start) if start else None), naive(end), str(context["run_id"])

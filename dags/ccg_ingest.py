@@ -1,0 +1,103 @@
+"""
+### `ccg_ingest`: daily ingest into the personal zone
+
+**Schedule:** daily, one run per UTC day (data interval `[day, day + 1)`); no catch-up by default,
+`max_active_runs=1`.
+
+**Reads:** the customer-portal database (connection `ccg_portal`, or `CCG_PORTAL_URL`), CRM
+exports (`CCG_CRM_DIR`), web access logs (`CCG_WEB_LOG_DIR`) and portal authentication logs
+(`CCG_AUTH_LOG_DIR`).
+
+**Writes:** the personal zone (identifiable rows, IPs cut to a network prefix), quarantined
+records in `personal.quarantine`, and counts in `ops.ingest_batches`, `ops.quarantine_summary`
+and `ops.audit_ledger`. Emits the Asset `ccg://warehouse/personal` when every source loaded.
+
+**Behaviour:** the warehouse schema is migrated first (idempotent). Each source loads every
+batch it can; malformed rows are quarantined and counted, never dropped. A batch with a column
+the data map does not know is refused, and the task fails *after* the other batches are
+committed, naming the column. Reruns of an interval leave the same state (upserts keyed on
+source ids; files already loaded with the same content are skipped unless `full_refresh`).
+
+**When it fails:** read the task log (counts and column names only, never values). Refused
+batches: tag the new column in `ccg_pipeline/policy/data_map.yaml`, then clear the task.
+Quarantined rows: `ccg summary` shows counts by reason; the records are in
+`personal.quarantine`. Database errors: check the `ccg_warehouse` connection and clear the task;
+reruns are safe.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
+
+from ccg_pipeline.dag_support import DEFAULT_ARGS, PERSONAL_ZONE_URI, START_DATE
+
+PERSONAL_ZONE = Asset(PERSONAL_ZONE_URI)
+
+
+@dag(
+    dag_id="ccg_ingest",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["ccg", "ingest", "personal-zone"],
+    doc_md=__doc__,
+    params={
+        "full_refresh": Param(
+            False, type="boolean", description="Reload every source from the beginning."
+        )
+    },
+)
+def ccg_ingest() -> None:
+    @task
+    def migrate_warehouse() -> str | None:
+        from ccg_pipeline.dag_support import task_settings
+        from ccg_pipeline.warehouse import migrate
+        from ccg_pipeline.warehouse.engine import create_warehouse_engine
+
+        engine = create_warehouse_engine(task_settings().warehouse_url)
+        try:
+            return migrate.upgrade(engine)
+        finally:
+            engine.dispose()
+
+    def make_ingest_task(source: str):  # noqa: ANN202 - returns an Airflow task factory
+        @task(task_id=f"ingest_{source}")
+        def ingest(**context) -> dict:
+            from ccg_pipeline.dag_support import run_window, task_settings
+            from ccg_pipeline.ingest import ingest_source
+
+            start, end, run_id = run_window(context)
+            return ingest_source(
+                task_settings(),
+                source,
+                run_id=run_id,
+                window_start=start,
+                window_end=end,
+                full_refresh=bool(context["params"].get("full_refresh")),
+            )
+
+        return ingest
+
+    @task(outlets=[PERSONAL_ZONE])
+    def publish_personal_zone(summaries: list[dict]) -> dict:
+        """Emit the Asset downstream DAGs wait for, with the run's totals as metadata."""
+        totals = {
+            key: sum(s[key] for s in summaries)
+            for key in ("rows_read", "rows_loaded", "rows_quarantined")
+        }
+        return totals
+
+    migrated = migrate_warehouse()
+    portal, crm, web_logs, auth_logs = (
+        make_ingest_task(source)() for source in ("portal", "crm", "web_logs", "auth_logs")
+    )
+    # Auth events link to subjects through portal accounts, so they load after the portal.
+    migrated >> [portal, crm, web_logs]
+    portal >> auth_logs
+    loads = [portal, crm, web_logs, auth_logs]
+    publish_personal_zone(loads)
+
+
+ccg_ingest()
