@@ -100,4 +100,4 @@ def ccg_ingest() -> None:
     publish_personal_zone(loads)
 
 
-ccg_ingest()
+dag = ccg_ingest()

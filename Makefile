@@ -1,0 +1,77 @@
+# ccg-privacy-pipeline: `make demo` runs the pipeline end to end; `make test` runs the tests.
+# Both bootstrap .venv from requirements.lock on a fresh machine (Python 3.11, pip, apt).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+
+# Local, committed dev settings (see README "Configuration"). Override any of them per call.
+export CCG_HOME ?= $(CURDIR)/var
+export CCG_SOURCE_DIR ?= $(CCG_HOME)/sources
+export AIRFLOW_HOME ?= $(CCG_HOME)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export NO_PROXY := *
+
+export DEMO_AS_OF ?= 2026-11-23
+export DEMO_RUN_DATE ?= 2026-11-24
+export DEMO_SEED ?= 42
+PYTEST_ARGS ?=
+
+.PHONY: help venv lock demo test test-unit lint fmt airflow postgres-deps bench-ingest clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+venv: $(STAMP)  ## create .venv from the lock
+
+lock:  ## re-resolve requirements.lock from pyproject.toml (Python 3.11)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+
+demo: $(STAMP)  ## generate demo data and run the DAGs through Airflow, then print a summary
+	@bash scripts/demo.sh
+
+test: $(STAMP) postgres-deps  ## run the whole test suite (unit, DAG integrity, integration on SQLite and PostgreSQL)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP)  ## fast tests only
+	$(BIN)/pytest -m "unit or dags" $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(STAMP)  ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+airflow: $(STAMP)  ## start the local Airflow UI (standalone) with the DAGs loaded
+	@echo "Airflow UI: http://localhost:8080 (user 'admin'; the password is printed below and kept in $(AIRFLOW_HOME))"
+	$(BIN)/airflow standalone
+
+postgres-deps:  ## install PostgreSQL server binaries through apt when none are present
+	@if command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+		echo "PostgreSQL binaries present"; \
+	else \
+		echo "Installing PostgreSQL through apt"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+bench-ingest: $(STAMP)  ## ingest throughput on generated logs (BENCH_LINES, default 1M)
+	$(BIN)/python benchmarks/ingest_throughput.py
+
+clean:  ## remove generated data, the local Airflow home and caches
+	rm -rf var .pytest_cache .ruff_cache .hypothesis

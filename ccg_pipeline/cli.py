@@ -1,0 +1,181 @@
+"""The `ccg` command line: generate sources, manage the warehouse, run an ingest, summarise.
+
+Every command prints counts and paths, never personal data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ccg_pipeline.config import Settings
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must not be negative")
+    return number
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from ccg_pipeline.sources.generate import GenerateOptions, generate
+
+    report = generate(
+        GenerateOptions(
+            out=args.out,
+            seed=args.seed,
+            as_of=args.as_of,
+            companies=args.companies,
+            prospects=args.prospects,
+            log_days=args.log_days,
+            log_lines_per_day=args.log_lines_per_day,
+            crm_export_days=args.crm_export_days,
+            malformed_rate=args.malformed_rate,
+        )
+    )
+    print(f"Generated synthetic CCG sources in {report.out} (seed {args.seed}, as of {args.as_of}):")
+    for name, count in report.counts.items():
+        print(f"  {name:<22} {count:>9,}")
+    return 0
+
+
+def _engine(settings: Settings):  # noqa: ANN202
+    from ccg_pipeline.warehouse.engine import create_warehouse_engine
+
+    return create_warehouse_engine(settings.warehouse_url)
+
+
+def _cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from ccg_pipeline.warehouse import migrate
+
+    print(f"warehouse schema at revision {migrate.upgrade(_engine(args.settings))}")
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from ccg_pipeline.ingest import ingest_source
+    from ccg_pipeline.warehouse import migrate
+
+    migrate.upgrade(_engine(args.settings))
+    start = dt.datetime.combine(args.date, dt.time())
+    end = start + dt.timedelta(days=1)
+    for source in args.source or ["portal", "crm", "web_logs", "auth_logs"]:
+        summary = ingest_source(
+            args.settings,
+            source,
+            run_id=f"cli__{args.date.isoformat()}",
+            window_start=start,
+            window_end=end,
+            full_refresh=args.full_refresh,
+        )
+        print(json.dumps(summary))
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from ccg_pipeline.warehouse.engine import is_sqlite, sqlite_zone_files
+    from ccg_pipeline.warehouse.summary import render, summarise
+
+    settings = args.settings
+    files = (
+        {z: str(p) for z, p in sqlite_zone_files(settings.warehouse_url).items()}
+        if is_sqlite(settings.warehouse_url)
+        else None
+    )
+    print(render(summarise(_engine(settings)), files))
+    return 0
+
+
+def _cmd_policy_check(args: argparse.Namespace) -> int:
+    from ccg_pipeline.policy import load_data_map, load_notice
+
+    notice = load_notice(args.notice)
+    data_map = load_data_map(args.data_map)
+    columns = sum(len(s.columns) for s in data_map.sources.values())
+    print(
+        f"notice ok: {len(notice.categories)} categories, {len(notice.processing_activities)} "
+        f"processing activities, {len(notice.legitimate_interests)} legitimate interests, "
+        f"{len(notice.retention_rules)} retention rules, {len(notice.recipients)} recipients, "
+        f"{len(notice.transfers)} transfers"
+    )
+    print(f"data map ok: {len(data_map.sources)} sources, {columns} columns tagged")
+    for rule in notice.retention_rules:
+        print(f"  {rule.id:<24} {rule.period.model_dump(exclude_defaults=True)!s:<14} {rule.decided_by.value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ccg", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write synthetic portal DB, CRM exports and logs")
+    gen.add_argument("--out", type=Path, required=True, help="folder to write the sources into")
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--as-of", type=_date, default=dt.date(2026, 11, 23), help="last day of data")
+    gen.add_argument("--companies", type=_positive, default=120)
+    gen.add_argument("--prospects", type=_positive, default=80)
+    gen.add_argument("--log-days", type=_positive, default=3)
+    gen.add_argument("--log-lines-per-day", type=_positive, default=1500)
+    gen.add_argument("--crm-export-days", type=_positive, default=2)
+    gen.add_argument("--malformed-rate", type=float, default=0.02)
+    gen.set_defaults(func=_cmd_generate)
+
+    db = sub.add_parser("db", help="warehouse schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="create or migrate the warehouse zones").set_defaults(func=_cmd_db_upgrade)
+
+    ingest = sub.add_parser("ingest", help="ingest sources for one day, outside Airflow")
+    ingest.add_argument("--date", type=_date, required=True, help="the day (data interval) to load")
+    ingest.add_argument("--source", action="append", choices=["portal", "crm", "web_logs", "auth_logs"])
+    ingest.add_argument("--full-refresh", action="store_true")
+    ingest.set_defaults(func=_cmd_ingest)
+
+    sub.add_parser("summary", help="rows per zone and table, quarantine by reason").set_defaults(
+        func=_cmd_summary
+    )
+
+    policy = sub.add_parser("policy", help="policy files")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    check = policy_sub.add_parser("check", help="validate the notice and the data map")
+    check.add_argument("--notice", type=Path)
+    check.add_argument("--data-map", type=Path)
+    check.set_defaults(func=_cmd_policy_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    args.settings = Settings.from_env()
+    try:
+        return int(args.func(args))
+    except Exception as exc:  # one clear line for operators; -v for the traceback
+        if args.verbose:
+            raise
+        print(f"ccg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

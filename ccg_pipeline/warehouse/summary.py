@@ -1,0 +1,66 @@
+"""Counts-only views of the warehouse, for the demo, operators and tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ccg_pipeline.warehouse import schema
+
+
+@dataclass(frozen=True)
+class WarehouseSummary:
+    rows_per_table: dict[str, int]
+    quarantine_by_reason: list[tuple[str, str, int]]
+    batches_by_status: dict[str, int]
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    """Rows per `zone.table` for every table that exists (zones without tables are skipped)."""
+    inspector = sa.inspect(engine)
+    counts: dict[str, int] = {}
+    with engine.connect() as conn:
+        for zone in schema.ZONES:
+            for name in sorted(inspector.get_table_names(schema=zone)):
+                if name == "alembic_version":
+                    continue
+                table = sa.table(name, schema=zone)
+                counts[f"{zone}.{name}"] = conn.execute(
+                    sa.select(sa.func.count()).select_from(table)
+                ).scalar_one()
+    return counts
+
+
+def summarise(engine: Engine) -> WarehouseSummary:
+    q, b = schema.quarantine, schema.ingest_batches
+    # The reason text names the rule and column, never the value, so it is safe to show.
+    with engine.connect() as conn:
+        reasons = [
+            (source, reason, count)
+            for source, reason, count in conn.execute(
+                sa.select(q.c.source, q.c.reason, sa.func.count())
+                .group_by(q.c.source, q.c.reason)
+                .order_by(q.c.source, sa.func.count().desc())
+            )
+        ]
+        statuses = {
+            status: count
+            for status, count in conn.execute(sa.select(b.c.status, sa.func.count()).group_by(b.c.status))
+        }
+    return WarehouseSummary(table_counts(engine), reasons, statuses)
+
+
+def render(summary: WarehouseSummary, zone_files: dict[str, str] | None = None) -> str:
+    lines = ["Rows per zone and table", "-----------------------"]
+    width = max((len(k) for k in summary.rows_per_table), default=10)
+    lines += [f"  {name:<{width}}  {count:>9,}" for name, count in summary.rows_per_table.items()]
+    total_q = sum(c for _, _, c in summary.quarantine_by_reason)
+    lines += ["", f"Quarantined records: {total_q:,} (kept in personal.quarantine)", "-" * 40]
+    lines += [f"  {source:<18} {count:>6,}  {reason}" for source, reason, count in summary.quarantine_by_reason]
+    lines += ["", "Ingest batches by status: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.batches_by_status.items()))]
+    if zone_files:
+        lines += ["", "Warehouse files (SQLite, one per zone)", "-" * 38]
+        lines += [f"  {zone:<10} {path}" for zone, path in zone_files.items()]
+    return "\n".join(lines)
