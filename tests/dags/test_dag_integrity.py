@@ -1,0 +1,67 @@
+"""DAG files parse cleanly, cheaply and with the metadata operators rely on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.dags
+ROOT = Path(__file__).resolve().parents[2]
+EXPECTED_DAGS = {"ccg_ingest"}
+
+
+@pytest.fixture(scope="module")
+def parsed() -> dict:
+    probe = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("parse_probe.py")), str(ROOT / "dags")],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=300,
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    return json.loads(probe.stdout.strip().splitlines()[-1])
+
+
+def test_no_import_errors(parsed: dict) -> None:
+    assert parsed["import_errors"] == {}
+    assert EXPECTED_DAGS <= set(parsed["dags"])
+
+
+def test_no_database_connection_or_variable_access_at_parse_time(parsed: dict) -> None:
+    assert parsed["touched"] == []
+
+
+def test_nothing_heavy_is_imported_at_parse_time(parsed: dict) -> None:
+    assert parsed["heavy_modules"] == []
+
+
+def test_one_dag_per_file_named_after_it(parsed: dict) -> None:
+    assert {f"{dag_id}.py" for dag_id in parsed["dags"]} == set(parsed["files"])
+    for dag_id, dag in parsed["dags"].items():
+        assert dag["fileloc"] == f"{dag_id}.py"
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
+def test_tags_owner_retries_callbacks_and_docs(parsed: dict, dag_id: str) -> None:
+    dag = parsed["dags"][dag_id]
+    assert "ccg" in dag["tags"]
+    for heading in ("Schedule", "Reads", "Writes", "When it fails"):
+        assert heading in dag["doc_md"], f"{dag_id} doc_md lacks '{heading}'"
+    assert dag["max_active_runs"] == 1
+    for task_id, task in dag["tasks"].items():
+        assert task["owner"] == "data-engineering", task_id
+        assert task["retries"] >= 1, task_id
+        assert task["has_failure_callback"], task_id
+
+
+def test_dag_files_do_not_import_each_other() -> None:
+    for path in (ROOT / "dags").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "from dags" not in text and "import dags" not in text, path.name

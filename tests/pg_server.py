@@ -1,0 +1,81 @@
+"""A throw-away PostgreSQL server for the test suite, from the machine's own binaries.
+
+initdb refuses to run as root, so as root the server runs as the unprivileged `postgres` user;
+the data directory is a temporary folder and the server listens on a free loopback port only.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class PostgresUnavailable(RuntimeError):
+    pass
+
+
+def find_pg_bin() -> Path:
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        return Path(os.path.realpath(on_path)).parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
+    if candidates:
+        return Path(candidates[0]).parent
+    raise PostgresUnavailable(
+        "no PostgreSQL server binaries (pg_ctl) found; run `make postgres-deps` (apt install postgresql)"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class PgServer:
+    bin_dir: Path
+    data_dir: Path
+    port: int
+    as_postgres_user: bool
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess:
+        command = [str(self.bin_dir / args[0]), *args[1:]]
+        if self.as_postgres_user:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        self._run("initdb", "-D", str(self.data_dir / "data"), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+        options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        self._run("pg_ctl", "-D", str(self.data_dir / "data"), "-o", options, "-l", str(self.data_dir / "server.log"), "-w", "start")
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.data_dir / "data"), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def start_server() -> PgServer:
+    bin_dir = find_pg_bin()
+    data_dir = Path(tempfile.mkdtemp(prefix="ccg-pg-"))
+    as_root = os.geteuid() == 0
+    if as_root:
+        shutil.chown(data_dir, "postgres", "postgres")
+    server = PgServer(bin_dir, data_dir, _free_port(), as_root)
+    try:
+        server.start()
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise PostgresUnavailable(f"PostgreSQL did not start: {exc.stderr.strip()[-500:]}") from exc
+    return server
