@@ -62,7 +62,8 @@ def _alert_webhook_url() -> str | None:
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": OWNER,
-    "retries": 2,
+    # CCG_TASK_RETRIES lets tests and debugging sessions see a failure at once.
+    "retries": int(os.environ.get("CCG_TASK_RETRIES", "2")),
     "retry_delay": dt.timedelta(minutes=2),
     "retry_exponential_backoff": True,
     "max_retry_delay": dt.timedelta(minutes=20),

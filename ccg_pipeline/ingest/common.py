@@ -255,6 +255,12 @@ class QuarantinedRecord:
     raw: str
 
 
+def storable(text: str) -> str:
+    """A lossless, storable form of a raw record: undecodable bytes and NUL as backslash escapes."""
+    raw = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return raw.replace("\x00", "\\x00")
+
+
 def quarantine(
     conn: Connection, ctx: IngestContext, result: BatchResult, records: Sequence[QuarantinedRecord]
 ) -> None:
@@ -268,7 +274,7 @@ def quarantine(
             "source_ref": result.source_ref,
             "record_ref": r.record_ref,
             "reason": f"{r.code}: {r.detail}",
-            "raw_record": r.raw,
+            "raw_record": storable(r.raw),
             "run_id": ctx.run_id,
             "quarantined_at": ctx.window_end,
         }

@@ -69,11 +69,15 @@ def open_text(path: Path) -> io.TextIOBase:
 
 
 def has_bad_encoding(text: str) -> bool:
+    """True for undecodable bytes (kept as surrogates) or NUL, which PostgreSQL text refuses."""
+    if "\x00" in text:
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return True
     return False
+
 
 
 def lines(path: Path) -> Iterator[tuple[int, str]]:

@@ -137,6 +137,8 @@ def parse_auth_line(line: str, known: frozenset[str], window_end: dt.datetime, v
         raise Rejected("malformed_line", "line is not a JSON object") from None
     if not isinstance(event, dict):
         raise Rejected("malformed_line", "line is not a JSON object")
+    if any(isinstance(v, str) and has_bad_encoding(v) for v in event.values()):
+        raise Rejected("bad_encoding", "a field holds NUL or undecodable characters")
     unknown = sorted(set(event) - known)
     if unknown:
         raise Rejected("unknown_column", f"field(s) not in the data map: {', '.join(unknown)}")

@@ -188,9 +188,11 @@ def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
         source = f"portal.{name}"
         src = meta.tables[name]
         with ctx.engine.begin() as conn:
-            lower = None if ctx.full_refresh else _watermark(conn, source) and ctx.window_start
-        ref = f"{name} [{lower or '-inf'} .. {ctx.window_end})"
-        result = BatchResult(source=source, source_ref=ref)
+            bootstrap = ctx.full_refresh or _watermark(conn, source) is None
+        lower = None if bootstrap else ctx.window_start
+        # The window itself is recorded in ops.ingest_batches; the ref stays the table name so a
+        # quarantined row keeps one identity across reruns and refreshes.
+        result = BatchResult(source=source, source_ref=name)
         unknown = ctx.data_map.check_columns(source, [c.name for c in src.columns])
         if unknown:
             error = UnknownColumnsError(source, name, unknown)

@@ -55,7 +55,7 @@ def test_common_log_format_without_referrer_and_escaped_quotes() -> None:
         (GOOD.replace("2015", "2031"), "future_date"),
         (GOOD.replace("Mozilla/5.0 (Macintosh)", "x" * 20_000), "oversized_record"),
         (GOOD.replace("Macintosh", "Mac\udcffintosh"), "bad_encoding"),
-        ("\x00\x01binary", "malformed_line"),
+        ("\x00\x01binary", "bad_encoding"),
     ],
 )
 def test_hostile_lines_are_rejected_with_a_named_reason(line: str, code: str) -> None:

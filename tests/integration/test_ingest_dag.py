@@ -1,0 +1,103 @@
+"""Real `ccg_ingest` DAG runs (Airflow dag.test) against SQLite and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import env_for, fingerprint, query, run_dag
+
+pytestmark = pytest.mark.integration
+
+RUN = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)  # interval [2026-11-23, 2026-11-24)
+EARLIER = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)  # interval [2026-11-22, 2026-11-23)
+
+
+def _state(run) -> str:
+    return str(run.state).rsplit(".", 1)[-1].lower()
+
+
+def test_ingest_loads_every_source_matches_subjects_and_minimises_ips(
+    airflow_db, demo_sources: Path, warehouse_url: str, tmp_path: Path, monkeypatch
+) -> None:
+    env = env_for(warehouse_url, demo_sources, tmp_path)
+    assert _state(run_dag(monkeypatch, "ccg_ingest", RUN, env)) == "success"
+
+    counts = dict(query(warehouse_url, "SELECT source, sum(rows_loaded) FROM ops.ingest_batches GROUP BY source"))
+    for source in ("portal.companies", "portal.users", "portal.payments", "crm.contacts", "crm.activities", "logs.web_access", "logs.auth"):
+        assert counts.get(source, 0) > 0, source
+
+    # Every portal user is also a CRM contact (emails typed differently): one subject each.
+    shared = query(
+        warehouse_url,
+        "SELECT count(DISTINCT u.subject_id) FROM personal.portal_users u "
+        "JOIN personal.crm_contacts c ON c.subject_id = u.subject_id",
+    )[0][0]
+    users = query(warehouse_url, "SELECT count(*) FROM personal.portal_users")[0][0]
+    assert shared >= 0.9 * users
+    assert query(warehouse_url, "SELECT count(*) FROM personal.subjects")[0][0] < users + query(
+        warehouse_url, "SELECT count(*) FROM personal.crm_contacts")[0][0]
+
+    # IPs are stored only as network prefixes.
+    prefixes = [r[0] for r in query(warehouse_url, "SELECT ip_prefix FROM personal.web_access")]
+    assert prefixes and all(p.endswith(("/24", "/48")) for p in prefixes)
+
+    # Malformed records are quarantined and counted, with the same totals in both places.
+    quarantined = query(warehouse_url, "SELECT count(*) FROM personal.quarantine")[0][0]
+    counted = query(warehouse_url, "SELECT sum(rows_quarantined) FROM ops.ingest_batches")[0][0]
+    assert quarantined > 0 and quarantined == counted
+    # ops holds counts and reason codes, never the rejected content.
+    reasons = {r[0] for r in query(warehouse_url, "SELECT reason_code FROM ops.quarantine_summary")}
+    assert reasons and all(r.replace("_", "").isalpha() for r in reasons)
+
+
+def test_rerun_and_replay_leave_the_same_state(
+    airflow_db, demo_sources: Path, warehouse_url: str, tmp_path: Path, monkeypatch
+) -> None:
+    env = env_for(warehouse_url, demo_sources, tmp_path)
+    assert _state(run_dag(monkeypatch, "ccg_ingest", EARLIER, env)) == "success"
+    after_earlier = fingerprint(warehouse_url)
+    assert _state(run_dag(monkeypatch, "ccg_ingest", RUN, env)) == "success"
+    after_run = fingerprint(warehouse_url)
+    assert after_run != after_earlier, "the later interval brought new data"
+
+    # Same interval again, then again reloading everything: no change.
+    assert _state(run_dag(monkeypatch, "ccg_ingest", RUN, env)) == "success"
+    assert fingerprint(warehouse_url) == after_run
+    assert _state(run_dag(monkeypatch, "ccg_ingest", RUN, env, {"full_refresh": True})) == "success"
+    assert fingerprint(warehouse_url) == after_run
+
+    # Replaying the older interval (a backfill) must not roll newer snapshot data back.
+    assert _state(run_dag(monkeypatch, "ccg_ingest", EARLIER, env, {"full_refresh": True})) == "success"
+    assert fingerprint(warehouse_url) == after_run
+
+
+def test_unknown_column_refuses_its_file_keeps_the_rest_and_fails_the_run(
+    airflow_db, demo_sources: Path, warehouse_url: str, tmp_path: Path, monkeypatch
+) -> None:
+    sources = tmp_path / "sources"
+    shutil.copytree(demo_sources, sources)
+    path = sources / "crm" / "companies_20261123.csv"
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*rows[0], "Fax Number"])
+        writer.writeheader()
+        writer.writerows({**r, "Fax Number": "+44 20 7946 0000"} for r in rows)
+
+    run = run_dag(monkeypatch, "ccg_ingest", RUN, env_for(warehouse_url, sources, tmp_path))
+    assert _state(run) == "failed"
+    states = {ti.task_id: str(ti.state).rsplit(".", 1)[-1].lower() for ti in run.get_task_instances()}
+    assert states["ingest_crm"] == "failed"
+    assert states["ingest_portal"] == states["ingest_web_logs"] == "success"
+    assert states["publish_personal_zone"] in ("upstream_failed", "skipped")
+
+    refused = query(warehouse_url, "SELECT source_ref, error FROM ops.ingest_batches WHERE status = 'refused'")
+    assert [r[0] for r in refused] == ["companies_20261123.csv"]
+    assert "'Fax Number'" in refused[0][1] and "data_map.yaml" in refused[0][1]
+    assert "7946" not in refused[0][1]
+    # The other CRM files of the same run were kept.
+    assert query(warehouse_url, "SELECT count(*) FROM personal.crm_contacts")[0][0] > 0
+    assert query(warehouse_url, "SELECT count(*) FROM personal.crm_activities")[0][0] > 0
