@@ -49,13 +49,15 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             malformed_rate=args.malformed_rate,
         )
     )
-    print(f"Generated synthetic CCG sources in {report.out} (seed {args.seed}, as of {args.as_of}):")
+    print(
+        f"Generated synthetic CCG sources in {report.out} (seed {args.seed}, as of {args.as_of}):"
+    )
     for name, count in report.counts.items():
         print(f"  {name:<22} {count:>9,}")
     return 0
 
 
-def _engine(settings: Settings):  # noqa: ANN202
+def _engine(settings: Settings):
     from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
     return create_warehouse_engine(settings.warehouse_url)
@@ -116,7 +118,9 @@ def _cmd_policy_check(args: argparse.Namespace) -> int:
     )
     print(f"data map ok: {len(data_map.sources)} sources, {columns} columns tagged")
     for rule in notice.retention_rules:
-        print(f"  {rule.id:<24} {rule.period.model_dump(exclude_defaults=True)!s:<14} {rule.decided_by.value}")
+        print(
+            f"  {rule.id:<24} {rule.period.model_dump(exclude_defaults=True)!s:<14} {rule.decided_by.value}"
+        )
     return 0
 
 
@@ -139,11 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="warehouse schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_sub.add_parser("upgrade", help="create or migrate the warehouse zones").set_defaults(func=_cmd_db_upgrade)
+    db_sub.add_parser("upgrade", help="create or migrate the warehouse zones").set_defaults(
+        func=_cmd_db_upgrade
+    )
 
     ingest = sub.add_parser("ingest", help="ingest sources for one day, outside Airflow")
     ingest.add_argument("--date", type=_date, required=True, help="the day (data interval) to load")
-    ingest.add_argument("--source", action="append", choices=["portal", "crm", "web_logs", "auth_logs"])
+    ingest.add_argument(
+        "--source", action="append", choices=["portal", "crm", "web_logs", "auth_logs"]
+    )
     ingest.add_argument("--full-refresh", action="store_true")
     ingest.set_defaults(func=_cmd_ingest)
 

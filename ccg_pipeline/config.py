@@ -36,7 +36,9 @@ class Settings:
         sources = Path(env.get("CCG_SOURCE_DIR", str(home / "sources"))).resolve()
         return cls(
             home=home,
-            warehouse_url=env.get("CCG_WAREHOUSE_URL", f"sqlite:///{home / 'warehouse' / 'main.db'}"),
+            warehouse_url=env.get(
+                "CCG_WAREHOUSE_URL", f"sqlite:///{home / 'warehouse' / 'main.db'}"
+            ),
             portal_url=env.get("CCG_PORTAL_URL", f"sqlite:///{sources / 'portal.db'}"),
             crm_dir=Path(env.get("CCG_CRM_DIR", str(sources / "crm"))),
             web_log_dir=Path(env.get("CCG_WEB_LOG_DIR", str(sources / "logs" / "web"))),

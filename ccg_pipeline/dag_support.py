@@ -48,7 +48,7 @@ def notify_failure(context: dict[str, Any]) -> None:
             url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
         )
         try:
-            urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - operator-set URL
+            urllib.request.urlopen(request, timeout=10).close()
         except OSError as exc:
             log.error("CCG ALERT webhook failed: %s", type(exc).__name__)
 
@@ -79,7 +79,11 @@ def _connection(conn_id: str) -> Any | None:
     try:
         return BaseHook.get_connection(conn_id)
     except Exception as exc:  # AirflowNotFoundException; the SDK does not export one stable type
-        if "isn't defined" in str(exc) or "not found" in str(exc).lower() or type(exc).__name__.endswith("NotFoundException"):
+        if (
+            "isn't defined" in str(exc)
+            or "not found" in str(exc).lower()
+            or type(exc).__name__.endswith("NotFoundException")
+        ):
             return None
         raise
 

@@ -62,7 +62,7 @@ def ccg_ingest() -> None:
         finally:
             engine.dispose()
 
-    def make_ingest_task(source: str):  # noqa: ANN202 - returns an Airflow task factory
+    def make_ingest_task(source: str):
         @task(task_id=f"ingest_{source}")
         def ingest(**context) -> dict:
             from ccg_pipeline.dag_support import run_window, task_settings

@@ -56,7 +56,17 @@ def demo_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ccg_pipeline.sources.generate import GenerateOptions, generate
 
     out = tmp_path_factory.mktemp("sources")
-    generate(GenerateOptions(out=out, seed=7, as_of=AS_OF, companies=60, prospects=40, log_days=2, log_lines_per_day=400))
+    generate(
+        GenerateOptions(
+            out=out,
+            seed=7,
+            as_of=AS_OF,
+            companies=60,
+            prospects=40,
+            log_days=2,
+            log_lines_per_day=400,
+        )
+    )
     return out
 
 
@@ -98,7 +108,11 @@ def settings_for(tmp_path: Path):
 
     def build(warehouse_url: str, sources: Path) -> Settings:
         return Settings.from_env(
-            {"CCG_HOME": str(tmp_path / "home"), "CCG_SOURCE_DIR": str(sources), "CCG_WAREHOUSE_URL": warehouse_url}
+            {
+                "CCG_HOME": str(tmp_path / "home"),
+                "CCG_SOURCE_DIR": str(sources),
+                "CCG_WAREHOUSE_URL": warehouse_url,
+            }
         )
 
     return build

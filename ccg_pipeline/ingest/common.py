@@ -139,7 +139,9 @@ def minimise_ip(raw: str, v4_bits: int = 24, v6_bits: int = 48) -> str:
     return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
 
 
-def parse_timestamp(raw: str | None, column: str, *, not_after: dt.datetime | None = None) -> dt.datetime:
+def parse_timestamp(
+    raw: str | None, column: str, *, not_after: dt.datetime | None = None
+) -> dt.datetime:
     """ISO-8601 (with or without offset) to naive UTC; rejects unparseable and future values."""
     if not raw or not raw.strip():
         raise Rejected("missing_field", f"{column} is empty")
@@ -223,7 +225,9 @@ def upsert(
     return len(rows)
 
 
-def resolve_subjects(conn: Connection, emails: Iterable[str], key: str, at: dt.datetime) -> dict[str, int]:
+def resolve_subjects(
+    conn: Connection, emails: Iterable[str], key: str, at: dt.datetime
+) -> dict[str, int]:
     """Match normalised emails to subject ids, creating subjects as needed (set-based)."""
     unique = sorted(set(emails))
     if not unique:
@@ -234,7 +238,12 @@ def resolve_subjects(conn: Connection, emails: Iterable[str], key: str, at: dt.d
         conn.execute(
             stmt,
             [
-                {"email_norm": e, "subject_key": pseudonym(key, e), "first_seen_at": at, "updated_at": at}
+                {
+                    "email_norm": e,
+                    "subject_key": pseudonym(key, e),
+                    "first_seen_at": at,
+                    "updated_at": at,
+                }
                 for e in chunk
             ],
         )
@@ -284,7 +293,9 @@ def quarantine(
         conn.execute(stmt, rows[start : start + UPSERT_CHUNK_ROWS])
 
 
-def record_batch(conn: Connection, ctx: IngestContext, result: BatchResult, sha256: str | None) -> None:
+def record_batch(
+    conn: Connection, ctx: IngestContext, result: BatchResult, sha256: str | None
+) -> None:
     """Write the batch's counts to ops (idempotent per run, source and batch)."""
     conn.execute(
         sa.delete(schema.ingest_batches).where(

@@ -59,9 +59,13 @@ def _contact(row: dict[str, str], ctx: IngestContext, export_date: dt.date) -> d
         "country": country_code(row.get("Country/Region"), "Country/Region"),
         "lifecycle_stage": _text(row, "Lifecycle Stage") or "unknown",
         "marketing_status": _text(row, "Marketing Contact Status") or "unknown",
-        "created_at": parse_timestamp(row.get("Create Date"), "Create Date", not_after=ctx.window_end),
+        "created_at": parse_timestamp(
+            row.get("Create Date"), "Create Date", not_after=ctx.window_end
+        ),
         "last_activity_at": (
-            parse_timestamp(row["Last Activity Date"], "Last Activity Date", not_after=ctx.window_end)
+            parse_timestamp(
+                row["Last Activity Date"], "Last Activity Date", not_after=ctx.window_end
+            )
             if _text(row, "Last Activity Date")
             else None
         ),
@@ -79,9 +83,15 @@ def _company(row: dict[str, str], ctx: IngestContext, export_date: dt.date) -> d
         "domain": _text(row, "Company Domain Name"),
         "country": _text(row, "Country/Region"),
         "industry": _text(row, "Industry"),
-        "employees": parse_int(row.get("Number of Employees"), "Number of Employees", required=False),
-        "annual_revenue_gbp": parse_int(row.get("Annual Revenue"), "Annual Revenue", required=False),
-        "created_at": parse_timestamp(row.get("Create Date"), "Create Date", not_after=ctx.window_end),
+        "employees": parse_int(
+            row.get("Number of Employees"), "Number of Employees", required=False
+        ),
+        "annual_revenue_gbp": parse_int(
+            row.get("Annual Revenue"), "Annual Revenue", required=False
+        ),
+        "created_at": parse_timestamp(
+            row.get("Create Date"), "Create Date", not_after=ctx.window_end
+        ),
         "export_date": export_date,
     }
 
@@ -94,7 +104,9 @@ def _activity(row: dict[str, str], ctx: IngestContext, export_date: dt.date) -> 
         "activity_id": parse_int(row.get("Activity ID"), "Activity ID"),
         "crm_contact_id": parse_int(row.get("Contact ID"), "Contact ID"),
         "activity_type": kind,
-        "occurred_at": parse_timestamp(row.get("Activity Date"), "Activity Date", not_after=ctx.window_end),
+        "occurred_at": parse_timestamp(
+            row.get("Activity Date"), "Activity Date", not_after=ctx.window_end
+        ),
         "channel": _text(row, "Channel"),
         "subject_line": _text(row, "Subject"),
         "body": _text(row, "Body"),
@@ -116,7 +128,9 @@ def _check_row_shape(row: dict[str | None, Any]) -> None:
         raise Rejected("wrong_column_count", "row has fewer fields than the header")
     for column, value in row.items():
         if len(value) > MAX_FIELD_CHARS:
-            raise Rejected("oversized_record", f"{column} is longer than {MAX_FIELD_CHARS} characters")
+            raise Rejected(
+                "oversized_record", f"{column} is longer than {MAX_FIELD_CHARS} characters"
+            )
         if has_bad_encoding(value):
             raise Rejected("bad_encoding", f"{column} is not valid UTF-8")
 
@@ -145,14 +159,27 @@ def make_loader(kind: str) -> Callable[[Connection, IngestContext, Path, BatchRe
                         rows.append(parse(raw, ctx, export_date))
                     except Rejected as exc:
                         result.rejected[exc.code] += 1
-                        bad.append(QuarantinedRecord(f"row {number}", exc.code, exc.detail, raw_json(raw)[:MAX_FIELD_CHARS]))
+                        bad.append(
+                            QuarantinedRecord(
+                                f"row {number}",
+                                exc.code,
+                                exc.detail,
+                                raw_json(raw)[:MAX_FIELD_CHARS],
+                            )
+                        )
             except csv.Error as exc:
                 # A structurally broken file (e.g. an unterminated quote): keep what parsed, and
                 # quarantine the remainder as one record.
                 result.rejected["malformed_csv"] += 1
-                bad.append(QuarantinedRecord(f"row {reader.line_num}+", "malformed_csv", type(exc).__name__, ""))
+                bad.append(
+                    QuarantinedRecord(
+                        f"row {reader.line_num}+", "malformed_csv", type(exc).__name__, ""
+                    )
+                )
         if kind == "contacts":
-            subjects = resolve_subjects(conn, (r["_email_norm"] for r in rows), ctx.pseudonym_key, ctx.window_end)
+            subjects = resolve_subjects(
+                conn, (r["_email_norm"] for r in rows), ctx.pseudonym_key, ctx.window_end
+            )
             for r in rows:
                 r["subject_id"] = subjects[r.pop("_email_norm")]
         result.rows_loaded += upsert(conn, table, _dedupe(rows, table), newer_than="export_date")
@@ -163,7 +190,9 @@ def make_loader(kind: str) -> Callable[[Connection, IngestContext, Path, BatchRe
                 sa.update(a)
                 .where(a.c.subject_id.is_(None))
                 .values(
-                    subject_id=sa.select(c.c.subject_id).where(c.c.crm_contact_id == a.c.crm_contact_id).scalar_subquery()
+                    subject_id=sa.select(c.c.subject_id)
+                    .where(c.c.crm_contact_id == a.c.crm_contact_id)
+                    .scalar_subquery()
                 )
             )
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from sqlalchemy.engine import Connection
 
 from ccg_pipeline.ingest.common import (
+    BatchRefused,
     BatchResult,
     IngestContext,
-    BatchRefused,
     already_loaded,
     record_batch,
 )
@@ -79,7 +79,6 @@ def has_bad_encoding(text: str) -> bool:
     return False
 
 
-
 def lines(path: Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, line without its newline)."""
     with open_text(path) as fh:
@@ -102,7 +101,9 @@ def ingest_files(
             with ctx.engine.begin() as conn:
                 if not ctx.full_refresh and already_loaded(conn, source, path.name, sha):
                     result.status = "skipped"
-                    log.info("%s %s: already loaded with the same content, skipped", source, path.name)
+                    log.info(
+                        "%s %s: already loaded with the same content, skipped", source, path.name
+                    )
                 else:
                     loader(conn, ctx, path, result)
                     record_batch(conn, ctx, result, sha)

@@ -35,13 +35,17 @@ MAX_LINE_CHARS = 16_384
 # host ident user [time] "request" status bytes ["referrer" "user agent"]; quoted fields may
 # contain backslash-escaped quotes.
 _COMBINED = re.compile(
-    r'^(?P<ip>\S+) (?P<ident>\S+) (?P<user>\S+) \[(?P<time>[^\]]+)\] '
+    r"^(?P<ip>\S+) (?P<ident>\S+) (?P<user>\S+) \[(?P<time>[^\]]+)\] "
     r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) (?P<bytes>\d+|-)'
     r'(?: "(?P<referrer>(?:[^"\\]|\\.)*)" "(?P<user_agent>(?:[^"\\]|\\.)*)")?\s*$'
 )
-_MONTHS = {m: i for i, m in enumerate(
-    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1
-)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+        start=1,
+    )
+}
 
 
 def parse_clf_time(raw: str) -> dt.datetime:
@@ -50,8 +54,12 @@ def parse_clf_time(raw: str) -> dt.datetime:
         if len(raw) != 26 or raw[2] != "/" or raw[6] != "/" or raw[11] != ":" or raw[20] != " ":
             raise ValueError
         local = dt.datetime(
-            int(raw[7:11]), _MONTHS[raw[3:6]], int(raw[0:2]),
-            int(raw[12:14]), int(raw[15:17]), int(raw[18:20]),
+            int(raw[7:11]),
+            _MONTHS[raw[3:6]],
+            int(raw[0:2]),
+            int(raw[12:14]),
+            int(raw[15:17]),
+            int(raw[18:20]),
         )
         sign = -1 if raw[21] == "-" else 1
         if raw[21] not in "+-":
@@ -62,7 +70,9 @@ def parse_clf_time(raw: str) -> dt.datetime:
     return local - sign * offset
 
 
-def parse_web_line(line: str, window_end: dt.datetime, v4_bits: int, v6_bits: int) -> dict[str, Any]:
+def parse_web_line(
+    line: str, window_end: dt.datetime, v4_bits: int, v6_bits: int
+) -> dict[str, Any]:
     if len(line) > MAX_LINE_CHARS:
         raise Rejected("oversized_record", f"line is longer than {MAX_LINE_CHARS} characters")
     if has_bad_encoding(line):
@@ -89,14 +99,23 @@ def parse_web_line(line: str, window_end: dt.datetime, v4_bits: int, v6_bits: in
     }
 
 
-def _flush(conn: Connection, ctx: IngestContext, result: BatchResult, table: sa.Table, rows: list, bad: list) -> None:
+def _flush(
+    conn: Connection,
+    ctx: IngestContext,
+    result: BatchResult,
+    table: sa.Table,
+    rows: list,
+    bad: list,
+) -> None:
     result.rows_loaded += upsert(conn, table, rows)
     quarantine(conn, ctx, result, bad)
     rows.clear()
     bad.clear()
 
 
-def _load_lines(conn: Connection, ctx: IngestContext, path: Path, result: BatchResult, table: sa.Table, parse) -> None:
+def _load_lines(
+    conn: Connection, ctx: IngestContext, path: Path, result: BatchResult, table: sa.Table, parse
+) -> None:
     rows: list[dict[str, Any]] = []
     bad: list[QuarantinedRecord] = []
     for number, line in lines(path):
@@ -107,7 +126,9 @@ def _load_lines(conn: Connection, ctx: IngestContext, path: Path, result: BatchR
             row = parse(line)
         except Rejected as exc:
             result.rejected[exc.code] += 1
-            bad.append(QuarantinedRecord(f"line {number}", exc.code, exc.detail, line[:MAX_LINE_CHARS]))
+            bad.append(
+                QuarantinedRecord(f"line {number}", exc.code, exc.detail, line[:MAX_LINE_CHARS])
+            )
         else:
             row["source_file"] = path.name
             row["line_no"] = number
@@ -121,12 +142,18 @@ def load_web_log(conn: Connection, ctx: IngestContext, path: Path, result: Batch
     s = ctx.notice.settings
     end = ctx.window_end
     _load_lines(
-        conn, ctx, path, result, schema.web_access,
+        conn,
+        ctx,
+        path,
+        result,
+        schema.web_access,
         lambda line: parse_web_line(line, end, s.ipv4_prefix_bits, s.ipv6_prefix_bits),
     )
 
 
-def parse_auth_line(line: str, known: frozenset[str], window_end: dt.datetime, v4_bits: int, v6_bits: int) -> dict[str, Any]:
+def parse_auth_line(
+    line: str, known: frozenset[str], window_end: dt.datetime, v4_bits: int, v6_bits: int
+) -> dict[str, Any]:
     if len(line) > MAX_LINE_CHARS:
         raise Rejected("oversized_record", f"line is longer than {MAX_LINE_CHARS} characters")
     if has_bad_encoding(line):
@@ -165,7 +192,11 @@ def load_auth_log(conn: Connection, ctx: IngestContext, path: Path, result: Batc
     known = frozenset(ctx.data_map.sources[AUTH_SOURCE].columns)
     end = ctx.window_end
     _load_lines(
-        conn, ctx, path, result, schema.auth_events,
+        conn,
+        ctx,
+        path,
+        result,
+        schema.auth_events,
         lambda line: parse_auth_line(line, known, end, s.ipv4_prefix_bits, s.ipv6_prefix_bits),
     )
     # Link events to subjects through the portal account, set-based.
@@ -173,5 +204,7 @@ def load_auth_log(conn: Connection, ctx: IngestContext, path: Path, result: Batc
     conn.execute(
         sa.update(a)
         .where(a.c.subject_id.is_(None), a.c.user_id.is_not(None))
-        .values(subject_id=sa.select(u.c.subject_id).where(u.c.user_id == a.c.user_id).scalar_subquery())
+        .values(
+            subject_id=sa.select(u.c.subject_id).where(u.c.user_id == a.c.user_id).scalar_subquery()
+        )
     )

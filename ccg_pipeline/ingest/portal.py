@@ -160,7 +160,9 @@ TABLES: dict[str, tuple[sa.Table, Callable[[Row, dt.datetime], Row]]] = {
 
 def _watermark(conn: Connection, source: str) -> dt.datetime | None:
     w = schema.watermarks
-    return conn.execute(sa.select(w.c.high_water_mark).where(w.c.source == source)).scalar_one_or_none()
+    return conn.execute(
+        sa.select(w.c.high_water_mark).where(w.c.source == source)
+    ).scalar_one_or_none()
 
 
 def _set_watermark(conn: Connection, source: str, value: dt.datetime, run_id: str) -> None:
@@ -169,7 +171,9 @@ def _set_watermark(conn: Connection, source: str, value: dt.datetime, run_id: st
     if current is None:
         conn.execute(sa.insert(w).values(source=source, high_water_mark=value, run_id=run_id))
     elif current < value:
-        conn.execute(sa.update(w).where(w.c.source == source).values(high_water_mark=value, run_id=run_id))
+        conn.execute(
+            sa.update(w).where(w.c.source == source).values(high_water_mark=value, run_id=run_id)
+        )
 
 
 def _bound(column: sa.Column, value: dt.datetime) -> Any:
@@ -205,7 +209,9 @@ def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
         # Read values as the database stores them; the row parsers own all conversion, so a
         # malformed value is quarantined by name instead of failing the driver's type processing.
         raw_columns = [sa.type_coerce(c, sa.types.NullType()).label(c.name) for c in src.columns]
-        query = sa.select(*raw_columns).where(src.c.updated_at < _bound(src.c.updated_at, ctx.window_end))
+        query = sa.select(*raw_columns).where(
+            src.c.updated_at < _bound(src.c.updated_at, ctx.window_end)
+        )
         if lower is not None:
             query = query.where(src.c.updated_at >= _bound(src.c.updated_at, lower))
         with portal.connect() as source_conn:
@@ -218,10 +224,14 @@ def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
                 rows.append(parse(raw, ctx.window_end))
             except Rejected as exc:
                 result.rejected[exc.code] += 1
-                bad.append(QuarantinedRecord(f"id {raw.get('id')}", exc.code, exc.detail, raw_json(raw)))
+                bad.append(
+                    QuarantinedRecord(f"id {raw.get('id')}", exc.code, exc.detail, raw_json(raw))
+                )
         with ctx.engine.begin() as conn:
             if name == "users":
-                subjects = resolve_subjects(conn, (r["_email_norm"] for r in rows), ctx.pseudonym_key, ctx.window_end)
+                subjects = resolve_subjects(
+                    conn, (r["_email_norm"] for r in rows), ctx.pseudonym_key, ctx.window_end
+                )
                 for r in rows:
                     r["subject_id"] = subjects[r.pop("_email_norm")]
             result.rows_loaded = upsert(conn, target, rows, newer_than="updated_at")
@@ -230,7 +240,11 @@ def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
             _set_watermark(conn, source, ctx.window_end, ctx.run_id)
         log.info(
             "%s: read %d, loaded %d, quarantined %d %s",
-            source, result.rows_read, result.rows_loaded, result.rows_quarantined, dict(result.rejected) or "",
+            source,
+            result.rows_read,
+            result.rows_loaded,
+            result.rows_quarantined,
+            dict(result.rejected) or "",
         )
         results.append(result)
     return results

@@ -42,7 +42,8 @@ def _load(path: Path, model: type[M]) -> M:
         return model.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
         )
         raise PolicyError(f"{path}: {exc.error_count()} problem(s): {problems}") from exc
 

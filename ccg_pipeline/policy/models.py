@@ -86,7 +86,9 @@ class Period(Strict):
 
     @model_validator(mode="after")
     def _positive(self) -> Period:
-        if min(self.years, self.months, self.days) < 0 or not (self.years or self.months or self.days):
+        if min(self.years, self.months, self.days) < 0 or not (
+            self.years or self.months or self.days
+        ):
             raise ValueError("a retention period must be positive")
         return self
 
@@ -140,7 +142,9 @@ class RetentionRule(Cited):
     @model_validator(mode="after")
     def _year_end_given(self) -> RetentionRule:
         if self.align_to_financial_year_end and self.financial_year_end is None:
-            raise ValueError(f"rule {self.id}: align_to_financial_year_end needs financial_year_end")
+            raise ValueError(
+                f"rule {self.id}: align_to_financial_year_end needs financial_year_end"
+            )
         return self
 
 
@@ -236,9 +240,13 @@ class Notice(Strict):
             ]
         for transfer in self.transfers:
             if transfer.recipient not in recipient_ids:
-                problems.append(f"transfer {transfer.id!r}: unknown recipient {transfer.recipient!r}")
+                problems.append(
+                    f"transfer {transfer.id!r}: unknown recipient {transfer.recipient!r}"
+                )
             if transfer.safeguard not in safeguard_ids:
-                problems.append(f"transfer {transfer.id!r}: unknown safeguard {transfer.safeguard!r}")
+                problems.append(
+                    f"transfer {transfer.id!r}: unknown safeguard {transfer.safeguard!r}"
+                )
         if problems:
             raise ValueError("; ".join(problems))
         return self

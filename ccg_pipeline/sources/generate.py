@@ -273,7 +273,9 @@ class _Population:
             {
                 "id": company_id,
                 "name": name,
-                "company_number": f"{rng.randrange(10**7, 10**8 - 1):08d}" if country == "GB" else None,
+                "company_number": f"{rng.randrange(10**7, 10**8 - 1):08d}"
+                if country == "GB"
+                else None,
                 "vat_number": f"{country}{rng.randrange(10**8, 10**9)}",
                 "country_code": country,
                 "sector": rng.choice(SECTORS),
@@ -299,10 +301,20 @@ class _Population:
                 "Create Date": _ts(created),
             }
         )
-        user_ids = [self._user(company_id, country, domain, created, closed) for _ in range(rng.randrange(1, 4))]
+        user_ids = [
+            self._user(company_id, country, domain, created, closed)
+            for _ in range(rng.randrange(1, 4))
+        ]
         self._contracts_and_money(company_id, case, start, ceased, user_ids)
 
-    def _user(self, company_id: int, country: str, domain: str, created: dt.datetime, closed: dt.datetime | None) -> int:
+    def _user(
+        self,
+        company_id: int,
+        country: str,
+        domain: str,
+        created: dt.datetime,
+        closed: dt.datetime | None,
+    ) -> int:
         rng, f = self.rng, self.locale(country)
         user_id = len(self.users) + 1
         first, last = f.first_name(), f.last_name()
@@ -314,14 +326,17 @@ class _Population:
                 "id": user_id,
                 "company_id": company_id,
                 "email": email,
-                "username": f"{first[0]}{last}".lower().encode("ascii", "ignore").decode() + str(user_id),
+                "username": f"{first[0]}{last}".lower().encode("ascii", "ignore").decode()
+                + str(user_id),
                 "first_name": first,
                 "last_name": last,
                 "job_title": rng.choice(JOB_TITLES),
                 "phone": f.phone_number(),
                 "password_hash": _password_hash(rng),
                 "interests": ",".join(rng.sample(INTERESTS, rng.randrange(0, 3))),
-                "timezone": {"GB": "Europe/London", "IE": "Europe/Dublin"}.get(country, "Europe/Stockholm"),
+                "timezone": {"GB": "Europe/London", "IE": "Europe/Dublin"}.get(
+                    country, "Europe/Stockholm"
+                ),
                 "created_at": _ts(joined),
                 "closed_at": _ts(closed) if closed else None,
                 "last_login_at": _ts(last_login),
@@ -330,28 +345,55 @@ class _Population:
         )
         # The same person is in the CRM, often with differently typed email.
         self._crm_contact(
-            first, last, _email_variant(rng, email), country, company=self.companies[-1]["name"],
-            stage="customer", created=joined, phone=self.users[-1]["phone"],
+            first,
+            last,
+            _email_variant(rng, email),
+            country,
+            company=self.companies[-1]["name"],
+            stage="customer",
+            created=joined,
+            phone=self.users[-1]["phone"],
         )
         return user_id
 
-    def _contracts_and_money(self, company_id: int, case: str, start: dt.date, ceased: dt.date | None, user_ids: list[int]) -> None:
+    def _contracts_and_money(
+        self,
+        company_id: int,
+        case: str,
+        start: dt.date,
+        ceased: dt.date | None,
+        user_ids: list[int],
+    ) -> None:
         rng = self.rng
         service = rng.choice(list(SERVICES))
         trial_end = start + dt.timedelta(days=30)
         self.contracts.append(
-            {"id": len(self.contracts) + 1, "company_id": company_id, "licence_type": "trial", "service": service,
-             "start_date": start.isoformat(), "end_date": trial_end.isoformat(), "annual_fee": "0.00",
-             "updated_at": _ts(_midday(trial_end))}
+            {
+                "id": len(self.contracts) + 1,
+                "company_id": company_id,
+                "licence_type": "trial",
+                "service": service,
+                "start_date": start.isoformat(),
+                "end_date": trial_end.isoformat(),
+                "annual_fee": "0.00",
+                "updated_at": _ts(_midday(trial_end)),
+            }
         )
         if case == "trial_only":
             return
         fee = SERVICES[service]
         full_end = ceased
         self.contracts.append(
-            {"id": len(self.contracts) + 1, "company_id": company_id, "licence_type": "full", "service": service,
-             "start_date": trial_end.isoformat(), "end_date": full_end.isoformat() if full_end else None,
-             "annual_fee": f"{fee / 100:.2f}", "updated_at": _ts(_midday(full_end or trial_end))}
+            {
+                "id": len(self.contracts) + 1,
+                "company_id": company_id,
+                "licence_type": "full",
+                "service": service,
+                "start_date": trial_end.isoformat(),
+                "end_date": full_end.isoformat() if full_end else None,
+                "annual_fee": f"{fee / 100:.2f}",
+                "updated_at": _ts(_midday(full_end or trial_end)),
+            }
         )
         # Quarterly invoices from the end of the trial until the customer ceased (or today).
         issued = trial_end
@@ -361,45 +403,91 @@ class _Population:
             amount = fee // 4 + rng.randrange(0, 5000)
             ordered_at = _midday(issued) - dt.timedelta(hours=rng.randrange(1, 48))
             self.orders.append(
-                {"id": order_id, "company_id": company_id, "user_id": rng.choice(user_ids), "service": service,
-                 "ordered_at": _ts(ordered_at), "amount": f"{amount / 100:.2f}", "updated_at": _ts(ordered_at)}
+                {
+                    "id": order_id,
+                    "company_id": company_id,
+                    "user_id": rng.choice(user_ids),
+                    "service": service,
+                    "ordered_at": _ts(ordered_at),
+                    "amount": f"{amount / 100:.2f}",
+                    "updated_at": _ts(ordered_at),
+                }
             )
             invoice_id = len(self.invoices) + 1
             due = issued + dt.timedelta(days=30)
             paid_on = issued + dt.timedelta(days=rng.randrange(3, 45))
             paid = paid_on <= self.o.as_of
             self.invoices.append(
-                {"id": invoice_id, "company_id": company_id, "order_id": order_id,
-                 "invoice_number": f"INV-{issued.year}-{invoice_id:06d}", "issued_on": issued.isoformat(),
-                 "due_on": due.isoformat(), "amount": f"{amount / 100:.2f}", "vat": f"{amount * 0.2 / 100:.2f}",
-                 "status": "paid" if paid else "open", "updated_at": _ts(_midday(paid_on if paid else issued))}
+                {
+                    "id": invoice_id,
+                    "company_id": company_id,
+                    "order_id": order_id,
+                    "invoice_number": f"INV-{issued.year}-{invoice_id:06d}",
+                    "issued_on": issued.isoformat(),
+                    "due_on": due.isoformat(),
+                    "amount": f"{amount / 100:.2f}",
+                    "vat": f"{amount * 0.2 / 100:.2f}",
+                    "status": "paid" if paid else "open",
+                    "updated_at": _ts(_midday(paid_on if paid else issued)),
+                }
             )
             if paid:
                 card = rng.random() < 0.5
                 self.payments.append(
-                    {"id": len(self.payments) + 1, "invoice_id": invoice_id, "paid_at": _ts(_midday(paid_on)),
-                     "amount": f"{amount * 1.2 / 100:.2f}", "method": "card" if card else "bank_transfer",
-                     "card_number_masked": f"************{rng.randrange(10000):04d}" if card else None,
-                     "bank_account_masked": None if card else f"****{rng.randrange(10000):04d}",
-                     "updated_at": _ts(_midday(paid_on))}
+                    {
+                        "id": len(self.payments) + 1,
+                        "invoice_id": invoice_id,
+                        "paid_at": _ts(_midday(paid_on)),
+                        "amount": f"{amount * 1.2 / 100:.2f}",
+                        "method": "card" if card else "bank_transfer",
+                        "card_number_masked": f"************{rng.randrange(10000):04d}"
+                        if card
+                        else None,
+                        "bank_account_masked": None if card else f"****{rng.randrange(10000):04d}",
+                        "updated_at": _ts(_midday(paid_on)),
+                    }
                 )
             issued += dt.timedelta(days=91)
 
     def _prospect(self, n: int, country: str) -> None:
         rng, f = self.rng, self.locale(country)
         first, last = f.first_name(), f.last_name()
-        domain = rng.choice(["gmail.com", "outlook.com", "hotmail.co.uk", "telia.se", "web.de", f"firm{n}.eu"])
+        domain = rng.choice(
+            ["gmail.com", "outlook.com", "hotmail.co.uk", "telia.se", "web.de", f"firm{n}.eu"]
+        )
         created = self.now - dt.timedelta(days=rng.randrange(10, 365 * 5))
         stage = rng.choice(["lead", "subscriber", "marketingqualifiedlead"])
-        self._crm_contact(first, last, self.unique_email(first, last, domain), country, company=f.company() if rng.random() < 0.6 else "", stage=stage, created=created, phone=f.phone_number() if rng.random() < 0.5 else "")
+        self._crm_contact(
+            first,
+            last,
+            self.unique_email(first, last, domain),
+            country,
+            company=f.company() if rng.random() < 0.6 else "",
+            stage=stage,
+            created=created,
+            phone=f.phone_number() if rng.random() < 0.5 else "",
+        )
 
-    def _crm_contact(self, first: str, last: str, email: str, country: str, *, company: str, stage: str, created: dt.datetime, phone: str) -> None:
+    def _crm_contact(
+        self,
+        first: str,
+        last: str,
+        email: str,
+        country: str,
+        *,
+        company: str,
+        stage: str,
+        created: dt.datetime,
+        phone: str,
+    ) -> None:
         rng = self.rng
         contact_id = 100_000 + len(self.crm_contacts) + 1
         opted_out = rng.random() < 0.15
         events: list[tuple[str, dt.datetime, str, str]] = []
         if rng.random() < 0.5:
-            events.append(("CONTACT_US_ENQUIRY", created, "Website enquiry", rng.choice(ENQUIRY_TEXTS)))
+            events.append(
+                ("CONTACT_US_ENQUIRY", created, "Website enquiry", rng.choice(ENQUIRY_TEXTS))
+            )
         if rng.random() < 0.6:
             t = _between(rng, created, self.now)
             events.append(("MAILING_LIST_SUBSCRIBE", t, "Newsletter sign-up", ""))
@@ -408,7 +496,9 @@ class _Population:
             t = _between(rng, created, self.now)
             events.append(("MARKETING_OPT_OUT", t, "Unsubscribed via link", ""))
         for _ in range(rng.randrange(0, 3)):
-            events.append(("NOTE", _between(rng, created, self.now), "Note", rng.choice(NOTE_TEXTS)))
+            events.append(
+                ("NOTE", _between(rng, created, self.now), "Note", rng.choice(NOTE_TEXTS))
+            )
         last_activity = max((e[1] for e in events), default=None)
         self.crm_contacts.append(
             {
@@ -433,7 +523,9 @@ class _Population:
                     "Contact ID": contact_id,
                     "Activity Type": kind,
                     "Activity Date": _ts(when),
-                    "Channel": {"CONTACT_US_ENQUIRY": "web_form", "NOTE": "phone"}.get(kind, "email"),
+                    "Channel": {"CONTACT_US_ENQUIRY": "web_form", "NOTE": "phone"}.get(
+                        kind, "email"
+                    ),
                     "Subject": subject,
                     "Body": body,
                 }
@@ -516,7 +608,9 @@ def _write_crm(folder: Path, pop: _Population, rng: random.Random, rate: float) 
             if rng.random() < rate:
                 row["Create Date"] = rng.choice(["31/02/2024", "yesterday", ""])
         activities = [
-            a for a in pop.activities if a["Activity Date"] <= cutoff and (i == 0 or a["Activity Date"] > previous)
+            a
+            for a in pop.activities
+            if a["Activity Date"] <= cutoff and (i == 0 or a["Activity Date"] > previous)
         ]
         stamp = day.strftime("%Y%m%d")
         for name, rows in (
@@ -524,29 +618,45 @@ def _write_crm(folder: Path, pop: _Population, rng: random.Random, rate: float) 
             ("companies", [c for c in pop.crm_companies if c["Create Date"] <= cutoff]),
             ("activities", activities),
         ):
-            header = list((pop.crm_contacts if name == "contacts" else pop.crm_companies if name == "companies" else pop.activities)[0])
+            header = list(
+                (
+                    pop.crm_contacts
+                    if name == "contacts"
+                    else pop.crm_companies
+                    if name == "companies"
+                    else pop.activities
+                )[0]
+            )
             path = folder / f"{name}_{stamp}.csv"
             _write_csv(path, rows, header)
             if name == "contacts" and rows:
                 # A hand-edited export: one row with a column too many, as a broken CSV tool leaves.
                 with path.open("a", encoding="utf-8") as fh:
-                    fh.write('999999,"Broken","Row","broken@example.invalid","","","","GB","lead","Marketing contact","2024-01-01 00:00:00","","EXTRA"\n')
+                    fh.write(
+                        '999999,"Broken","Row","broken@example.invalid","","","","GB","lead","Marketing contact","2024-01-01 00:00:00","","EXTRA"\n'
+                    )
             written.append(str(path))
     return written
 
 
 def _ip(rng: random.Random) -> str:
     if rng.random() < 0.1:
-        return f"2001:db8:{rng.randrange(65536):x}:{rng.randrange(65536):x}::{rng.randrange(65536):x}"
+        return (
+            f"2001:db8:{rng.randrange(65536):x}:{rng.randrange(65536):x}::{rng.randrange(65536):x}"
+        )
     return f"{rng.choice([81, 86, 90, 145, 185, 212, 31, 62])}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
 
 
-def _web_lines(rng: random.Random, day: dt.date, count: int, rate: float, emails: list[str]) -> Iterator[str]:
+def _web_lines(
+    rng: random.Random, day: dt.date, count: int, rate: float, emails: list[str]
+) -> Iterator[str]:
     start = dt.datetime.combine(day, dt.time(0, 0))
     for n in range(count):
         when = start + dt.timedelta(seconds=int(86_400 * n / max(count, 1)))
         if rng.random() < rate:
-            yield rng.choice(["-", "GET / HTTP/1.1", '127.0.0.1 - - [garbage] "GET"', "\x00\x01binary", ""])
+            yield rng.choice(
+                ["-", "GET / HTTP/1.1", '127.0.0.1 - - [garbage] "GET"', "\x00\x01binary", ""]
+            )
             continue
         path = rng.choice(WEB_PATHS)
         if path == "/contact-us" and emails and rng.random() < 0.3:
@@ -555,7 +665,14 @@ def _web_lines(rng: random.Random, day: dt.date, count: int, rate: float, emails
             path += f"?page={rng.randrange(1, 9)}"
         status = rng.choices([200, 304, 302, 404, 500], [80, 8, 6, 5, 1])[0]
         size = 0 if status in (302, 304) else rng.randrange(200, 90_000)
-        referrer = rng.choice(["-", "https://www.google.com/", "https://www.customsconnect.eu/", "https://www.bing.com/"])
+        referrer = rng.choice(
+            [
+                "-",
+                "https://www.google.com/",
+                "https://www.customsconnect.eu/",
+                "https://www.bing.com/",
+            ]
+        )
         stamp = when.strftime("%d/%b/%Y:%H:%M:%S +0000")
         yield f'{_ip(rng)} - - [{stamp}] "GET {path} HTTP/1.1" {status} {size} "{referrer}" "{rng.choice(USER_AGENTS)}"'
 
@@ -576,7 +693,13 @@ def _auth_lines(rng: random.Random, day: dt.date, users: list[dict], rate: float
         user = rng.choice(active)
         when = start + dt.timedelta(seconds=rng.randrange(14 * 3600))
         if rng.random() < rate:
-            yield rng.choice(['{"ts": "2026-13-45T99:00:00Z", "event": "login"}', "{not json", '{"event": "login"}'])
+            yield rng.choice(
+                [
+                    '{"ts": "2026-13-45T99:00:00Z", "event": "login"}',
+                    "{not json",
+                    '{"event": "login"}',
+                ]
+            )
             continue
         ok = rng.random() > 0.08
         yield json.dumps(
@@ -613,7 +736,10 @@ def generate(options: GenerateOptions) -> GenerateReport:
         day = options.as_of - dt.timedelta(days=d)
         stamp = day.strftime("%Y%m%d")
         web_path = web_dir / f"access.log-{stamp}.gz"
-        web_lines += write_web_log(web_path, _web_lines(rng, day, options.log_lines_per_day, options.malformed_rate, emails))
+        web_lines += write_web_log(
+            web_path,
+            _web_lines(rng, day, options.log_lines_per_day, options.malformed_rate, emails),
+        )
         auth_path = auth_dir / f"auth-{stamp}.jsonl"
         lines = list(_auth_lines(rng, day, pop.users, options.malformed_rate))
         auth_path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -27,7 +27,9 @@ def sqlite_zone_files(url: str) -> dict[str, Path]:
     """Zone name -> database file for a SQLite warehouse URL."""
     database = sa.make_url(url).database
     if not database or database == ":memory:":
-        raise ValueError("the SQLite warehouse needs a file path, e.g. sqlite:///var/warehouse/main.db")
+        raise ValueError(
+            "the SQLite warehouse needs a file path, e.g. sqlite:///var/warehouse/main.db"
+        )
     folder = Path(database).resolve().parent
     return {zone: folder / f"{zone}.db" for zone in ZONES}
 

@@ -47,7 +47,9 @@ def summarise(engine: Engine) -> WarehouseSummary:
         ]
         statuses = {
             status: count
-            for status, count in conn.execute(sa.select(b.c.status, sa.func.count()).group_by(b.c.status))
+            for status, count in conn.execute(
+                sa.select(b.c.status, sa.func.count()).group_by(b.c.status)
+            )
         }
     return WarehouseSummary(table_counts(engine), reasons, statuses)
 
@@ -58,8 +60,15 @@ def render(summary: WarehouseSummary, zone_files: dict[str, str] | None = None) 
     lines += [f"  {name:<{width}}  {count:>9,}" for name, count in summary.rows_per_table.items()]
     total_q = sum(c for _, _, c in summary.quarantine_by_reason)
     lines += ["", f"Quarantined records: {total_q:,} (kept in personal.quarantine)", "-" * 40]
-    lines += [f"  {source:<18} {count:>6,}  {reason}" for source, reason, count in summary.quarantine_by_reason]
-    lines += ["", "Ingest batches by status: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.batches_by_status.items()))]
+    lines += [
+        f"  {source:<18} {count:>6,}  {reason}"
+        for source, reason, count in summary.quarantine_by_reason
+    ]
+    lines += [
+        "",
+        "Ingest batches by status: "
+        + ", ".join(f"{k}={v}" for k, v in sorted(summary.batches_by_status.items())),
+    ]
     if zone_files:
         lines += ["", "Warehouse files (SQLite, one per zone)", "-" * 38]
         lines += [f"  {zone:<10} {path}" for zone, path in zone_files.items()]

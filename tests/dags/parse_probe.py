@@ -32,7 +32,9 @@ Variable.get = _trap("Variable.get")
 
 dags_dir = Path(sys.argv[1])
 bag = DagBag(dag_folder=str(dags_dir), safe_mode=False)
-heavy = sorted(m for m in ("pandas", "great_expectations", "faker", "psycopg2", "pyarrow") if m in sys.modules)
+heavy = sorted(
+    m for m in ("pandas", "great_expectations", "faker", "psycopg2", "pyarrow") if m in sys.modules
+)
 print(
     json.dumps(
         {

@@ -16,7 +16,13 @@ from ccg_pipeline.warehouse.engine import create_warehouse_engine
 PERSONAL_TABLES = [t for t in schema.BASELINE_TABLES if t.schema == schema.PERSONAL]
 
 
-def run_dag(monkeypatch: pytest.MonkeyPatch, dag_id: str, when: dt.datetime, env: dict[str, str], conf: dict | None = None) -> Any:
+def run_dag(
+    monkeypatch: pytest.MonkeyPatch,
+    dag_id: str,
+    when: dt.datetime,
+    env: dict[str, str],
+    conf: dict | None = None,
+) -> Any:
     """A real Airflow DAG run via dag.test(), with the CCG_* settings given in `env`."""
     from ccg_pipeline.dagrun import run_dag as _run
 
@@ -27,7 +33,11 @@ def run_dag(monkeypatch: pytest.MonkeyPatch, dag_id: str, when: dt.datetime, env
 
 
 def env_for(warehouse_url: str, sources: Path, home: Path) -> dict[str, str]:
-    return {"CCG_WAREHOUSE_URL": warehouse_url, "CCG_SOURCE_DIR": str(sources), "CCG_HOME": str(home)}
+    return {
+        "CCG_WAREHOUSE_URL": warehouse_url,
+        "CCG_SOURCE_DIR": str(sources),
+        "CCG_HOME": str(home),
+    }
 
 
 def fingerprint(warehouse_url: str, tables: list[sa.Table] = PERSONAL_TABLES) -> dict[str, str]:
@@ -39,7 +49,9 @@ def fingerprint(warehouse_url: str, tables: list[sa.Table] = PERSONAL_TABLES) ->
             for table in tables:
                 columns = [c for c in table.columns if c.name not in ("run_id", "quarantine_id")]
                 rows = sorted(repr(tuple(r)) for r in conn.execute(sa.select(*columns)))
-                out[f"{table.schema}.{table.name}"] = f"{len(rows)}:" + hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
+                out[f"{table.schema}.{table.name}"] = (
+                    f"{len(rows)}:" + hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
+                )
     finally:
         engine.dispose()
     return out

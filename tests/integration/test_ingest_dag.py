@@ -26,8 +26,20 @@ def test_ingest_loads_every_source_matches_subjects_and_minimises_ips(
     env = env_for(warehouse_url, demo_sources, tmp_path)
     assert _state(run_dag(monkeypatch, "ccg_ingest", RUN, env)) == "success"
 
-    counts = dict(query(warehouse_url, "SELECT source, sum(rows_loaded) FROM ops.ingest_batches GROUP BY source"))
-    for source in ("portal.companies", "portal.users", "portal.payments", "crm.contacts", "crm.activities", "logs.web_access", "logs.auth"):
+    counts = dict(
+        query(
+            warehouse_url, "SELECT source, sum(rows_loaded) FROM ops.ingest_batches GROUP BY source"
+        )
+    )
+    for source in (
+        "portal.companies",
+        "portal.users",
+        "portal.payments",
+        "crm.contacts",
+        "crm.activities",
+        "logs.web_access",
+        "logs.auth",
+    ):
         assert counts.get(source, 0) > 0, source
 
     # Every portal user is also a CRM contact (emails typed differently): one subject each.
@@ -38,8 +50,10 @@ def test_ingest_loads_every_source_matches_subjects_and_minimises_ips(
     )[0][0]
     users = query(warehouse_url, "SELECT count(*) FROM personal.portal_users")[0][0]
     assert shared >= 0.9 * users
-    assert query(warehouse_url, "SELECT count(*) FROM personal.subjects")[0][0] < users + query(
-        warehouse_url, "SELECT count(*) FROM personal.crm_contacts")[0][0]
+    assert (
+        query(warehouse_url, "SELECT count(*) FROM personal.subjects")[0][0]
+        < users + query(warehouse_url, "SELECT count(*) FROM personal.crm_contacts")[0][0]
+    )
 
     # IPs are stored only as network prefixes.
     prefixes = [r[0] for r in query(warehouse_url, "SELECT ip_prefix FROM personal.web_access")]
@@ -71,7 +85,10 @@ def test_rerun_and_replay_leave_the_same_state(
     assert fingerprint(warehouse_url) == after_run
 
     # Replaying the older interval (a backfill) must not roll newer snapshot data back.
-    assert _state(run_dag(monkeypatch, "ccg_ingest", EARLIER, env, {"full_refresh": True})) == "success"
+    assert (
+        _state(run_dag(monkeypatch, "ccg_ingest", EARLIER, env, {"full_refresh": True}))
+        == "success"
+    )
     assert fingerprint(warehouse_url) == after_run
 
 
@@ -89,12 +106,16 @@ def test_unknown_column_refuses_its_file_keeps_the_rest_and_fails_the_run(
 
     run = run_dag(monkeypatch, "ccg_ingest", RUN, env_for(warehouse_url, sources, tmp_path))
     assert _state(run) == "failed"
-    states = {ti.task_id: str(ti.state).rsplit(".", 1)[-1].lower() for ti in run.get_task_instances()}
+    states = {
+        ti.task_id: str(ti.state).rsplit(".", 1)[-1].lower() for ti in run.get_task_instances()
+    }
     assert states["ingest_crm"] == "failed"
     assert states["ingest_portal"] == states["ingest_web_logs"] == "success"
     assert states["publish_personal_zone"] in ("upstream_failed", "skipped")
 
-    refused = query(warehouse_url, "SELECT source_ref, error FROM ops.ingest_batches WHERE status = 'refused'")
+    refused = query(
+        warehouse_url, "SELECT source_ref, error FROM ops.ingest_batches WHERE status = 'refused'"
+    )
     assert [r[0] for r in refused] == ["companies_20261123.csv"]
     assert "'Fax Number'" in refused[0][1] and "data_map.yaml" in refused[0][1]
     assert "7946" not in refused[0][1]

@@ -35,7 +35,13 @@ def _digest(folder: Path) -> str:
 
 
 def test_same_seed_same_sources_other_seed_other_sources(tmp_path: Path) -> None:
-    options = {"as_of": AS_OF, "companies": 25, "prospects": 10, "log_days": 1, "log_lines_per_day": 100}
+    options = {
+        "as_of": AS_OF,
+        "companies": 25,
+        "prospects": 10,
+        "log_days": 1,
+        "log_lines_per_day": 100,
+    }
     generate(GenerateOptions(out=tmp_path / "a", seed=3, **options))
     generate(GenerateOptions(out=tmp_path / "b", seed=3, **options))
     generate(GenerateOptions(out=tmp_path / "c", seed=4, **options))
@@ -45,23 +51,36 @@ def test_same_seed_same_sources_other_seed_other_sources(tmp_path: Path) -> None
 
 def test_population_covers_the_retention_edges(demo_sources: Path) -> None:
     with sqlite3.connect(demo_sources / "portal.db") as db:
-        closed = [dt.date.fromisoformat(r[0][:10]) for r in db.execute("SELECT closed_at FROM companies WHERE closed_at IS NOT NULL")]
+        closed = [
+            dt.date.fromisoformat(r[0][:10])
+            for r in db.execute("SELECT closed_at FROM companies WHERE closed_at IS NOT NULL")
+        ]
         active = db.execute("SELECT count(*) FROM companies WHERE closed_at IS NULL").fetchone()[0]
         portal_emails = {normalise_email(r[0]) for r in db.execute("SELECT email FROM users")}
     db.close()
     six_years_ago = _add_years(AS_OF, -6)
     assert active > 0
-    assert any(six_years_ago < d <= six_years_ago + dt.timedelta(days=40) for d in closed), "just under six years"
-    assert any(six_years_ago - dt.timedelta(days=40) <= d < six_years_ago for d in closed), "just over six years"
+    assert any(six_years_ago < d <= six_years_ago + dt.timedelta(days=40) for d in closed), (
+        "just under six years"
+    )
+    assert any(six_years_ago - dt.timedelta(days=40) <= d < six_years_ago for d in closed), (
+        "just over six years"
+    )
     assert any(d < _add_years(AS_OF, -7) for d in closed), "seven years and more"
     assert any(_add_years(AS_OF, -3) < d for d in closed), "recently ceased"
 
-    contacts = list(csv.DictReader((demo_sources / "crm" / "contacts_20261123.csv").open(encoding="utf-8")))
+    contacts = list(
+        csv.DictReader((demo_sources / "crm" / "contacts_20261123.csv").open(encoding="utf-8"))
+    )
     stages = {c["Lifecycle Stage"] for c in contacts}
     assert {"customer", "lead"} <= stages, "customers and prospects who never bought"
-    assert any(c["Marketing Contact Status"] == "Unsubscribed" for c in contacts), "opted-out contacts"
+    assert any(c["Marketing Contact Status"] == "Unsubscribed" for c in contacts), (
+        "opted-out contacts"
+    )
     raw_customer_emails = [c["Email"] for c in contacts if c["Lifecycle Stage"] == "customer"]
-    assert any(e != e.strip().lower() for e in raw_customer_emails), "emails differ in case or whitespace"
+    assert any(e != e.strip().lower() for e in raw_customer_emails), (
+        "emails differ in case or whitespace"
+    )
     matched = {normalise_email(e) for e in raw_customer_emails if "@" in e} & portal_emails
     assert len(matched) >= len(portal_emails) * 0.9, "portal users are also CRM contacts"
 

@@ -40,8 +40,15 @@ def test_a_line_is_minimised_and_typed() -> None:
 
 
 def test_common_log_format_without_referrer_and_escaped_quotes() -> None:
-    assert parse_web_line('10.0.0.1 - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.0" 304 -', END, 24, 48)["bytes_sent"] is None
-    ua = parse_web_line(GOOD.replace("Mozilla/5.0 (Macintosh)", 'Bot \\"quoted\\"'), END, 24, 48)["user_agent"]
+    assert (
+        parse_web_line(
+            '10.0.0.1 - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.0" 304 -', END, 24, 48
+        )["bytes_sent"]
+        is None
+    )
+    ua = parse_web_line(GOOD.replace("Mozilla/5.0 (Macintosh)", 'Bot \\"quoted\\"'), END, 24, 48)[
+        "user_agent"
+    ]
     assert "quoted" in ua
 
 
@@ -68,15 +75,27 @@ KNOWN = frozenset({"ts", "event", "outcome", "username", "user_id", "ip", "user_
 
 
 def test_auth_lines() -> None:
-    row = parse_auth_line('{"ts": "2026-11-23T08:00:00Z", "event": "login", "outcome": "success", "ip": "2001:db8:1:2::3", "user_id": 5}', KNOWN, END, 24, 48)
+    row = parse_auth_line(
+        '{"ts": "2026-11-23T08:00:00Z", "event": "login", "outcome": "success", "ip": "2001:db8:1:2::3", "user_id": 5}',
+        KNOWN,
+        END,
+        24,
+        48,
+    )
     assert row["ip_prefix"] == "2001:db8:1::/48" and row["user_id"] == 5
     for line, code in [
         ("{not json", "malformed_line"),
         ("[1, 2]", "malformed_line"),
         ('{"ts": "2026-11-23T08:00:00Z", "event": "login"}', "missing_field"),
         ('{"ts": "2026-13-45T99:00:00Z", "event": "login", "outcome": "x"}', "bad_date"),
-        ('{"ts": "2026-11-23T08:00:00Z", "event": "login", "outcome": "x", "password": "p"}', "unknown_column"),
-        ('{"ts": "2026-11-23T08:00:00Z", "event": "login", "outcome": "x", "user_id": "5; DROP TABLE"}', "bad_number"),
+        (
+            '{"ts": "2026-11-23T08:00:00Z", "event": "login", "outcome": "x", "password": "p"}',
+            "unknown_column",
+        ),
+        (
+            '{"ts": "2026-11-23T08:00:00Z", "event": "login", "outcome": "x", "user_id": "5; DROP TABLE"}',
+            "bad_number",
+        ),
     ]:
         with pytest.raises(Rejected) as err:
             parse_auth_line(line, KNOWN, END, 24, 48)
