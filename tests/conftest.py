@@ -30,8 +30,7 @@ os.environ.update(
 for name in [k for k in os.environ if k.startswith("CCG_")]:
     del os.environ[name]
 
-sys.path.insert(0, str(Path(__file__).parent))
-from pg_server import PostgresUnavailable, start_server  # noqa: E402
+from ccg_pipeline.devtools.postgres import PostgresUnavailable, start_server  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 23)
 RUN_DATE = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)  # the run whose interval ends after AS_OF

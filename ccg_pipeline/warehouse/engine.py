@@ -65,6 +65,8 @@ def create_warehouse_engine(url: str, **kwargs: Any) -> Engine:
         _install_sqlite_hooks(engine, files)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("executemany_mode", "values_plus_batch")
+    kwargs.setdefault("insertmanyvalues_page_size", 5000)
     return sa.create_engine(url, **kwargs)
 
 

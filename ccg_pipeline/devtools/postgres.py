@@ -1,4 +1,4 @@
-"""A throw-away PostgreSQL server for the test suite, from the machine's own binaries.
+"""A throw-away PostgreSQL server for tests and benchmarks, from the machine's own binaries.
 
 initdb refuses to run as root, so as root the server runs as the unprivileged `postgres` user;
 the data directory is a temporary folder and the server listens on a free loopback port only.

@@ -1,0 +1,176 @@
+"""Ingest throughput: web-log lines per second and source rows per second.
+
+Generates `--log-lines` web-log lines (default 1,000,000, over four daily rotated files) and a
+portal + CRM population, then runs the same ingest code the DAG runs (`ingest_source`) into a
+fresh warehouse, `--repeats` times per backend, and reports medians. PostgreSQL is measured when
+its server binaries are present (the script starts its own throw-away server).
+
+    .venv/bin/python benchmarks/ingest_throughput.py [--log-lines N] [--repeats R] [--no-postgres]
+
+Writes benchmarks/results/ingest_throughput.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from ccg_pipeline.config import Settings
+from ccg_pipeline.devtools.postgres import PostgresUnavailable, start_server
+from ccg_pipeline.ingest import ingest_source
+from ccg_pipeline.sources.generate import GenerateOptions, _web_lines, generate, write_web_log
+from ccg_pipeline.warehouse import migrate
+from ccg_pipeline.warehouse.engine import create_warehouse_engine
+
+RESULTS = Path(__file__).parent / "results"
+AS_OF = dt.date(2026, 11, 23)
+WINDOW_END = dt.datetime(2026, 11, 24)
+
+
+def make_sources(root: Path, log_lines: int, companies: int) -> Path:
+    sources = root / "sources"
+    generate(
+        GenerateOptions(
+            out=sources,
+            seed=11,
+            as_of=AS_OF,
+            companies=companies,
+            prospects=companies // 2,
+            log_days=0,
+        )
+    )
+    web = sources / "logs" / "web"
+    web.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(11)
+    days = 4
+    for d in range(days):
+        day = AS_OF - dt.timedelta(days=d)
+        lines = _web_lines(rng, day, log_lines // days, 0.01, ["someone@example.com"])
+        write_web_log(web / f"access.log-{day:%Y%m%d}.gz", lines)
+    return sources
+
+
+def run_once(warehouse_url: str, sources: Path, home: Path) -> dict[str, float]:
+    settings = Settings.from_env(
+        {"CCG_HOME": str(home), "CCG_SOURCE_DIR": str(sources), "CCG_WAREHOUSE_URL": warehouse_url}
+    )
+    engine = create_warehouse_engine(warehouse_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    out: dict[str, float] = {}
+    kwargs = {"run_id": "bench", "window_start": None, "window_end": WINDOW_END}
+    t0 = time.perf_counter()
+    web = ingest_source(settings, "web_logs", **kwargs)
+    out["web_seconds"] = time.perf_counter() - t0
+    out["web_lines"] = web["rows_read"]
+    t0 = time.perf_counter()
+    rows = sum(ingest_source(settings, s, **kwargs)["rows_read"] for s in ("portal", "crm"))
+    out["rows_seconds"] = time.perf_counter() - t0
+    out["rows"] = rows
+    return out
+
+
+def fresh_pg_url(server, n: int) -> str:
+    admin = sa.create_engine(server.url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE bench_{n}")
+    admin.dispose()
+    return server.url(f"bench_{n}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--log-lines", type=int, default=1_000_000)
+    parser.add_argument("--companies", type=int, default=3_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="ccg-bench-") as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        sources = make_sources(root, args.log_lines, args.companies)
+        print(f"generated sources in {time.perf_counter() - t0:.1f}s", flush=True)
+        backends: dict[str, list[dict[str, float]]] = {"sqlite": []}
+        server = None
+        if not args.no_postgres:
+            try:
+                server = start_server()
+                backends["postgres"] = []
+            except PostgresUnavailable as exc:
+                print(f"PostgreSQL skipped: {exc}", file=sys.stderr)
+        try:
+            for n in range(args.repeats):
+                for backend, runs in backends.items():
+                    url = (
+                        f"sqlite:///{root / f'wh{n}' / 'main.db'}"
+                        if backend == "sqlite"
+                        else fresh_pg_url(server, n)
+                    )
+                    result = run_once(url, sources, root / f"home{n}")
+                    runs.append(result)
+                    print(
+                        f"{backend} run {n + 1}: {result['web_lines'] / result['web_seconds']:,.0f} log lines/s, "
+                        f"{result['rows'] / result['rows_seconds']:,.0f} rows/s",
+                        flush=True,
+                    )
+        finally:
+            if server is not None:
+                server.stop()
+
+    report = {
+        "benchmark": "ingest_throughput",
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+        "log_lines": args.log_lines,
+        "repeats": args.repeats,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "backends": {},
+    }
+    for backend, runs in backends.items():
+        report["backends"][backend] = {
+            "log_lines_per_s_median": round(
+                statistics.median(r["web_lines"] / r["web_seconds"] for r in runs)
+            ),
+            "web_seconds_median": round(statistics.median(r["web_seconds"] for r in runs), 2),
+            "rows": int(runs[0]["rows"]),
+            "rows_per_s_median": round(
+                statistics.median(r["rows"] / r["rows_seconds"] for r in runs)
+            ),
+        }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "ingest_throughput.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        f"# Ingest throughput ({args.log_lines:,} web-log lines, median of {args.repeats})",
+        "",
+        "| backend | log lines/s | web-log ingest (s) | portal+CRM rows | rows/s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for backend, r in report["backends"].items():
+        lines.append(
+            f"| {backend} | {r['log_lines_per_s_median']:,} | {r['web_seconds_median']} | {r['rows']:,} | {r['rows_per_s_median']:,} |"
+        )
+    lines += [
+        "",
+        f"Peak RSS of the benchmark process: {report['peak_rss_mib']} MiB. {report['machine']}.",
+    ]
+    (RESULTS / "ingest_throughput.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
