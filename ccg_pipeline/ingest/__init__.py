@@ -39,7 +39,7 @@ def _run(source: str, ctx: IngestContext, settings: Settings) -> list[BatchResul
             results += files.ingest_files(ctx, crm.EXPORTS[kind][0], found, crm.make_loader(kind))
         return results
     if source == "web_logs":
-        found = files.eligible_files(settings.web_log_dir, ("access*.log*",), ctx.window_end)
+        found = files.eligible_files(settings.web_log_dir, ("*access*.log*",), ctx.window_end)
         return files.ingest_files(ctx, logs.WEB_SOURCE, found, logs.load_web_log)
     if source == "auth_logs":
         found = files.eligible_files(settings.auth_log_dir, ("auth*.jsonl*",), ctx.window_end)
