@@ -18,7 +18,7 @@ import json
 import logging
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -349,6 +349,61 @@ def quarantine(
     ]
     for start in range(0, len(rows), UPSERT_CHUNK_ROWS):
         conn.execute(stmt, rows[start : start + UPSERT_CHUNK_ROWS])
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive lists of at most `size` items (memory stays bounded by the chunk)."""
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def parse_records(
+    result: BatchResult,
+    records: Iterable[tuple[str, Any]],
+    parse: Callable[[Any], dict[str, Any]],
+    raw_text: Callable[[Any], str],
+) -> tuple[list[dict[str, Any]], list[QuarantinedRecord]]:
+    """Split (record ref, raw record) pairs into parsed rows and quarantined records, counting."""
+    rows: list[dict[str, Any]] = []
+    bad: list[QuarantinedRecord] = []
+    for ref, raw in records:
+        result.rows_read += 1
+        try:
+            rows.append(parse(raw))
+        except Rejected as exc:
+            result.rejected[exc.code] += 1
+            bad.append(QuarantinedRecord(ref, exc.code, exc.detail, raw_text(raw)))
+    return rows, bad
+
+
+def load_chunk(
+    conn: Connection,
+    ctx: IngestContext,
+    result: BatchResult,
+    table: sa.Table,
+    parsed: tuple[list[dict[str, Any]], list[QuarantinedRecord]],
+    *,
+    newer_than: str | None = None,
+) -> None:
+    """Write one chunk: match subjects (rows carrying `_email_norm`), upsert, quarantine."""
+    rows, bad = parsed
+    if rows and "_email_norm" in rows[0]:
+        subjects = resolve_subjects(
+            conn, (r["_email_norm"] for r in rows), ctx.pseudonym_key, ctx.window_end
+        )
+        for row in rows:
+            row["subject_id"] = subjects[row.pop("_email_norm")]
+    key = [c.name for c in table.primary_key.columns]
+    # An upsert statement must not touch one key twice: the last record of a chunk wins.
+    unique = list({tuple(r[k] for k in key): r for r in rows}.values())
+    result.rows_loaded += upsert(conn, table, unique, newer_than=newer_than)
+    quarantine(conn, ctx, result, bad)
 
 
 def record_batch(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +19,22 @@ from ccg_pipeline.ingest.common import (
     BatchRefused,
     BatchResult,
     IngestContext,
-    QuarantinedRecord,
     Rejected,
     UnknownColumnsError,
+    chunked,
     country_code,
+    load_chunk,
     normalise_email,
     parse_int,
+    parse_records,
     parse_timestamp,
-    quarantine,
     raw_json,
-    resolve_subjects,
-    upsert,
 )
 from ccg_pipeline.ingest.files import has_bad_encoding, name_date, open_text
 from ccg_pipeline.warehouse import schema
 
 MAX_FIELD_CHARS = 10_000
+CHUNK_ROWS = 20_000
 csv.field_size_limit(1 << 24)  # read oversized fields so they can be quarantined by name
 
 RowParser = Callable[[dict[str, str], IngestContext, dt.date], dict[str, Any]]
@@ -135,11 +135,34 @@ def _check_row_shape(row: dict[str | None, Any]) -> None:
             raise Rejected("bad_encoding", f"{column} is not valid UTF-8")
 
 
+class _BrokenCsv:
+    """Stands in for the rest of a file after a structural CSV error (e.g. an open quote)."""
+
+
+def _records(reader: csv.DictReader) -> Iterator[tuple[str, Any]]:
+    number = 1
+    try:
+        for number, raw in enumerate(reader, start=2):
+            yield f"row {number}", raw
+    except csv.Error:
+        yield f"row {number + 1}+", _BrokenCsv()
+
+
 def make_loader(kind: str) -> Callable[[Connection, IngestContext, Path, BatchResult], None]:
     source, table, parse = EXPORTS[kind]
 
     def load(conn: Connection, ctx: IngestContext, path: Path, result: BatchResult) -> None:
         export_date = name_date(path) or ctx.window_end.date()
+
+        def parse_row(raw: Any) -> dict[str, Any]:
+            if isinstance(raw, _BrokenCsv):
+                raise Rejected("malformed_csv", "the rest of the file is not valid CSV")
+            _check_row_shape(raw)
+            return parse(raw, ctx, export_date)
+
+        def raw_text(raw: Any) -> str:
+            return "" if isinstance(raw, _BrokenCsv) else raw_json(raw)[:MAX_FIELD_CHARS]
+
         with open_text(path) as fh:
             reader = csv.DictReader(fh, strict=False)
             header = [h.strip().lstrip("\ufeff") for h in (reader.fieldnames or [])]
@@ -149,57 +172,18 @@ def make_loader(kind: str) -> Callable[[Connection, IngestContext, Path, BatchRe
             if unknown:
                 raise UnknownColumnsError(source, path.name, unknown)
             reader.fieldnames = header
-            rows: list[dict[str, Any]] = []
-            bad: list[QuarantinedRecord] = []
-            try:
-                for number, raw in enumerate(reader, start=2):
-                    result.rows_read += 1
-                    try:
-                        _check_row_shape(raw)
-                        rows.append(parse(raw, ctx, export_date))
-                    except Rejected as exc:
-                        result.rejected[exc.code] += 1
-                        bad.append(
-                            QuarantinedRecord(
-                                f"row {number}",
-                                exc.code,
-                                exc.detail,
-                                raw_json(raw)[:MAX_FIELD_CHARS],
-                            )
-                        )
-            except csv.Error as exc:
-                # A structurally broken file (e.g. an unterminated quote): keep what parsed, and
-                # quarantine the remainder as one record.
-                result.rejected["malformed_csv"] += 1
-                bad.append(
-                    QuarantinedRecord(
-                        f"row {reader.line_num}+", "malformed_csv", type(exc).__name__, ""
-                    )
-                )
-        if kind == "contacts":
-            subjects = resolve_subjects(
-                conn, (r["_email_norm"] for r in rows), ctx.pseudonym_key, ctx.window_end
-            )
-            for r in rows:
-                r["subject_id"] = subjects[r.pop("_email_norm")]
-        result.rows_loaded += upsert(conn, table, _dedupe(rows, table), newer_than="export_date")
-        quarantine(conn, ctx, result, bad)
+            for chunk in chunked(_records(reader), CHUNK_ROWS):
+                parsed = parse_records(result, chunk, parse_row, raw_text)
+                load_chunk(conn, ctx, result, table, parsed, newer_than="export_date")
         if kind == "activities":
             a, c = schema.crm_activities, schema.crm_contacts
+            contact_subject = sa.select(c.c.subject_id).where(
+                c.c.crm_contact_id == a.c.crm_contact_id
+            )
             conn.execute(
                 sa.update(a)
                 .where(a.c.subject_id.is_(None))
-                .values(
-                    subject_id=sa.select(c.c.subject_id)
-                    .where(c.c.crm_contact_id == a.c.crm_contact_id)
-                    .scalar_subquery()
-                )
+                .values(subject_id=contact_subject.scalar_subquery())
             )
 
     return load
-
-
-def _dedupe(rows: list[dict[str, Any]], table: sa.Table) -> list[dict[str, Any]]:
-    """The last row wins when an export repeats an id (an upsert batch must not hit a key twice)."""
-    key = [c.name for c in table.primary_key.columns]
-    return list({tuple(r[k] for k in key): r for r in rows}.values())

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,12 @@ from sqlalchemy.engine import Connection
 from ccg_pipeline.ingest.common import (
     BatchResult,
     IngestContext,
-    QuarantinedRecord,
     Rejected,
+    chunked,
+    load_chunk,
     minimise_ip,
+    parse_records,
     parse_timestamp,
-    quarantine,
-    upsert,
 )
 from ccg_pipeline.ingest.files import has_bad_encoding, lines
 from ccg_pipeline.warehouse import schema
@@ -99,43 +100,25 @@ def parse_web_line(
     }
 
 
-def _flush(
+def _load_lines(
     conn: Connection,
     ctx: IngestContext,
+    path: Path,
     result: BatchResult,
     table: sa.Table,
-    rows: list,
-    bad: list,
+    parse: Callable[[str], dict[str, Any]],
 ) -> None:
-    result.rows_loaded += upsert(conn, table, rows)
-    quarantine(conn, ctx, result, bad)
-    rows.clear()
-    bad.clear()
+    def parse_line(numbered: tuple[int, str]) -> dict[str, Any]:
+        number, line = numbered
+        row = parse(line)
+        row["source_file"] = path.name
+        row["line_no"] = number
+        return row
 
-
-def _load_lines(
-    conn: Connection, ctx: IngestContext, path: Path, result: BatchResult, table: sa.Table, parse
-) -> None:
-    rows: list[dict[str, Any]] = []
-    bad: list[QuarantinedRecord] = []
-    for number, line in lines(path):
-        if not line.strip():
-            continue
-        result.rows_read += 1
-        try:
-            row = parse(line)
-        except Rejected as exc:
-            result.rejected[exc.code] += 1
-            bad.append(
-                QuarantinedRecord(f"line {number}", exc.code, exc.detail, line[:MAX_LINE_CHARS])
-            )
-        else:
-            row["source_file"] = path.name
-            row["line_no"] = number
-            rows.append(row)
-        if len(rows) + len(bad) >= CHUNK_ROWS:
-            _flush(conn, ctx, result, table, rows, bad)
-    _flush(conn, ctx, result, table, rows, bad)
+    records = ((f"line {n}", (n, line)) for n, line in lines(path) if line.strip())
+    for chunk in chunked(records, CHUNK_ROWS):
+        parsed = parse_records(result, chunk, parse_line, lambda raw: raw[1][:MAX_LINE_CHARS])
+        load_chunk(conn, ctx, result, table, parsed)
 
 
 def load_web_log(conn: Connection, ctx: IngestContext, path: Path, result: BatchResult) -> None:

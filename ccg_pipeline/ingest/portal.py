@@ -9,6 +9,7 @@ overwrites it, so replaying an old interval never rolls data back.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -19,24 +20,23 @@ from sqlalchemy.engine import Connection, Engine
 from ccg_pipeline.ingest.common import (
     BatchResult,
     IngestContext,
-    QuarantinedRecord,
     Rejected,
     UnknownColumnsError,
     country_code,
+    load_chunk,
     normalise_email,
     parse_date,
     parse_int,
     parse_money_minor,
+    parse_records,
     parse_timestamp,
-    quarantine,
     raw_json,
     record_batch,
-    resolve_subjects,
-    upsert,
 )
 from ccg_pipeline.warehouse import schema
 
 log = logging.getLogger(__name__)
+CHUNK_ROWS = 20_000
 
 Row = dict[str, Any]
 
@@ -214,28 +214,15 @@ def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
         )
         if lower is not None:
             query = query.where(src.c.updated_at >= _bound(src.c.updated_at, lower))
-        with portal.connect() as source_conn:
-            raw_rows = [dict(r) for r in source_conn.execute(query.order_by(src.c.id)).mappings()]
-        rows: list[Row] = []
-        bad: list[QuarantinedRecord] = []
-        for raw in raw_rows:
-            result.rows_read += 1
-            try:
-                rows.append(parse(raw, ctx.window_end))
-            except Rejected as exc:
-                result.rejected[exc.code] += 1
-                bad.append(
-                    QuarantinedRecord(f"id {raw.get('id')}", exc.code, exc.detail, raw_json(raw))
+        with portal.connect() as source_conn, ctx.engine.begin() as conn:
+            stream = source_conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS)
+            found = stream.execute(query.order_by(src.c.id)).mappings()
+            for chunk in found.partitions(CHUNK_ROWS):
+                records = ((f"id {raw.get('id')}", dict(raw)) for raw in chunk)
+                parsed = parse_records(
+                    result, records, functools.partial(parse, end=ctx.window_end), raw_json
                 )
-        with ctx.engine.begin() as conn:
-            if name == "users":
-                subjects = resolve_subjects(
-                    conn, (r["_email_norm"] for r in rows), ctx.pseudonym_key, ctx.window_end
-                )
-                for r in rows:
-                    r["subject_id"] = subjects[r.pop("_email_norm")]
-            result.rows_loaded = upsert(conn, target, rows, newer_than="updated_at")
-            quarantine(conn, ctx, result, bad)
+                load_chunk(conn, ctx, result, target, parsed, newer_than="updated_at")
             record_batch(conn, ctx, result, None)
             _set_watermark(conn, source, ctx.window_end, ctx.run_id)
         log.info(
