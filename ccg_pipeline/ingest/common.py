@@ -16,6 +16,7 @@ import io
 import ipaddress
 import json
 import logging
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -124,14 +125,15 @@ def pseudonym(key: str, value: str) -> str:
     return hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_24 = re.compile(rf"({_OCTET}\.{_OCTET}\.{_OCTET})\.{_OCTET}")
+
+
 @lru_cache(maxsize=65_536)
 def minimise_ip(raw: str, v4_bits: int = 24, v6_bits: int = 48) -> str:
     """Keep only the network prefix the policy allows (N-CAT technical data, minimised)."""
-    if raw.count(".") == 3 and v4_bits == 24:
-        parts = raw.split(".")
-        if all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts):
-            return f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"
-        raise Rejected("bad_ip", "client address is not an IP address")
+    if v4_bits == 24 and (match := _IPV4_24.fullmatch(raw)):
+        return f"{match[1]}.0/24"  # the hot path of log ingest, without ipaddress objects
     try:
         address = ipaddress.ip_address(raw)
     except ValueError:
