@@ -60,7 +60,7 @@ fmt: $(STAMP)  ## apply ruff fixes and formatting
 
 airflow: $(STAMP)  ## start the local Airflow UI (standalone) with the DAGs loaded
 	@echo "Airflow UI: http://localhost:8080 (user 'admin'; the password is printed below and kept in $(AIRFLOW_HOME))"
-	$(BIN)/airflow standalone
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow standalone
 
 postgres-deps:  ## install PostgreSQL server binaries through apt when none are present
 	@if command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
