@@ -25,11 +25,11 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from ccg_pipeline.policy.models import DataMap, Notice
 from ccg_pipeline.warehouse import schema
+from ccg_pipeline.warehouse.sql import audit, insert_for
 
 log = logging.getLogger(__name__)
 
@@ -199,10 +199,6 @@ def country_code(raw: Any, column: str) -> str:
 # --- writes ------------------------------------------------------------------------------------
 
 
-def _insert_for(conn: Connection, table: sa.Table) -> Any:
-    return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)
-
-
 def upsert(
     conn: Connection,
     table: sa.Table,
@@ -217,7 +213,7 @@ def upsert(
         return 0
     keys = [c.name for c in table.primary_key.columns]
     columns = list(rows[0])
-    stmt = _insert_for(conn, table)
+    stmt = insert_for(conn, table)
     if conn.dialect.name == "postgresql" and len(rows) >= PG_COPY_MIN_ROWS:
         staging = _pg_copy_to_staging(conn, table, columns, rows)
         stmt = stmt.from_select(columns, sa.select(*(staging.c[c] for c in columns)))
@@ -292,7 +288,7 @@ def resolve_subjects(
     unique = sorted(set(emails))
     if not unique:
         return {}
-    stmt = _insert_for(conn, schema.subjects).on_conflict_do_nothing(index_elements=["email_norm"])
+    stmt = insert_for(conn, schema.subjects).on_conflict_do_nothing(index_elements=["email_norm"])
     for start in range(0, len(unique), UPSERT_CHUNK_ROWS):
         chunk = unique[start : start + UPSERT_CHUNK_ROWS]
         conn.execute(
@@ -334,7 +330,7 @@ def quarantine(
     conn: Connection, ctx: IngestContext, result: BatchResult, records: Sequence[QuarantinedRecord]
 ) -> None:
     """Keep rejected records whole in the personal zone (counts go to ops via record_batch)."""
-    stmt = _insert_for(conn, schema.quarantine).on_conflict_do_nothing(
+    stmt = insert_for(conn, schema.quarantine).on_conflict_do_nothing(
         index_elements=["source", "source_ref", "record_ref"]
     )
     rows = [
@@ -437,7 +433,7 @@ def record_batch(
     )
     summary = schema.quarantine_summary
     for code, count in result.rejected.items():
-        stmt = _insert_for(conn, summary).values(
+        stmt = insert_for(conn, summary).values(
             run_id=ctx.run_id, source=result.source, reason_code=code, row_count=count
         )
         conn.execute(
@@ -446,21 +442,13 @@ def record_batch(
                 set_={"row_count": stmt.excluded.row_count},
             )
         )
-    audit = schema.audit_ledger
-    stmt = _insert_for(conn, audit).values(
+    audit(
+        conn,
         run_id=ctx.run_id,
         action="ingest",
-        rule_id="",
         table_name=f"{result.source}:{result.source_ref}",
         row_count=result.rows_loaded,
-        subject_pseudonym="",
-        recorded_at=ctx.window_end,
-    )
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["run_id", "action", "rule_id", "table_name", "subject_pseudonym"],
-            set_={"row_count": stmt.excluded.row_count},
-        )
+        at=ctx.window_end,
     )
 
 

@@ -71,6 +71,18 @@ def parse_clf_time(raw: str) -> dt.datetime:
     return local - sign * offset
 
 
+def site_section(url: str | None) -> str:
+    """First path segment, without query string or fragment: `/portal/login?x=1` -> `portal`."""
+    if not url or not url.startswith("/"):
+        return "other"
+    path = url[1:].split("?", 1)[0].split("#", 1)[0]
+    section = path.split("/", 1)[0].lower()
+    if not section:
+        return "home"
+    plain = section.replace("-", "").replace("_", "")
+    return section if plain.isalnum() and len(section) <= 40 else "other"
+
+
 def parse_web_line(
     line: str, window_end: dt.datetime, v4_bits: int, v6_bits: int
 ) -> dict[str, Any]:
@@ -88,6 +100,7 @@ def parse_web_line(
     method, url, protocol = parts if len(parts) == 3 else (None, match["request"] or None, None)
     size = match["bytes"]
     return {
+        "site_section": site_section(url),
         "requested_at": requested_at,
         "ip_prefix": minimise_ip(match["ip"], v4_bits, v6_bits),
         "method": method,

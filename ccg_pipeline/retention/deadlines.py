@@ -40,17 +40,27 @@ def financial_year_end_on_or_after(day: dt.date, month_day: str) -> dt.date:
     return dt.date(day.year + 1, month, min(dom, calendar.monthrange(day.year + 1, month)[1]))
 
 
-def deadline(trigger: dt.date, rule: RetentionRule, *, align_to_year_end: bool | None = None) -> dt.date:
+def deadline(
+    trigger: dt.date, rule: RetentionRule, *, align_to_year_end: bool | None = None
+) -> dt.date:
     """The day data triggered on `trigger` becomes due under `rule`."""
     align = rule.align_to_financial_year_end if align_to_year_end is None else align_to_year_end
-    start = financial_year_end_on_or_after(trigger, rule.financial_year_end or "04-05") if align else trigger
+    start = (
+        financial_year_end_on_or_after(trigger, rule.financial_year_end or "04-05")
+        if align
+        else trigger
+    )
     return add_period(start, rule.period)
 
 
-def expired_cutoff(as_of: dt.date, rule: RetentionRule, *, align_to_year_end: bool | None = None) -> dt.date:
+def expired_cutoff(
+    as_of: dt.date, rule: RetentionRule, *, align_to_year_end: bool | None = None
+) -> dt.date:
     """The latest trigger date whose deadline is on or before `as_of` (rows triggered on or
     before it are due)."""
-    low = as_of - dt.timedelta(days=366 * (rule.period.years + 2) + 31 * rule.period.months + rule.period.days + 400)
+    low = as_of - dt.timedelta(
+        days=366 * (rule.period.years + 2) + 31 * rule.period.months + rule.period.days + 400
+    )
     high = as_of
     # Invariant: deadline(low) <= as_of < deadline(high + 1 day).
     while low < high:

@@ -37,3 +37,14 @@ def current_revision(engine: Engine) -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+
+
+def create_tables(bind, tables) -> None:
+    """Create the tables a migration introduces (idempotent: existing tables are left alone)."""
+    for table in tables:
+        table.create(bind, checkfirst=True)
+
+
+def drop_tables(bind, tables) -> None:
+    for table in reversed(tables):
+        table.drop(bind, checkfirst=True)

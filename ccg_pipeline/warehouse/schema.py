@@ -195,6 +195,7 @@ web_access = sa.Table(
     sa.Column("ip_prefix", sa.Text, nullable=False),
     sa.Column("method", sa.String(16)),
     sa.Column("url", sa.Text),
+    sa.Column("site_section", sa.Text, nullable=False, server_default="other"),
     sa.Column("protocol", sa.String(16)),
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("bytes_sent", sa.BigInteger),
@@ -317,4 +318,143 @@ BASELINE_TABLES = (
     watermarks,
     quarantine_summary,
     audit_ledger,
+)
+
+# --- retention (migration 0002) --------------------------------------------------------------------
+
+legal_holds = sa.Table(
+    "legal_holds",
+    metadata,
+    sa.Column("hold_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("subject_key", sa.String(64), nullable=False, index=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("origin", sa.String(32), nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("released_at"),
+    sa.Column("release_note", sa.Text),
+    schema=OPS,
+    comment="Holds block deletion and exclude the subject from all processing but storage.",
+)
+
+marketing_suppression = sa.Table(
+    "marketing_suppression",
+    metadata,
+    sa.Column("subject_key", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    _ts("suppressed_at", nullable=False),
+    schema=OPS,
+    comment="Keyed hashes of people who must never be marketed to or re-added (N-MKT).",
+)
+
+retention_worklist = sa.Table(
+    "retention_worklist",
+    metadata,
+    sa.Column("rule_id", sa.Text, primary_key=True),
+    sa.Column("entity", sa.Text, primary_key=True),
+    sa.Column("entity_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("run_id", sa.Text, nullable=False),
+    schema=PERSONAL,
+    comment="Entities a sweep has decided to retire, kept until every table is swept (crash-safe).",
+)
+
+retention_checks = sa.Table(
+    "retention_checks",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("rule_id", sa.Text, primary_key=True),
+    sa.Column("table_name", sa.Text, primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("due", sa.Integer, nullable=False),
+    sa.Column("held", sa.Integer, nullable=False),
+    sa.Column("anonymised", sa.Integer, nullable=False),
+    sa.Column("deleted", sa.Integer, nullable=False),
+    sa.Column("expired_unheld_remaining", sa.Integer, nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    schema=OPS,
+    comment="Per run, rule and table: what was due, held, anonymised, deleted, and what is left.",
+)
+
+
+def _anon(name: str, keys: list[sa.Column], measures: list[str], comment: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        *keys,
+        *(sa.Column(m, sa.BigInteger, nullable=False, server_default="0") for m in measures),
+        schema=STAGING,
+        comment=comment,
+    )
+
+
+anon_web_traffic = _anon(
+    "anon_web_traffic",
+    [
+        sa.Column("day", sa.Date, primary_key=True),
+        sa.Column("site_section", sa.Text, primary_key=True),
+        sa.Column("status_class", sa.String(3), primary_key=True),
+    ],
+    ["requests"],
+    "Retired web-log lines as daily counts: no address, no agent, no query string.",
+)
+anon_auth_events = _anon(
+    "anon_auth_events",
+    [
+        sa.Column("day", sa.Date, primary_key=True),
+        sa.Column("event", sa.Text, primary_key=True),
+        sa.Column("outcome", sa.Text, primary_key=True),
+    ],
+    ["events"],
+    "Retired authentication events as daily counts.",
+)
+anon_customers = _anon(
+    "anon_customers",
+    [
+        sa.Column("ceased_quarter", sa.String(7), primary_key=True),
+        sa.Column("country", sa.String(2), primary_key=True),
+        sa.Column("sector", sa.Text, primary_key=True),
+    ],
+    ["customers"],
+    "Retired customers (companies) counted by the quarter they ceased, country and sector.",
+)
+anon_invoices = _anon(
+    "anon_invoices",
+    [
+        sa.Column("issued_month", sa.String(7), primary_key=True),
+        sa.Column("country", sa.String(2), primary_key=True),
+    ],
+    ["invoices", "amount_minor"],
+    "Retired invoices as monthly counts and totals per country.",
+)
+anon_contracts = _anon(
+    "anon_contracts",
+    [
+        sa.Column("start_quarter", sa.String(7), primary_key=True),
+        sa.Column("licence_type", sa.String(16), primary_key=True),
+        sa.Column("service", sa.Text, primary_key=True),
+    ],
+    ["contracts", "annual_fee_minor"],
+    "Retired contracts by start quarter, licence type and service.",
+)
+anon_prospects = _anon(
+    "anon_prospects",
+    [
+        sa.Column("created_quarter", sa.String(7), primary_key=True),
+        sa.Column("country", sa.Text, primary_key=True),
+        sa.Column("lifecycle_stage", sa.Text, primary_key=True),
+    ],
+    ["prospects"],
+    "Retired prospects by the quarter they were created, country and stage.",
+)
+
+RETENTION_TABLES = (
+    legal_holds,
+    marketing_suppression,
+    retention_worklist,
+    retention_checks,
+    anon_web_traffic,
+    anon_auth_events,
+    anon_customers,
+    anon_invoices,
+    anon_contracts,
+    anon_prospects,
 )

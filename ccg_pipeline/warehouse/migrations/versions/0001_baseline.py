@@ -7,6 +7,7 @@ Create Date: 2026-11-24
 
 from alembic import op
 
+from ccg_pipeline.warehouse.migrate import create_tables, drop_tables
 from ccg_pipeline.warehouse.schema import BASELINE_TABLES
 
 revision = "0001"
@@ -16,12 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    for table in BASELINE_TABLES:
-        table.create(bind, checkfirst=True)
+    create_tables(op.get_bind(), BASELINE_TABLES)
 
 
 def downgrade() -> None:
-    bind = op.get_bind()
-    for table in reversed(BASELINE_TABLES):
-        table.drop(bind, checkfirst=True)
+    drop_tables(op.get_bind(), BASELINE_TABLES)

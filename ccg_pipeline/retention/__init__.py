@@ -1,0 +1,1 @@
+"""Retention (N-RET, N-ANON): deadlines, legal holds, the anonymise-then-delete sweep."""

@@ -1,0 +1,430 @@
+"""Which rows each retention rule retires, as set-based SQL predicates.
+
+Each `Target` is one (rule, table) pair of the policy: a predicate selecting the table's expired
+rows as of a date, a predicate selecting the rows that belong to held subjects, an optional
+anonymiser that writes the rows' statistical value to staging before they go, and the action.
+Targets are listed in the order they must run: children before the rows their predicates join
+through (payments before invoices, CRM rows before the portal users that mark a customer).
+
+"Ceased" (rule customer_basic) is defined per company, as the latest of: the end of its last
+contract or licence, its account closure, its last invoice and its last payment. A company with a
+contract that has no end date is a current customer. Its people's data (portal users and their
+CRM records) follows the company.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from ccg_pipeline.policy.models import Notice
+from ccg_pipeline.retention.deadlines import expired_cutoff
+from ccg_pipeline.warehouse import schema as s
+
+MARKETING_ACTIVITY_TYPES = (
+    "MAILING_LIST_SUBSCRIBE",
+    "MAILING_LIST_UNSUBSCRIBE",
+    "MARKETING_CONSENT_GRANTED",
+    "MARKETING_OPT_OUT",
+    "MARKETING_CONSENT_WITHDRAWN",
+)
+OPT_OUT_TYPES = ("MARKETING_OPT_OUT", "MARKETING_CONSENT_WITHDRAWN", "MAILING_LIST_UNSUBSCRIBE")
+CONSENT_TYPES = ("MARKETING_CONSENT_GRANTED", "MAILING_LIST_SUBSCRIBE")
+
+
+@dataclass(frozen=True)
+class SweepDates:
+    """Everything a predicate needs: the as-of date and each rule's cutoff."""
+
+    as_of: dt.date
+    cutoffs: dict[str, dt.date]
+    use_worklist: bool
+
+    @classmethod
+    def for_date(
+        cls,
+        notice: Notice,
+        as_of: dt.date,
+        *,
+        use_worklist: bool,
+        align_to_year_end: bool | None = None,
+    ) -> SweepDates:
+        cutoffs = {
+            rule.id: expired_cutoff(as_of, rule, align_to_year_end=align_to_year_end)
+            for rule in notice.retention_rules
+        }
+        return cls(as_of, cutoffs, use_worklist)
+
+    def before_end_of(self, rule_id: str) -> dt.datetime:
+        """Timestamps strictly before this are on or before the rule's cutoff day."""
+        return dt.datetime.combine(self.cutoffs[rule_id] + dt.timedelta(days=1), dt.time())
+
+    @property
+    def as_of_end(self) -> dt.datetime:
+        return dt.datetime.combine(self.as_of + dt.timedelta(days=1), dt.time())
+
+
+# --- holds ----------------------------------------------------------------------------------------
+
+
+def held_subject_ids(dates: SweepDates) -> sa.Select:
+    """Subjects under a hold in force on the as-of date (created by then, not yet released)."""
+    h = s.legal_holds
+    active = sa.and_(
+        h.c.created_at < dates.as_of_end,
+        sa.or_(h.c.released_at.is_(None), h.c.released_at >= dates.as_of_end),
+    )
+    return (
+        sa.select(s.subjects.c.subject_id)
+        .join(h, h.c.subject_key == s.subjects.c.subject_key)
+        .where(active)
+    )
+
+
+def held_company_ids(dates: SweepDates) -> sa.Select:
+    """A company's records are held while any of its people is held (tax records are shared)."""
+    u = s.portal_users
+    return sa.select(u.c.company_id).where(u.c.subject_id.in_(held_subject_ids(dates)))
+
+
+# --- customer_basic -------------------------------------------------------------------------------
+
+
+def ceased_company_ids(dates: SweepDates) -> sa.Select:
+    """Companies whose every contract, closure, invoice and payment is on or before the cutoff."""
+    cutoff = dates.cutoffs["customer_basic"]
+    after = dates.before_end_of("customer_basic")
+    c, k, i, p = s.companies, s.contracts, s.invoices, s.payments
+    return sa.select(c.c.company_id).where(
+        sa.exists().where(k.c.company_id == c.c.company_id),
+        ~sa.exists().where(
+            k.c.company_id == c.c.company_id, sa.or_(k.c.ends_on.is_(None), k.c.ends_on > cutoff)
+        ),
+        ~sa.exists().where(i.c.company_id == c.c.company_id, i.c.issued_on > cutoff),
+        ~sa.exists().where(
+            i.c.company_id == c.c.company_id, p.c.invoice_id == i.c.invoice_id, p.c.paid_at >= after
+        ),
+        sa.or_(c.c.closed_at.is_(None), c.c.closed_at < after),
+    )
+
+
+def retiring_company_ids(dates: SweepDates) -> sa.Select:
+    """The companies the sweep works on: its worklist (crash-safe), or a fresh computation."""
+    if not dates.use_worklist:
+        return ceased_company_ids(dates)
+    w = s.retention_worklist
+    return sa.select(w.c.entity_id).where(w.c.rule_id == "customer_basic", w.c.entity == "company")
+
+
+def _retired_customer_subjects(dates: SweepDates) -> sa.Select:
+    """People all of whose portal companies are retiring (someone active elsewhere stays)."""
+    u = s.portal_users
+    retiring = retiring_company_ids(dates)
+    return (
+        sa.select(u.c.subject_id)
+        .where(u.c.company_id.in_(retiring))
+        .except_(sa.select(u.c.subject_id).where(u.c.company_id.not_in(retiring)))
+    )
+
+
+# --- marketing and prospects ------------------------------------------------------------------------
+
+
+def opted_out_subject_ids(dates: SweepDates) -> sa.Select:
+    """Subjects whose last word on marketing is an opt-out or withdrawal on or before the cutoff."""
+    a = s.crm_activities
+    later = a.alias("later")
+    return sa.select(a.c.subject_id).where(
+        a.c.subject_id.is_not(None),
+        a.c.activity_type.in_(OPT_OUT_TYPES),
+        a.c.occurred_at < dates.before_end_of("marketing_after_opt_out"),
+        ~sa.exists().where(
+            later.c.subject_id == a.c.subject_id,
+            later.c.activity_type.in_(CONSENT_TYPES),
+            later.c.occurred_at > a.c.occurred_at,
+        ),
+    )
+
+
+def inactive_prospect_contact_ids(dates: SweepDates) -> sa.Select:
+    """CRM contacts who never bought (no portal account) and were inactive past the window."""
+    c, u = s.crm_contacts, s.portal_users
+    return sa.select(c.c.crm_contact_id).where(
+        c.c.lifecycle_stage != "customer",
+        c.c.subject_id.not_in(sa.select(u.c.subject_id)),
+        sa.func.coalesce(c.c.last_activity_at, c.c.created_at)
+        < dates.before_end_of("prospect_inactive"),
+    )
+
+
+# --- labels for anonymised records ------------------------------------------------------------------
+
+
+def month_label(column: Any, dialect: str) -> Any:
+    if dialect == "sqlite":
+        return sa.func.strftime("%Y-%m", column)
+    return sa.func.to_char(column, "YYYY-MM")
+
+
+def quarter_label(column: Any, dialect: str) -> Any:
+    if dialect == "sqlite":
+        quarter = (sa.cast(sa.func.strftime("%m", column), sa.Integer) + 2) / 3
+        return sa.func.strftime("%Y", column) + "-Q" + sa.cast(quarter, sa.Text)
+    return sa.func.to_char(column, 'YYYY-"Q"Q')
+
+
+# --- targets ----------------------------------------------------------------------------------------
+
+Predicate = Callable[[SweepDates], sa.ColumnElement[bool]]
+Anonymiser = Callable[[sa.ColumnElement[bool], str], sa.Select]
+
+
+@dataclass(frozen=True)
+class Target:
+    rule_id: str
+    table: sa.Table
+    expired: Predicate
+    held: Predicate | None
+    action: Literal["delete", "null_columns"] = "delete"
+    null_columns: tuple[str, ...] = ()
+    anonymise_into: sa.Table | None = None
+    anonymiser: Anonymiser | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.table.schema}.{self.table.name}"
+
+
+def _company_rows(table: sa.Table) -> Predicate:
+    return lambda d: table.c.company_id.in_(retiring_company_ids(d))
+
+
+def _company_held(table: sa.Table) -> Predicate:
+    return lambda d: table.c.company_id.in_(held_company_ids(d))
+
+
+def _subject_held(table: sa.Table) -> Predicate:
+    return lambda d: table.c.subject_id.in_(held_subject_ids(d))
+
+
+def _anon_invoices(pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
+    i, c = s.invoices, s.companies
+    month = month_label(i.c.issued_on, dialect)
+    country = sa.func.coalesce(
+        sa.select(c.c.country).where(c.c.company_id == i.c.company_id).scalar_subquery(), "??"
+    )
+    return (
+        sa.select(
+            month.label("issued_month"),
+            country.label("country"),
+            sa.func.count().label("invoices"),
+            sa.func.sum(i.c.amount_minor).label("amount_minor"),
+        )
+        .where(pred)
+        .group_by(month, country)
+    )
+
+
+def _anon_contracts(pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
+    k = s.contracts
+    quarter = quarter_label(k.c.starts_on, dialect)
+    return (
+        sa.select(
+            quarter.label("start_quarter"),
+            k.c.licence_type,
+            k.c.service,
+            sa.func.count().label("contracts"),
+            sa.func.sum(k.c.annual_fee_minor).label("annual_fee_minor"),
+        )
+        .where(pred)
+        .group_by(quarter, k.c.licence_type, k.c.service)
+    )
+
+
+def _anon_customers(pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
+    c = s.companies
+    ceased = sa.func.coalesce(c.c.closed_at, c.c.updated_at)
+    quarter = quarter_label(ceased, dialect)
+    sector = sa.func.coalesce(c.c.sector, "unknown")
+    return (
+        sa.select(
+            quarter.label("ceased_quarter"),
+            c.c.country,
+            sector.label("sector"),
+            sa.func.count().label("customers"),
+        )
+        .where(pred)
+        .group_by(quarter, c.c.country, sector)
+    )
+
+
+def _anon_prospects(pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
+    c = s.crm_contacts
+    quarter = quarter_label(c.c.created_at, dialect)
+    country = sa.func.coalesce(c.c.country, "??")
+    return (
+        sa.select(
+            quarter.label("created_quarter"),
+            country.label("country"),
+            c.c.lifecycle_stage,
+            sa.func.count().label("prospects"),
+        )
+        .where(pred)
+        .group_by(quarter, country, c.c.lifecycle_stage)
+    )
+
+
+def _anon_web(pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
+    w = s.web_access
+    day = sa.func.date(w.c.requested_at)
+    status_class = sa.cast(w.c.status // 100, sa.Text) + "xx"
+    return (
+        sa.select(
+            day.label("day"),
+            w.c.site_section,
+            status_class.label("status_class"),
+            sa.func.count().label("requests"),
+        )
+        .where(pred)
+        .group_by(day, w.c.site_section, status_class)
+    )
+
+
+def _anon_auth(pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
+    a = s.auth_events
+    day = sa.func.date(a.c.occurred_at)
+    return (
+        sa.select(day.label("day"), a.c.event, a.c.outcome, sa.func.count().label("events"))
+        .where(pred)
+        .group_by(day, a.c.event, a.c.outcome)
+    )
+
+
+def _retired_customer_crm_contacts(d: SweepDates) -> sa.ColumnElement[bool]:
+    return s.crm_contacts.c.subject_id.in_(_retired_customer_subjects(d))
+
+
+def targets() -> list[Target]:
+    """Every (rule, table) sweep target, in execution order."""
+    p, i, o, k, u, c = s.payments, s.invoices, s.orders, s.contracts, s.portal_users, s.companies
+    ca, cc, w, a, q = s.crm_activities, s.crm_contacts, s.web_access, s.auth_events, s.quarantine
+    marketing_rows = ca.c.activity_type.in_(MARKETING_ACTIVITY_TYPES)
+    return [
+        # customer_basic: six years after the customer ceased (N-RET), anonymise then delete.
+        Target(
+            "customer_basic",
+            p,
+            lambda d: p.c.invoice_id.in_(
+                sa.select(i.c.invoice_id).where(i.c.company_id.in_(retiring_company_ids(d)))
+            ),
+            lambda d: p.c.invoice_id.in_(
+                sa.select(i.c.invoice_id).where(i.c.company_id.in_(held_company_ids(d)))
+            ),
+        ),
+        Target(
+            "customer_basic",
+            i,
+            _company_rows(i),
+            _company_held(i),
+            anonymise_into=s.anon_invoices,
+            anonymiser=_anon_invoices,
+        ),
+        Target("customer_basic", o, _company_rows(o), _company_held(o)),
+        Target(
+            "customer_basic",
+            k,
+            _company_rows(k),
+            _company_held(k),
+            anonymise_into=s.anon_contracts,
+            anonymiser=_anon_contracts,
+        ),
+        Target(
+            "customer_basic",
+            ca,
+            lambda d: ca.c.subject_id.in_(_retired_customer_subjects(d)),
+            _subject_held(ca),
+        ),
+        Target("customer_basic", cc, _retired_customer_crm_contacts, _subject_held(cc)),
+        Target("customer_basic", u, _company_rows(u), _company_held(u)),
+        Target(
+            "customer_basic",
+            c,
+            _company_rows(c),
+            _company_held(c),
+            anonymise_into=s.anon_customers,
+            anonymiser=_anon_customers,
+        ),
+        # profile_after_closure: password hashes and interests go soon after the account closes.
+        Target(
+            "profile_after_closure",
+            u,
+            lambda d: sa.and_(
+                u.c.closed_at < d.before_end_of("profile_after_closure"),
+                sa.or_(u.c.password_hash.is_not(None), u.c.interests.is_not(None)),
+            ),
+            _subject_held(u),
+            action="null_columns",
+            null_columns=("password_hash", "interests"),
+        ),
+        # marketing_after_opt_out: marketing history goes; a keyed-hash suppression entry stays.
+        Target(
+            "marketing_after_opt_out",
+            ca,
+            lambda d: sa.and_(marketing_rows, ca.c.subject_id.in_(opted_out_subject_ids(d))),
+            _subject_held(ca),
+        ),
+        # prospect_inactive: people who never bought, inactive past the window.
+        Target(
+            "prospect_inactive",
+            ca,
+            lambda d: ca.c.crm_contact_id.in_(inactive_prospect_contact_ids(d)),
+            _subject_held(ca),
+        ),
+        Target(
+            "prospect_inactive",
+            cc,
+            lambda d: cc.c.crm_contact_id.in_(inactive_prospect_contact_ids(d)),
+            _subject_held(cc),
+            anonymise_into=s.anon_prospects,
+            anonymiser=_anon_prospects,
+        ),
+        # raw logs and quarantine: by event time.
+        Target(
+            "web_logs_raw",
+            w,
+            lambda d: w.c.requested_at < d.before_end_of("web_logs_raw"),
+            None,
+            anonymise_into=s.anon_web_traffic,
+            anonymiser=_anon_web,
+        ),
+        Target(
+            "auth_logs_raw",
+            a,
+            lambda d: a.c.occurred_at < d.before_end_of("auth_logs_raw"),
+            _subject_held(a),
+            anonymise_into=s.anon_auth_events,
+            anonymiser=_anon_auth,
+        ),
+        Target(
+            "quarantine_raw",
+            q,
+            lambda d: q.c.quarantined_at < d.before_end_of("quarantine_raw"),
+            None,
+        ),
+    ]
+
+
+def check_against_policy(notice: Notice) -> None:
+    """Every table a retention rule names has a target, and every target belongs to a rule."""
+    declared = {(r.id, t) for r in notice.retention_rules for t in r.tables}
+    implemented = {(t.rule_id, t.table.name) for t in targets()}
+    if declared != implemented:
+        missing = sorted(declared - implemented)
+        extra = sorted(implemented - declared)
+        raise ValueError(
+            f"retention rules and sweep targets disagree: missing {missing}, undeclared {extra}"
+        )

@@ -1,0 +1,286 @@
+"""The retention sweep: anonymise, then delete, in short set-based transactions, with evidence.
+
+For every target (rule x table) the sweep repeats one transaction until nothing is left: find the
+primary key that ends the next chunk of expired, unheld rows; write that chunk's statistical value
+to staging; delete (or null) the chunk; add the count to the run's audit row. Anonymising and
+deleting a chunk commit together, so a crash between chunks loses nothing and double-counts
+nothing: the rerun continues where the last commit stopped. Companies retired under the six-year
+rule are listed once in a worklist before any of their rows go, so a sweep interrupted halfway
+through a company's tables still finishes that company on rerun.
+
+After the sweep, each target is checked again: any expired, unheld row still present fails the
+run (`RetentionCheckFailed`) after the evidence is written to `ops.retention_checks`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import asdict, dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ccg_pipeline.policy.models import Notice
+from ccg_pipeline.retention.rules import (
+    SweepDates,
+    Target,
+    ceased_company_ids,
+    check_against_policy,
+    held_subject_ids,
+    opted_out_subject_ids,
+    targets,
+)
+from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.engine import checkpoint
+from ccg_pipeline.warehouse.sql import add_into, audit, insert_for
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_ROWS = 50_000
+
+
+class RetentionCheckFailed(RuntimeError):
+    """Expired, unheld rows survived a sweep (the evidence is in ops.retention_checks)."""
+
+
+@dataclass
+class TargetOutcome:
+    rule_id: str
+    table: str
+    due: int
+    held: int
+    anonymised: int = 0
+    deleted: int = 0
+    expired_unheld_remaining: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return self.expired_unheld_remaining == 0
+
+
+def _count(conn: Connection, table: sa.Table, where: sa.ColumnElement[bool]) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one()
+
+
+def _unheld(target: Target, dates: SweepDates) -> sa.ColumnElement[bool]:
+    expired = target.expired(dates)
+    return expired if target.held is None else sa.and_(expired, sa.not_(target.held(dates)))
+
+
+def _due_and_held(conn: Connection, target: Target, dates: SweepDates) -> tuple[int, int]:
+    due = _count(conn, target.table, target.expired(dates))
+    held = (
+        0
+        if target.held is None
+        else _count(conn, target.table, sa.and_(target.expired(dates), target.held(dates)))
+    )
+    return due, held
+
+
+def plan(
+    engine: Engine, notice: Notice, as_of: dt.date, *, align_to_year_end: bool | None = None
+) -> list[TargetOutcome]:
+    """What a sweep as of `as_of` would do, per rule and table, as counts. Changes nothing."""
+    dates = SweepDates.for_date(
+        notice, as_of, use_worklist=False, align_to_year_end=align_to_year_end
+    )
+    outcomes = []
+    with engine.connect() as conn:
+        for target in targets():
+            due, held = _due_and_held(conn, target, dates)
+            would = due - held
+            outcomes.append(
+                TargetOutcome(
+                    target.rule_id,
+                    target.name,
+                    due,
+                    held,
+                    anonymised=would if target.anonymise_into is not None else 0,
+                    deleted=would,
+                    expired_unheld_remaining=would,
+                )
+            )
+    return outcomes
+
+
+def _prepare(conn: Connection, dates: SweepDates, run_id: str) -> None:
+    """Before any row goes: list retiring companies, and suppress opted-out people for good."""
+    w = s.retention_worklist
+    stmt = insert_for(conn, w).from_select(
+        ["rule_id", "entity", "entity_id", "run_id"],
+        sa.select(
+            sa.literal("customer_basic"),
+            sa.literal("company"),
+            ceased_company_ids(dates).subquery().c.company_id,
+            sa.literal(run_id),
+        ).where(sa.true()),
+    )
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["rule_id", "entity", "entity_id"]))
+    subj = s.subjects
+    suppress = insert_for(conn, s.marketing_suppression).from_select(
+        ["subject_key", "reason", "suppressed_at"],
+        sa.select(
+            subj.c.subject_key,
+            sa.literal("marketing_after_opt_out"),
+            sa.literal(dt.datetime.combine(dates.as_of, dt.time()), sa.DateTime()),
+        ).where(
+            subj.c.subject_id.in_(opted_out_subject_ids(dates)),
+            subj.c.subject_id.not_in(held_subject_ids(dates)),
+        ),
+    )
+    conn.execute(suppress.on_conflict_do_nothing(index_elements=["subject_key"]))
+
+
+def _sweep_target(
+    engine: Engine, target: Target, dates: SweepDates, run_id: str, chunk_rows: int
+) -> int:
+    """Anonymise-then-delete (or null) expired unheld rows chunk by chunk; returns rows affected."""
+    table = target.table
+    keys = list(table.primary_key.columns)
+    unheld = _unheld(target, dates)
+    at = dt.datetime.combine(dates.as_of, dt.time())
+    affected = 0
+    with engine.begin() as conn:  # one audit row per rule, table and run, even when nothing is due
+        audit(
+            conn,
+            run_id=run_id,
+            action="retention",
+            rule_id=target.rule_id,
+            table_name=target.name,
+            row_count=0,
+            at=at,
+            accumulate=True,
+        )
+    while True:
+        with engine.begin() as conn:
+            boundary = conn.execute(
+                sa.select(*keys).where(unheld).order_by(*keys).offset(chunk_rows - 1).limit(1)
+            ).first()
+            chunk = (
+                unheld
+                if boundary is None
+                else sa.and_(unheld, sa.tuple_(*keys) <= sa.tuple_(*boundary))
+            )
+            if target.anonymiser is not None and target.anonymise_into is not None:
+                add_into(conn, target.anonymise_into, target.anonymiser(chunk, conn.dialect.name))
+            if target.action == "delete":
+                count = conn.execute(sa.delete(table).where(chunk)).rowcount
+            else:
+                count = conn.execute(
+                    sa.update(table).where(chunk).values(dict.fromkeys(target.null_columns))
+                ).rowcount
+            audit(
+                conn,
+                run_id=run_id,
+                action="retention",
+                rule_id=target.rule_id,
+                table_name=target.name,
+                row_count=count,
+                at=at,
+                accumulate=True,
+            )
+        affected += count
+        if boundary is None or count == 0:
+            return affected
+
+
+def _finish(conn: Connection, dates: SweepDates) -> int:
+    """Drop finished companies from the worklist and subjects no table refers to any more."""
+    w = s.retention_worklist
+    conn.execute(
+        sa.delete(w).where(
+            w.c.rule_id == "customer_basic",
+            w.c.entity_id.not_in(sa.select(s.companies.c.company_id)),
+        )
+    )
+    referenced = sa.union(
+        sa.select(s.portal_users.c.subject_id),
+        sa.select(s.crm_contacts.c.subject_id),
+        sa.select(s.crm_activities.c.subject_id).where(s.crm_activities.c.subject_id.is_not(None)),
+        sa.select(s.auth_events.c.subject_id).where(s.auth_events.c.subject_id.is_not(None)),
+    )
+    subj = s.subjects
+    return conn.execute(
+        sa.delete(subj).where(
+            subj.c.subject_id.not_in(referenced), subj.c.subject_id.not_in(held_subject_ids(dates))
+        )
+    ).rowcount
+
+
+def sweep(
+    engine: Engine,
+    notice: Notice,
+    as_of: dt.date,
+    run_id: str,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    align_to_year_end: bool | None = None,
+) -> list[TargetOutcome]:
+    """Run every retention rule as of `as_of`. Raises RetentionCheckFailed if rows survive."""
+    check_against_policy(notice)
+    dates = SweepDates.for_date(
+        notice, as_of, use_worklist=True, align_to_year_end=align_to_year_end
+    )
+    with engine.begin() as conn:
+        _prepare(conn, dates, run_id)
+    outcomes: list[TargetOutcome] = []
+    for target in targets():
+        with engine.connect() as conn:
+            due, held = _due_and_held(conn, target, dates)
+        affected = _sweep_target(engine, target, dates, run_id, chunk_rows)
+        with engine.connect() as conn:
+            remaining = _count(conn, target.table, _unheld(target, dates))
+        outcome = TargetOutcome(
+            target.rule_id,
+            target.name,
+            due,
+            held,
+            anonymised=affected if target.anonymise_into is not None else 0,
+            deleted=affected,
+            expired_unheld_remaining=remaining,
+        )
+        log.info("retention %s on %s: %s", target.rule_id, target.name, asdict(outcome))
+        outcomes.append(outcome)
+    with engine.begin() as conn:
+        orphans = _finish(conn, dates)
+        audit(
+            conn,
+            run_id=run_id,
+            action="retention",
+            rule_id="orphaned_subjects",
+            table_name="personal.subjects",
+            row_count=orphans,
+            at=dt.datetime.combine(as_of, dt.time()),
+        )
+        _record_checks(conn, run_id, as_of, outcomes)
+    checkpoint(engine)
+    failed = [o for o in outcomes if not o.passed]
+    if failed:
+        detail = ", ".join(f"{o.rule_id}/{o.table}: {o.expired_unheld_remaining}" for o in failed)
+        raise RetentionCheckFailed(f"expired unheld rows remain after the sweep: {detail}")
+    return outcomes
+
+
+def _record_checks(
+    conn: Connection, run_id: str, as_of: dt.date, outcomes: list[TargetOutcome]
+) -> None:
+    checks = s.retention_checks
+    for o in outcomes:
+        values = {
+            "as_of": as_of,
+            "due": o.due,
+            "held": o.held,
+            "anonymised": o.anonymised,
+            "deleted": o.deleted,
+            "expired_unheld_remaining": o.expired_unheld_remaining,
+            "passed": o.passed,
+        }
+        stmt = insert_for(conn, checks).values(
+            run_id=run_id, rule_id=o.rule_id, table_name=o.table, **values
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["run_id", "rule_id", "table_name"], set_=values
+            )
+        )

@@ -1,0 +1,59 @@
+"""Small dialect-aware SQL building blocks shared by ingest, retention and statistics."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from ccg_pipeline.warehouse import schema
+
+
+def insert_for(conn: Connection, table: sa.Table) -> Any:
+    """An INSERT that supports ON CONFLICT on the connection's dialect."""
+    return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)
+
+
+def add_into(conn: Connection, table: sa.Table, rows: sa.Select) -> None:
+    """INSERT ... SELECT, adding the selected measures onto existing rows with the same key."""
+    keys = [c.name for c in table.primary_key.columns]
+    columns = [c.name for c in rows.selected_columns]
+    stmt = insert_for(conn, table).from_select(columns, rows)
+    measures = {c: table.c[c] + stmt.excluded[c] for c in columns if c not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=measures))
+
+
+def audit(
+    conn: Connection,
+    *,
+    run_id: str,
+    action: str,
+    table_name: str,
+    row_count: int,
+    at: dt.datetime,
+    rule_id: str = "",
+    subject_pseudonym: str = "",
+    accumulate: bool = False,
+) -> None:
+    """Write the audit-ledger row for (run, action, rule, table, subject); with `accumulate` the
+    count adds to what the run already recorded (chunked work), else it replaces it (reruns)."""
+    ledger = schema.audit_ledger
+    stmt = insert_for(conn, ledger).values(
+        run_id=run_id,
+        action=action,
+        rule_id=rule_id,
+        table_name=table_name,
+        row_count=row_count,
+        subject_pseudonym=subject_pseudonym,
+        recorded_at=at,
+    )
+    count = ledger.c.row_count + stmt.excluded.row_count if accumulate else stmt.excluded.row_count
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["run_id", "action", "rule_id", "table_name", "subject_pseudonym"],
+            set_={"row_count": count, "recorded_at": stmt.excluded.recorded_at},
+        )
+    )
