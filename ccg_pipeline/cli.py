@@ -124,6 +124,50 @@ def _cmd_policy_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_retention(args: argparse.Namespace) -> int:
+    from ccg_pipeline.retention import plan_retention, render_plan, run_retention
+
+    align = True if args.align_to_year_end else None
+    if args.retention_command == "plan":
+        summary = plan_retention(args.settings, args.as_of, align_to_year_end=align)
+        print(
+            json.dumps(summary, default=str)
+            if args.format == "json"
+            else render_plan(summary, args.as_of)
+        )
+        return 0
+    summary = run_retention(
+        args.settings, args.as_of, f"cli__retention__{args.as_of}", align_to_year_end=align
+    )
+    print(json.dumps({k: v for k, v in summary.items() if k != "targets"}))
+    return 0
+
+
+def _cmd_hold(args: argparse.Namespace) -> int:
+    from ccg_pipeline.retention import holds
+
+    engine = _engine(args.settings)
+    from ccg_pipeline.warehouse import migrate
+
+    migrate.upgrade(engine)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # an operator action happens now
+    if args.hold_command == "add":
+        hold_id = holds.add_hold(
+            engine, args.settings.pseudonym_key, args.email, args.reason, origin=args.origin, at=now
+        )
+        print(f"hold {hold_id} set")
+    elif args.hold_command == "release":
+        holds.release_hold(engine, args.hold_id, at=now, note=args.note)
+        print(f"hold {args.hold_id} released")
+    else:
+        for h in holds.list_holds(engine, include_released=args.all):
+            state = f"released {h.released_at:%Y-%m-%d}" if h.released_at else "active"
+            print(
+                f"{h.hold_id:>5}  {h.subject}  {h.origin:<19} {h.created_at:%Y-%m-%d}  {state:<19} {h.reason}"
+            )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ccg", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -158,6 +202,37 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("summary", help="rows per zone and table, quarantine by reason").set_defaults(
         func=_cmd_summary
     )
+
+    retention = sub.add_parser("retention", help="retention sweep (N-RET)")
+    retention_sub = retention.add_subparsers(dest="retention_command", required=True)
+    for name, text in (
+        ("plan", "dry run: counts per rule and table, changes nothing"),
+        ("run", "run the sweep"),
+    ):
+        cmd = retention_sub.add_parser(name, help=text)
+        cmd.add_argument("--as-of", type=_date, required=True, help="the day the sweep is as of")
+        cmd.add_argument(
+            "--align-to-year-end", action="store_true", help="count from the financial-year end"
+        )
+        cmd.add_argument("--format", choices=["text", "json"], default="text")
+        cmd.set_defaults(func=_cmd_retention)
+
+    hold = sub.add_parser("hold", help="legal holds: block deletion, restrict processing")
+    hold_sub = hold.add_subparsers(dest="hold_command", required=True)
+    add = hold_sub.add_parser("add", help="place a hold on a subject")
+    add.add_argument("--email", required=True)
+    add.add_argument("--reason", required=True)
+    add.add_argument(
+        "--origin", choices=["operator", "restriction_request", "legal"], default="operator"
+    )
+    add.set_defaults(func=_cmd_hold)
+    listing = hold_sub.add_parser("list", help="list holds (subjects masked)")
+    listing.add_argument("--all", action="store_true", help="include released holds")
+    listing.set_defaults(func=_cmd_hold)
+    release = hold_sub.add_parser("release", help="release a hold")
+    release.add_argument("hold_id", type=int)
+    release.add_argument("--note", default="")
+    release.set_defaults(func=_cmd_hold)
 
     policy = sub.add_parser("policy", help="policy files")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)

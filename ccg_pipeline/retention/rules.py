@@ -72,12 +72,13 @@ class SweepDates:
 
 
 def held_subject_ids(dates: SweepDates) -> sa.Select:
-    """Subjects under a hold in force on the as-of date (created by then, not yet released)."""
+    """Subjects whose hold is in force: not released, or released only after the as-of date.
+
+    A hold's start date is deliberately not compared with the as-of date: a hold placed today
+    must also stop a backfill for an earlier day from deleting the data it protects.
+    """
     h = s.legal_holds
-    active = sa.and_(
-        h.c.created_at < dates.as_of_end,
-        sa.or_(h.c.released_at.is_(None), h.c.released_at >= dates.as_of_end),
-    )
+    active = sa.or_(h.c.released_at.is_(None), h.c.released_at >= dates.as_of_end)
     return (
         sa.select(s.subjects.c.subject_id)
         .join(h, h.c.subject_key == s.subjects.c.subject_key)

@@ -1,0 +1,86 @@
+"""Legal holds: set by a restriction request or an operator, they block deletion and exclude the
+subject from every processing step except storage (N-RIGHTS restriction, N-RET).
+
+Holds live in ops and name the subject only by keyed pseudonym, so a hold can be placed before
+the person's data arrives, and ops never holds a raw identifier.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ccg_pipeline.ingest.common import normalise_email, pseudonym
+from ccg_pipeline.warehouse import schema
+
+MAX_REASON_CHARS = 500
+ORIGINS = ("operator", "restriction_request", "legal")
+
+
+class HoldError(ValueError):
+    """A hold request is invalid (the message names the field, never echoes the value)."""
+
+
+@dataclass(frozen=True)
+class Hold:
+    hold_id: int
+    subject: str  # masked pseudonym, safe to show
+    reason: str
+    origin: str
+    created_at: dt.datetime
+    released_at: dt.datetime | None
+
+
+def add_hold(
+    engine: Engine, key: str, email: str, reason: str, *, origin: str = "operator", at: dt.datetime
+) -> int:
+    reason = (reason or "").strip()
+    if not reason:
+        raise HoldError("a hold needs a reason")
+    if len(reason) > MAX_REASON_CHARS:
+        raise HoldError(f"the reason is longer than {MAX_REASON_CHARS} characters")
+    if origin not in ORIGINS:
+        raise HoldError(f"origin must be one of {ORIGINS}")
+    try:
+        subject_key = pseudonym(key, normalise_email(email))
+    except ValueError:
+        raise HoldError("the email is not a valid address") from None
+    with engine.begin() as conn:
+        result = conn.execute(
+            sa.insert(schema.legal_holds).values(
+                subject_key=subject_key, reason=reason, origin=origin, created_at=at
+            )
+        )
+        return int(result.inserted_primary_key[0])
+
+
+def release_hold(engine: Engine, hold_id: int, *, at: dt.datetime, note: str = "") -> None:
+    h = schema.legal_holds
+    with engine.begin() as conn:
+        found = conn.execute(sa.select(h.c.released_at).where(h.c.hold_id == hold_id)).first()
+        if found is None:
+            raise HoldError(f"no hold with id {hold_id}")
+        if found.released_at is not None:
+            raise HoldError(f"hold {hold_id} is already released")
+        conn.execute(
+            sa.update(h)
+            .where(h.c.hold_id == hold_id)
+            .values(released_at=at, release_note=note[:MAX_REASON_CHARS])
+        )
+
+
+def list_holds(engine: Engine, *, include_released: bool = False) -> list[Hold]:
+    h = schema.legal_holds
+    query = sa.select(h).order_by(h.c.hold_id)
+    if not include_released:
+        query = query.where(h.c.released_at.is_(None))
+    with engine.connect() as conn:
+        return [
+            Hold(
+                r.hold_id, f"{r.subject_key[:8]}…", r.reason, r.origin, r.created_at, r.released_at
+            )
+            for r in conn.execute(query)
+        ]
