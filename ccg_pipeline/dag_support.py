@@ -26,6 +26,7 @@ ALERT_CONN_ID = "ccg_alerts"
 
 # Airflow Assets (URIs) that connect the DAGs: ingest -> retention/statistics.
 PERSONAL_ZONE_URI = "ccg://warehouse/personal"
+RETENTION_URI = "ccg://warehouse/retention"
 
 
 def notify_failure(context: dict[str, Any]) -> None:
@@ -119,6 +120,12 @@ def task_settings() -> Settings:
             overrides[field] = sqlalchemy_url(conn)
             log.info("using Airflow connection %s for %s", conn_id, field)
     return settings.with_overrides(**overrides) if overrides else settings
+
+
+def run_as_of(context: dict[str, Any]) -> dt.date:
+    """The day a daily run decides for: the last day of its data interval."""
+    _start, end, _run_id = run_window(context)
+    return (end - dt.timedelta(microseconds=1)).date()
 
 
 def run_window(context: dict[str, Any]) -> tuple[dt.datetime | None, dt.datetime, str]:

@@ -101,6 +101,16 @@ def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def another_warehouse_url(
+    request: pytest.FixtureRequest, warehouse_url: str, tmp_path: Path
+) -> str:
+    """A second fresh warehouse on the same backend as `warehouse_url` (for side-by-side runs)."""
+    if warehouse_url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / 'warehouse-2' / 'main.db'}"
+    return _fresh_pg_database(request.getfixturevalue("pg_server"))
+
+
+@pytest.fixture
 def settings_for(tmp_path: Path):
     """Build Settings for a warehouse URL and a sources folder."""
     from ccg_pipeline.config import Settings

@@ -173,7 +173,7 @@ def month_label(column: Any, dialect: str) -> Any:
 
 def quarter_label(column: Any, dialect: str) -> Any:
     if dialect == "sqlite":
-        quarter = (sa.cast(sa.func.strftime("%m", column), sa.Integer) + 2) / 3
+        quarter = (sa.cast(sa.func.strftime("%m", column), sa.Integer) + 2) // 3
         return sa.func.strftime("%Y", column) + "-Q" + sa.cast(quarter, sa.Text)
     return sa.func.to_char(column, 'YYYY-"Q"Q')
 

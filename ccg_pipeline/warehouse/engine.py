@@ -74,6 +74,12 @@ def checkpoint(engine: Engine) -> None:
     """Fold the WAL into the database files (after deletes, so freed pages leave the WAL too)."""
     if not is_sqlite(engine):
         return
-    with engine.connect() as conn:
+    # Outside any transaction (a checkpoint inside BEGIN reports the table as locked).
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
         for schema_name in ("main", *ZONES):
-            conn.exec_driver_sql(f"PRAGMA {schema_name}.wal_checkpoint(TRUNCATE)")
+            cursor.execute(f"PRAGMA {schema_name}.wal_checkpoint(TRUNCATE)")
+        cursor.close()
+    finally:
+        raw.close()

@@ -1,0 +1,92 @@
+"""
+### `ccg_retention`: enforce every retention period, anonymise then delete (N-RET, N-ANON)
+
+**Schedule:** daily at 03:00 UTC for the previous day (data interval `[day, day + 1)`, decisions
+as of `day`, never the wall clock); `max_active_runs=1`, so sweeps never overlap.
+
+**Reads:** the personal zone, the policy's retention rules (`ccg_pipeline/policy/notice.yaml`)
+and legal holds (`ops.legal_holds`).
+
+**Writes:** deletes or nulls expired rows in the personal zone; writes their statistical value
+to `staging.anon_*` first; `ops.audit_ledger` (one row per rule, table and run),
+`ops.retention_checks` (due, held, anonymised, deleted, remaining per rule and table),
+`ops.marketing_suppression` (keyed hashes of opted-out people). Emits the Asset
+`ccg://warehouse/retention`.
+
+**Rules:** contact, identity, financial and transaction data six years after the customer
+ceased (the latest of contract end, account closure, last invoice, last payment); profile data
+three months after account closure; marketing history 30 days after opt-out; prospects after two
+inactive years; raw web logs after 90 days, authentication logs after 365 days, quarantined
+records after 30 days. The last five periods are CCG decisions where the notice says "as long as
+necessary". Held subjects are never deleted.
+
+**Params:** `align_to_year_end` counts the six years from the end of the financial year (HMRC),
+with the year end from the policy.
+
+**When it fails:** `retention_sweep` commits chunk by chunk and is safe to clear and rerun: it
+resumes where it stopped with no double counting. `verify_retention` failing means expired,
+unheld rows survived: `ops.retention_checks` for the run id names the rule and table; check for
+rows that arrived during the sweep, then rerun. Dry run from a shell:
+`ccg retention plan --as-of YYYY-MM-DD`.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
+
+from ccg_pipeline.dag_support import DEFAULT_ARGS, RETENTION_URI, START_DATE
+
+RETENTION = Asset(RETENTION_URI)
+
+
+@dag(
+    dag_id="ccg_retention",
+    schedule=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["ccg", "retention", "N-RET"],
+    doc_md=__doc__,
+    params={
+        "align_to_year_end": Param(
+            False, type="boolean", description="Count six years from the financial-year end."
+        )
+    },
+)
+def ccg_retention() -> None:
+    @task
+    def retention_plan(**context) -> dict:
+        """Log what is due, per rule and table, before anything changes (counts only)."""
+        from ccg_pipeline.dag_support import run_as_of, task_settings
+        from ccg_pipeline.retention import plan_retention
+
+        align = bool(context["params"].get("align_to_year_end")) or None
+        summary = plan_retention(task_settings(), run_as_of(context), align_to_year_end=align)
+        return {k: v for k, v in summary.items() if k != "targets"}
+
+    @task(outlets=[RETENTION])
+    def retention_sweep(**context) -> dict:
+        from ccg_pipeline.dag_support import run_as_of, run_window, task_settings
+        from ccg_pipeline.retention import run_retention
+
+        align = bool(context["params"].get("align_to_year_end")) or None
+        _start, _end, run_id = run_window(context)
+        summary = run_retention(
+            task_settings(), run_as_of(context), run_id, align_to_year_end=align
+        )
+        return {k: v for k, v in summary.items() if k != "targets"}
+
+    @task
+    def verify_retention(**context) -> dict:
+        """Re-read the evidence of this run; fail loudly if any expired unheld row survived."""
+        from ccg_pipeline.dag_support import run_window, task_settings
+        from ccg_pipeline.retention.evidence import verify_run
+
+        _start, _end, run_id = run_window(context)
+        return verify_run(task_settings(), run_id)
+
+    retention_plan() >> retention_sweep() >> verify_retention()
+
+
+dag = ccg_retention()
