@@ -46,13 +46,27 @@ class RetentionMachine(RuleBasedStateMachine):
         self.world.engine.dispose()
         self.folder.cleanup()
 
-    @rule(days_before=st.integers(0, 9 * 365), active=st.booleans())
+    @rule(
+        days_before=st.one_of(st.integers(0, 9 * 365), st.integers(5 * 365, 6 * 365 + 5)),
+        active=st.booleans(),
+    )
     def add_customer(self, days_before: int, active: bool) -> None:
         ceased = None if active else self.today - dt.timedelta(days=days_before)
         cid, email = self.world.customer(ceased)
         self.companies[cid] = {"ceased": ceased, "email": email, "hold": None, "deleted": False}
 
-    @rule(days_before=st.lists(st.integers(0, 200), min_size=1, max_size=5))
+    @rule(offset=st.integers(-2, 2))
+    def add_customer_at_the_line(self, offset: int) -> None:
+        """A customer whose six years end `offset` days from today (the off-by-one zone)."""
+        ceased = _years_later(self.today, -6) + dt.timedelta(days=offset)
+        cid, email = self.world.customer(ceased)
+        self.companies[cid] = {"ceased": ceased, "email": email, "hold": None, "deleted": False}
+
+    @rule(
+        days_before=st.lists(
+            st.one_of(st.integers(0, 200), st.integers(88, 92)), min_size=1, max_size=5
+        )
+    )
     def add_web_hits(self, days_before: list[int]) -> None:
         days = [self.today - dt.timedelta(days=d) for d in days_before]
         self.world.web_hits(days)
@@ -61,7 +75,9 @@ class RetentionMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def hold_a_company(self, data: st.DataObject) -> None:
-        candidates = [c for c, v in self.companies.items() if not v["deleted"] and v["hold"] is None]
+        candidates = [
+            c for c, v in self.companies.items() if not v["deleted"] and v["hold"] is None
+        ]
         if candidates:
             cid = data.draw(st.sampled_from(candidates))
             self.companies[cid]["hold"] = self.world.hold(self.companies[cid]["email"])
@@ -72,10 +88,13 @@ class RetentionMachine(RuleBasedStateMachine):
         if candidates:
             cid = data.draw(st.sampled_from(candidates))
             # Released during the day before the clock's current day: no longer in force.
-            self.world.release(self.companies[cid]["hold"], at=dt.datetime.combine(self.today, dt.time()) - dt.timedelta(hours=1))
+            self.world.release(
+                self.companies[cid]["hold"],
+                at=dt.datetime.combine(self.today, dt.time()) - dt.timedelta(hours=1),
+            )
             self.companies[cid]["hold"] = None
 
-    @rule(days=st.integers(1, 900))
+    @rule(days=st.one_of(st.integers(1, 3), st.integers(1, 900)))
     def clock_moves_on(self, days: int) -> None:
         self.today += dt.timedelta(days=days)
 
@@ -87,7 +106,9 @@ class RetentionMachine(RuleBasedStateMachine):
             due = company["ceased"] is not None and _years_later(company["ceased"], 6) <= self.today
             if due and company["hold"] is None:
                 company["deleted"] = True
-        self.hits = {day: n for day, n in self.hits.items() if day + dt.timedelta(days=90) > self.today}
+        self.hits = {
+            day: n for day, n in self.hits.items() if day + dt.timedelta(days=90) > self.today
+        }
 
     @invariant()
     def database_matches_the_model(self) -> None:
@@ -101,7 +122,7 @@ class RetentionMachine(RuleBasedStateMachine):
 
 
 RetentionMachine.TestCase.settings = settings(
-    max_examples=25,
+    max_examples=60,
     stateful_step_count=12,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
