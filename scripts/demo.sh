@@ -28,12 +28,14 @@ run_dag() {
 
 echo "==> 3/4 Running the DAGs through Airflow (dag.test) for the interval ending ${DEMO_RUN_DATE}"
 run_dag ccg_ingest "$DEMO_RUN_DATE"
+run_dag ccg_retention "$DEMO_RUN_DATE"
 
 echo "==> 4/4 Summary"
 "$BIN/ccg" summary
 cat <<MSG
 
 Demo finished in $(( $(date +%s) - started ))s.
-Open the Airflow UI with:  make airflow   (then http://localhost:8080, DAG 'ccg_ingest')
+Open the Airflow UI with:  make airflow   (then http://localhost:8080, DAGs 'ccg_ingest', 'ccg_retention')
+Retention dry run:         .venv/bin/ccg retention plan --as-of ${DEMO_AS_OF}
 Re-run one DAG by hand:    .venv/bin/python -m ccg_pipeline.dagrun ccg_ingest ${DEMO_RUN_DATE}
 MSG

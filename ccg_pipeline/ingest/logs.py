@@ -89,7 +89,7 @@ def parse_web_line(
     if len(line) > MAX_LINE_CHARS:
         raise Rejected("oversized_record", f"line is longer than {MAX_LINE_CHARS} characters")
     if has_bad_encoding(line):
-        raise Rejected("bad_encoding", "line is not valid UTF-8")
+        raise Rejected("bad_encoding", "line holds NUL or undecodable bytes")
     match = _COMBINED.match(line)
     if match is None:
         raise Rejected("malformed_line", "line is not in combined or common log format")
@@ -153,7 +153,7 @@ def parse_auth_line(
     if len(line) > MAX_LINE_CHARS:
         raise Rejected("oversized_record", f"line is longer than {MAX_LINE_CHARS} characters")
     if has_bad_encoding(line):
-        raise Rejected("bad_encoding", "line is not valid UTF-8")
+        raise Rejected("bad_encoding", "line holds NUL or undecodable bytes")
     try:
         event = json.loads(line)
     except json.JSONDecodeError:

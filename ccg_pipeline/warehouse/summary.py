@@ -15,6 +15,9 @@ class WarehouseSummary:
     rows_per_table: dict[str, int]
     quarantine_by_reason: list[tuple[str, str, int]]
     batches_by_status: dict[str, int]
+    retention: list[
+        tuple[str, str, int, int, int, bool]
+    ]  # latest run: rule, table, due, held, deleted, passed
 
 
 def table_counts(engine: Engine) -> dict[str, int]:
@@ -51,7 +54,20 @@ def summarise(engine: Engine) -> WarehouseSummary:
                 sa.select(b.c.status, sa.func.count()).group_by(b.c.status)
             )
         }
-    return WarehouseSummary(table_counts(engine), reasons, statuses)
+        c = schema.retention_checks
+        latest = (
+            sa.select(c.c.run_id)
+            .order_by(c.c.as_of.desc(), c.c.run_id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        retention = [
+            (r.rule_id, r.table_name, r.due, r.held, r.deleted, bool(r.passed))
+            for r in conn.execute(
+                sa.select(c).where(c.c.run_id == latest).order_by(c.c.rule_id, c.c.table_name)
+            )
+        ]
+    return WarehouseSummary(table_counts(engine), reasons, statuses, retention)
 
 
 def render(summary: WarehouseSummary, zone_files: dict[str, str] | None = None) -> str:
@@ -69,6 +85,12 @@ def render(summary: WarehouseSummary, zone_files: dict[str, str] | None = None) 
         "Ingest batches by status: "
         + ", ".join(f"{k}={v}" for k, v in sorted(summary.batches_by_status.items())),
     ]
+    if summary.retention:
+        lines += ["", "Retention, latest run (due / held / deleted, check)", "-" * 52]
+        lines += [
+            f"  {rule:<24} {table:<26} {due:>7,} {held:>5,} {deleted:>7,}  {'pass' if ok else 'FAIL'}"
+            for rule, table, due, held, deleted, ok in summary.retention
+        ]
     if zone_files:
         lines += ["", "Warehouse files (SQLite, one per zone)", "-" * 38]
         lines += [f"  {zone:<10} {path}" for zone, path in zone_files.items()]
