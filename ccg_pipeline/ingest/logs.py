@@ -27,6 +27,7 @@ from ccg_pipeline.ingest.common import (
 )
 from ccg_pipeline.ingest.files import has_bad_encoding, lines
 from ccg_pipeline.warehouse import schema
+from ccg_pipeline.warehouse.rollups import roll_up_web_file
 
 WEB_SOURCE = "logs.web_access"
 AUTH_SOURCE = "logs.auth"
@@ -145,6 +146,7 @@ def load_web_log(conn: Connection, ctx: IngestContext, path: Path, result: Batch
         schema.web_access,
         lambda line: parse_web_line(line, end, s.ipv4_prefix_bits, s.ipv6_prefix_bits),
     )
+    roll_up_web_file(conn, path.name)
 
 
 def parse_auth_line(

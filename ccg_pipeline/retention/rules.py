@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from ccg_pipeline.policy.models import Notice
 from ccg_pipeline.retention.deadlines import expired_cutoff
 from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.sql import day_label, month_label, quarter_label
 
 MARKETING_ACTIVITY_TYPES = (
     "MAILING_LIST_SUBSCRIBE",
@@ -162,26 +163,11 @@ def inactive_prospect_contact_ids(dates: SweepDates) -> sa.Select:
     )
 
 
-# --- labels for anonymised records ------------------------------------------------------------------
-
-
-def month_label(column: Any, dialect: str) -> Any:
-    if dialect == "sqlite":
-        return sa.func.strftime("%Y-%m", column)
-    return sa.func.to_char(column, "YYYY-MM")
-
-
-def quarter_label(column: Any, dialect: str) -> Any:
-    if dialect == "sqlite":
-        quarter = (sa.cast(sa.func.strftime("%m", column), sa.Integer) + 2) // 3
-        return sa.func.strftime("%Y", column) + "-Q" + sa.cast(quarter, sa.Text)
-    return sa.func.to_char(column, 'YYYY-"Q"Q')
-
-
 # --- targets ----------------------------------------------------------------------------------------
 
 Predicate = Callable[[SweepDates], sa.ColumnElement[bool]]
-Anonymiser = Callable[[sa.ColumnElement[bool], str], sa.Select]
+# (rows to read: the table, or the rows a DELETE ... RETURNING just removed; predicate; dialect)
+Anonymiser = Callable[[Any, sa.ColumnElement[bool], str], sa.Select]
 
 
 @dataclass(frozen=True)
@@ -194,6 +180,8 @@ class Target:
     null_columns: tuple[str, ...] = ()
     anonymise_into: sa.Table | None = None
     anonymiser: Anonymiser | None = None
+    # An indexed column to cut chunks along (event time for logs); the primary key otherwise.
+    chunk_by: sa.Column | None = None
 
     @property
     def name(self) -> str:
@@ -212,8 +200,8 @@ def _subject_held(table: sa.Table) -> Predicate:
     return lambda d: table.c.subject_id.in_(held_subject_ids(d))
 
 
-def _anon_invoices(pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
-    i, c = s.invoices, s.companies
+def _anon_invoices(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
+    i, c = rows, s.companies
     month = month_label(i.c.issued_on, dialect)
     country = sa.func.coalesce(
         sa.select(c.c.country).where(c.c.company_id == i.c.company_id).scalar_subquery(), "??"
@@ -230,8 +218,8 @@ def _anon_invoices(pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
     )
 
 
-def _anon_contracts(pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
-    k = s.contracts
+def _anon_contracts(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
+    k = rows
     quarter = quarter_label(k.c.starts_on, dialect)
     return (
         sa.select(
@@ -246,8 +234,8 @@ def _anon_contracts(pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
     )
 
 
-def _anon_customers(pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
-    c = s.companies
+def _anon_customers(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
+    c = rows
     ceased = sa.func.coalesce(c.c.closed_at, c.c.updated_at)
     quarter = quarter_label(ceased, dialect)
     sector = sa.func.coalesce(c.c.sector, "unknown")
@@ -263,8 +251,8 @@ def _anon_customers(pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
     )
 
 
-def _anon_prospects(pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
-    c = s.crm_contacts
+def _anon_prospects(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
+    c = rows
     quarter = quarter_label(c.c.created_at, dialect)
     country = sa.func.coalesce(c.c.country, "??")
     return (
@@ -279,25 +267,9 @@ def _anon_prospects(pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
     )
 
 
-def _anon_web(pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
-    w = s.web_access
-    day = sa.func.date(w.c.requested_at)
-    status_class = sa.cast(w.c.status // 100, sa.Text) + "xx"
-    return (
-        sa.select(
-            day.label("day"),
-            w.c.site_section,
-            status_class.label("status_class"),
-            sa.func.count().label("requests"),
-        )
-        .where(pred)
-        .group_by(day, w.c.site_section, status_class)
-    )
-
-
-def _anon_auth(pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
-    a = s.auth_events
-    day = sa.func.date(a.c.occurred_at)
+def _anon_auth(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
+    a = rows
+    day = day_label(a.c.occurred_at, dialect)
     return (
         sa.select(day.label("day"), a.c.event, a.c.outcome, sa.func.count().label("events"))
         .where(pred)
@@ -399,8 +371,9 @@ def targets() -> list[Target]:
             w,
             lambda d: w.c.requested_at < d.before_end_of("web_logs_raw"),
             None,
-            anonymise_into=s.anon_web_traffic,
-            anonymiser=_anon_web,
+            # Anonymised when each file was loaded (warehouse.rollups); before deleting anything
+            # the sweep rolls up any file with expired lines that lacks its roll-up.
+            chunk_by=w.c.requested_at,
         ),
         Target(
             "auth_logs_raw",
@@ -409,6 +382,7 @@ def targets() -> list[Target]:
             _subject_held(a),
             anonymise_into=s.anon_auth_events,
             anonymiser=_anon_auth,
+            chunk_by=a.c.occurred_at,
         ),
         Target(
             "quarantine_raw",

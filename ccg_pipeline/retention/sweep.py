@@ -33,11 +33,13 @@ from ccg_pipeline.retention.rules import (
 )
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import checkpoint
+from ccg_pipeline.warehouse.rollups import roll_up_missing_web_files
 from ccg_pipeline.warehouse.sql import add_into, audit, insert_for
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_ROWS = 50_000
+# ~0.2 s of work per transaction at the measured delete rates: short locks, few round trips.
+DEFAULT_CHUNK_ROWS = 250_000
 
 
 class RetentionCheckFailed(RuntimeError):
@@ -130,6 +132,7 @@ def _prepare(conn: Connection, dates: SweepDates, run_id: str) -> None:
         ),
     )
     conn.execute(suppress.on_conflict_do_nothing(index_elements=["subject_key"]))
+    roll_up_missing_web_files(conn, lines_before=dates.before_end_of("web_logs_raw"))
 
 
 def _sweep_target(
@@ -137,7 +140,7 @@ def _sweep_target(
 ) -> int:
     """Anonymise-then-delete (or null) expired unheld rows chunk by chunk; returns rows affected."""
     table = target.table
-    keys = list(table.primary_key.columns)
+    keys = [target.chunk_by] if target.chunk_by is not None else list(table.primary_key.columns)
     unheld = _unheld(target, dates)
     at = dt.datetime.combine(dates.as_of, dt.time())
     affected = 0
@@ -162,9 +165,15 @@ def _sweep_target(
                 if boundary is None
                 else sa.and_(unheld, sa.tuple_(*keys) <= sa.tuple_(*boundary))
             )
-            if target.anonymiser is not None and target.anonymise_into is not None:
-                add_into(conn, target.anonymise_into, target.anonymiser(chunk, conn.dialect.name))
-            if target.action == "delete":
+            if target.anonymiser is not None and conn.dialect.name == "postgresql":
+                count = _delete_and_anonymise_in_one_pass(conn, target, chunk)
+            elif target.action == "delete":
+                if target.anonymiser is not None and target.anonymise_into is not None:
+                    add_into(
+                        conn,
+                        target.anonymise_into,
+                        target.anonymiser(table, chunk, conn.dialect.name),
+                    )
                 count = conn.execute(sa.delete(table).where(chunk)).rowcount
             else:
                 count = conn.execute(
@@ -183,6 +192,33 @@ def _sweep_target(
         affected += count
         if boundary is None or count == 0:
             return affected
+
+
+def _delete_and_anonymise_in_one_pass(
+    conn: Connection, target: Target, chunk: sa.ColumnElement[bool]
+) -> int:
+    """PostgreSQL: `WITH gone AS (DELETE ... RETURNING *) INSERT INTO anon SELECT ... FROM gone`,
+    so the expired rows are read once, and anonymised exactly as they are deleted."""
+    assert target.anonymiser is not None and target.anonymise_into is not None
+    gone = sa.delete(target.table).where(chunk).returning(*target.table.c).cte("gone")
+    rows = target.anonymiser(gone, sa.true(), "postgresql")
+    anon = target.anonymise_into
+    keys = [c.name for c in anon.primary_key.columns]
+    columns = [c.name for c in rows.selected_columns]
+    insert = insert_for(conn, anon).from_select(columns, rows)
+    insert = (
+        insert.on_conflict_do_update(
+            index_elements=keys,
+            set_={c: anon.c[c] + insert.excluded[c] for c in columns if c not in keys},
+        )
+        .returning(sa.literal(1))
+        .cte("stored")
+    )
+    counted = sa.select(
+        sa.select(sa.func.count()).select_from(gone).scalar_subquery(),
+        sa.select(sa.func.count()).select_from(insert).scalar_subquery(),
+    )
+    return int(conn.execute(counted).first()[0])
 
 
 def _finish(conn: Connection, dates: SweepDates) -> int:
@@ -226,15 +262,19 @@ def sweep(
         _prepare(conn, dates, run_id)
     outcomes: list[TargetOutcome] = []
     for target in targets():
-        with engine.connect() as conn:
-            due, held = _due_and_held(conn, target, dates)
         affected = _sweep_target(engine, target, dates, run_id, chunk_rows)
         with engine.connect() as conn:
+            # Counted after the sweep (held rows stay), which saves a full pass before it.
+            held = (
+                0
+                if target.held is None
+                else _count(conn, target.table, sa.and_(target.expired(dates), target.held(dates)))
+            )
             remaining = _count(conn, target.table, _unheld(target, dates))
         outcome = TargetOutcome(
             target.rule_id,
             target.name,
-            due,
+            affected + held + remaining,
             held,
             anonymised=affected if target.anonymise_into is not None else 0,
             deleted=affected,

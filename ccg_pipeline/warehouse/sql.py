@@ -57,3 +57,23 @@ def audit(
             set_={"row_count": count, "recorded_at": stmt.excluded.recorded_at},
         )
     )
+
+
+def month_label(column: Any, dialect: str) -> Any:
+    if dialect == "sqlite":
+        return sa.func.strftime("%Y-%m", column)
+    return sa.func.to_char(column, "YYYY-MM")
+
+
+def day_label(column: Any, dialect: str) -> Any:
+    """The calendar day of a timestamp (SQLite stores ISO text, so its first ten characters)."""
+    if dialect == "sqlite":
+        return sa.func.substr(column, 1, 10)
+    return sa.func.date(column)
+
+
+def quarter_label(column: Any, dialect: str) -> Any:
+    if dialect == "sqlite":
+        quarter = (sa.cast(sa.func.strftime("%m", column), sa.Integer) + 2) // 3
+        return sa.func.strftime("%Y", column) + "-Q" + sa.cast(quarter, sa.Text)
+    return sa.func.to_char(column, 'YYYY-"Q"Q')

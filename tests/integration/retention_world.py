@@ -13,6 +13,7 @@ from ccg_pipeline.retention import holds
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
+from ccg_pipeline.warehouse.rollups import roll_up_web_file
 
 T0 = dt.datetime(2010, 1, 1)
 
@@ -122,7 +123,8 @@ class World:
             )
         return n, email
 
-    def web_hits(self, days: list[dt.date]) -> None:
+    def web_hits(self, days: list[dt.date], *, rolled_up: bool = True) -> None:
+        """Log lines, one file per day; rolled up per file as the ingest does, unless told not."""
         with self.engine.begin() as conn:
             conn.execute(
                 sa.insert(s.web_access),
@@ -139,6 +141,9 @@ class World:
                     for d in days
                 ],
             )
+            if rolled_up:
+                for day in set(days):
+                    roll_up_web_file(conn, f"access.log-{day:%Y%m%d}")
 
     def hold(self, email: str, at: dt.datetime = T0) -> int:
         return holds.add_hold(self.engine, DEV_PSEUDONYM_KEY, email, "test hold", at=at)

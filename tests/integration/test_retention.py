@@ -96,12 +96,22 @@ def test_rerun_is_idempotent_and_logs_are_anonymised_before_deletion(warehouse_u
     _sweep(w)
     after = fingerprint(warehouse_url)
     staged = w.scalar("SELECT sum(requests) FROM staging.anon_web_traffic")
-    assert staged == 3, "lines 90, 91 and 400 days old go; 0 and 89 stay"
-    assert w.scalar("SELECT count(*) FROM personal.web_access") == 2
+    assert staged == 5, "every line is counted once in the roll-up before any is deleted"
+    assert w.scalar("SELECT count(*) FROM personal.web_access") == 2, (
+        "90+ days old go; 0 and 89 stay"
+    )
     _sweep(w)  # same run again (a retry) and a new run for the same day: no change
     _sweep(w, run_id="run-2")
     assert fingerprint(warehouse_url) == after
     assert w.scalar("SELECT sum(requests) FROM staging.anon_web_traffic") == staged
+
+
+def test_lines_without_a_roll_up_are_rolled_up_before_they_are_deleted(warehouse_url: str) -> None:
+    w = World(warehouse_url)
+    w.web_hits([AS_OF - dt.timedelta(days=n) for n in (1, 95, 95, 300)], rolled_up=False)
+    _sweep(w)
+    assert w.scalar("SELECT count(*) FROM personal.web_access") == 1
+    assert w.scalar("SELECT sum(requests) FROM staging.anon_web_traffic") == 3
 
 
 def test_crash_mid_sweep_then_rerun_ends_like_an_uninterrupted_run(
@@ -119,18 +129,20 @@ def test_crash_mid_sweep_then_rerun_ends_like_an_uninterrupted_run(
     _sweep(reference, chunk_rows=2)
     crashed = build(warehouse_url)
     calls = {"n": 0}
-    real_add_into = sweep_module.add_into
+    real_audit = sweep_module.audit
 
-    def crash_on_fifth_chunk(*args, **kwargs):
+    def crash_in_the_eighth_audit(*args, **kwargs):
+        # The audit row is the last write of each chunk's transaction: raising here rolls back
+        # a chunk whose anonymise and delete already ran, as a killed connection would.
         calls["n"] += 1
-        if calls["n"] == 5:
+        if calls["n"] == 8:
             raise ConnectionError("simulated crash mid-sweep")
-        return real_add_into(*args, **kwargs)
+        return real_audit(*args, **kwargs)
 
-    monkeypatch.setattr(sweep_module, "add_into", crash_on_fifth_chunk)
+    monkeypatch.setattr(sweep_module, "audit", crash_in_the_eighth_audit)
     with pytest.raises(ConnectionError):
         _sweep(crashed, chunk_rows=2)
-    monkeypatch.setattr(sweep_module, "add_into", real_add_into)
+    monkeypatch.setattr(sweep_module, "audit", real_audit)
     _sweep(crashed, chunk_rows=2)
 
     tables = [

@@ -1,0 +1,55 @@
+"""Roll-ups written when raw data is loaded, so retention can later delete raw rows in one pass.
+
+Web-log lines are counted per log file, day, site section and status class into
+`staging.anon_web_traffic`. A file's roll-up is replaced from its raw rows whenever the file is
+(re)loaded, and the retention sweep only deletes lines of files that have one, so the statistical
+value of every line is kept exactly once (N-ANON).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.sql import day_label, insert_for
+
+
+def _web_counts(conn: Connection, where: sa.ColumnElement[bool]) -> sa.Select:
+    w = s.web_access
+    day = day_label(w.c.requested_at, conn.dialect.name)
+    status_class = sa.cast(w.c.status // 100, sa.Text) + "xx"
+    return (
+        sa.select(
+            w.c.source_file,
+            day.label("day"),
+            w.c.site_section,
+            status_class.label("status_class"),
+            sa.func.count().label("requests"),
+        )
+        .where(where)
+        .group_by(w.c.source_file, day, w.c.site_section, status_class)
+    )
+
+
+def roll_up_web_file(conn: Connection, source_file: str) -> None:
+    """Replace one file's roll-up from its raw lines (call after loading the file)."""
+    anon = s.anon_web_traffic
+    conn.execute(sa.delete(anon).where(anon.c.source_file == source_file))
+    rows = _web_counts(conn, s.web_access.c.source_file == source_file)
+    conn.execute(insert_for(conn, anon).from_select([c.name for c in rows.selected_columns], rows))
+
+
+def roll_up_missing_web_files(conn: Connection, lines_before: dt.datetime | None = None) -> None:
+    """Roll up every file that has raw lines (before `lines_before`, if given) but no roll-up:
+    files loaded before roll-ups existed, or written by something other than the ingest."""
+    anon, w = s.anon_web_traffic, s.web_access
+    candidates = sa.select(w.c.source_file).where(
+        w.c.source_file.not_in(sa.select(anon.c.source_file))
+    )
+    if lines_before is not None:
+        candidates = candidates.where(w.c.requested_at < lines_before)
+    rows = _web_counts(conn, w.c.source_file.in_(candidates.distinct()))
+    conn.execute(insert_for(conn, anon).from_select([c.name for c in rows.selected_columns], rows))
