@@ -24,7 +24,7 @@ export DEMO_RUN_DATE ?= 2026-11-24
 export DEMO_SEED ?= 42
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock demo test test-unit lint fmt airflow postgres-deps bench-ingest clean
+.PHONY: help venv lock demo test test-unit lint fmt airflow postgres-deps bench-ingest bench-retention clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ postgres-deps:  ## install PostgreSQL server binaries through apt when none are 
 
 bench-ingest: $(STAMP)  ## ingest throughput on generated logs (BENCH_LINES, default 1M)
 	$(BIN)/python benchmarks/ingest_throughput.py
+
+bench-retention: $(STAMP)  ## retention sweep vs bare DELETE on a 10M-row log table (BENCH_ROWS)
+	$(BIN)/python benchmarks/retention_sweep.py --rows $${BENCH_ROWS:-10000000}
 
 clean:  ## remove generated data, the local Airflow home and caches
 	rm -rf var .pytest_cache .ruff_cache .hypothesis

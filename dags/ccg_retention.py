@@ -23,6 +23,9 @@ necessary". Held subjects are never deleted.
 **Params:** `align_to_year_end` counts the six years from the end of the financial year (HMRC),
 with the year end from the policy.
 
+**Then:** `vacuum_personal_zone` runs `VACUUM (ANALYZE)` on the swept personal tables when the
+warehouse is PostgreSQL (a no-op on SQLite, where deletes are already zeroed and checkpointed).
+
 **When it fails:** `retention_sweep` commits chunk by chunk and is safe to clear and rerun: it
 resumes where it stopped with no double counting. `verify_retention` failing means expired,
 unheld rows survived: `ops.retention_checks` for the run id names the rule and table; check for
@@ -86,7 +89,21 @@ def ccg_retention() -> None:
         _start, _end, run_id = run_window(context)
         return verify_run(task_settings(), run_id)
 
-    retention_plan() >> retention_sweep() >> verify_retention()
+    @task
+    def vacuum_personal_zone() -> list[str]:
+        """PostgreSQL: VACUUM the swept tables so deleted rows' space is reclaimed now."""
+        from ccg_pipeline.dag_support import task_settings
+        from ccg_pipeline.retention.sweep import vacuum_personal_zone as vacuum
+        from ccg_pipeline.warehouse.engine import create_warehouse_engine
+
+        engine = create_warehouse_engine(task_settings().warehouse_url)
+        try:
+            return vacuum(engine)
+        finally:
+            engine.dispose()
+
+    swept = retention_sweep()
+    retention_plan() >> swept >> [verify_retention(), vacuum_personal_zone()]
 
 
 dag = ccg_retention()

@@ -324,3 +324,16 @@ def _record_checks(
                 index_elements=["run_id", "rule_id", "table_name"], set_=values
             )
         )
+
+
+def vacuum_personal_zone(engine: Engine) -> list[str]:
+    """PostgreSQL only: VACUUM the tables retention deletes from, so dead row versions of deleted
+    personal data become free space promptly instead of whenever autovacuum gets there. (SQLite
+    needs nothing more: secure_delete zeroes freed pages and the sweep checkpoints the WAL.)"""
+    if engine.dialect.name != "postgresql":
+        return []
+    names = sorted({t.table.name for t in targets()} | {"subjects"})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for name in names:
+            conn.exec_driver_sql(f'VACUUM (ANALYZE) personal."{name}"')
+    return names
