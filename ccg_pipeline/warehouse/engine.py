@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from ccg_pipeline.warehouse.schema import ZONES
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000
 
 
 def is_sqlite(engine_or_url: Engine | str) -> bool:
@@ -42,6 +43,9 @@ def _install_sqlite_hooks(engine: Engine, zone_files: dict[str, Path]) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        # Checkpoint every ~40 MB of WAL rather than every 4 MB: bulk loads and retention sweeps
+        # commit often, and each checkpoint copies pages back into the database file.
+        cursor.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
         for zone, path in zone_files.items():
             cursor.execute("ATTACH DATABASE ? AS " + zone, (str(path),))
         for schema_name in ("main", *zone_files):

@@ -8,8 +8,6 @@ value of every line is kept exactly once (N-ANON).
 
 from __future__ import annotations
 
-import datetime as dt
-
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -42,14 +40,27 @@ def roll_up_web_file(conn: Connection, source_file: str) -> None:
     conn.execute(insert_for(conn, anon).from_select([c.name for c in rows.selected_columns], rows))
 
 
-def roll_up_missing_web_files(conn: Connection, lines_before: dt.datetime | None = None) -> None:
-    """Roll up every file that has raw lines (before `lines_before`, if given) but no roll-up:
-    files loaded before roll-ups existed, or written by something other than the ingest."""
-    anon, w = s.anon_web_traffic, s.web_access
-    candidates = sa.select(w.c.source_file).where(
-        w.c.source_file.not_in(sa.select(anon.c.source_file))
+# The distinct log files, found by hopping along the primary key (file name first) instead of
+# reading every line: one index probe per file, on SQLite and PostgreSQL alike.
+_FILES_WITHOUT_ROLL_UP = sa.text(
+    """
+    WITH RECURSIVE files(name) AS (
+        SELECT min(source_file) FROM personal.web_access
+        UNION ALL
+        SELECT (SELECT min(w.source_file) FROM personal.web_access w WHERE w.source_file > files.name)
+        FROM files WHERE files.name IS NOT NULL
     )
-    if lines_before is not None:
-        candidates = candidates.where(w.c.requested_at < lines_before)
-    rows = _web_counts(conn, w.c.source_file.in_(candidates.distinct()))
-    conn.execute(insert_for(conn, anon).from_select([c.name for c in rows.selected_columns], rows))
+    SELECT name FROM files
+    WHERE name IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM staging.anon_web_traffic a WHERE a.source_file = files.name)
+    """
+)
+
+
+def roll_up_missing_web_files(conn: Connection) -> list[str]:
+    """Roll up every file that has raw lines but no roll-up (loaded before roll-ups existed, or
+    written by something other than the ingest). Returns the files it rolled up."""
+    missing = [name for (name,) in conn.execute(_FILES_WITHOUT_ROLL_UP)]
+    for name in missing:
+        roll_up_web_file(conn, name)
+    return missing

@@ -111,7 +111,7 @@ def test_lines_without_a_roll_up_are_rolled_up_before_they_are_deleted(warehouse
     w.web_hits([AS_OF - dt.timedelta(days=n) for n in (1, 95, 95, 300)], rolled_up=False)
     _sweep(w)
     assert w.scalar("SELECT count(*) FROM personal.web_access") == 1
-    assert w.scalar("SELECT sum(requests) FROM staging.anon_web_traffic") == 3
+    assert w.scalar("SELECT sum(requests) FROM staging.anon_web_traffic") == 4, "every line, once"
 
 
 def test_crash_mid_sweep_then_rerun_ends_like_an_uninterrupted_run(
