@@ -54,8 +54,13 @@ class SweepDates:
         use_worklist: bool,
         align_to_year_end: bool | None = None,
     ) -> SweepDates:
+        # The financial-year override only concerns rules that count in financial years.
         cutoffs = {
-            rule.id: expired_cutoff(as_of, rule, align_to_year_end=align_to_year_end)
+            rule.id: expired_cutoff(
+                as_of,
+                rule,
+                align_to_year_end=align_to_year_end if rule.financial_year_end else None,
+            )
             for rule in notice.retention_rules
         }
         return cls(as_of, cutoffs, use_worklist)
@@ -96,30 +101,50 @@ def held_company_ids(dates: SweepDates) -> sa.Select:
 # --- customer_basic -------------------------------------------------------------------------------
 
 
-def ceased_company_ids(dates: SweepDates) -> sa.Select:
-    """Companies whose every contract, closure, invoice and payment is on or before the cutoff."""
+def _no_activity_after_cutoff(company_id: Any, dates: SweepDates) -> sa.ColumnElement[bool]:
+    """No open or later contract, no later invoice or payment, not closed after the cutoff.
+    Deleting a company's rows never makes this false, so it can be re-checked mid-retirement."""
     cutoff = dates.cutoffs["customer_basic"]
     after = dates.before_end_of("customer_basic")
-    c, k, i, p = s.companies, s.contracts, s.invoices, s.payments
+    # An alias, so the closure check correlates with the caller's company even when the caller
+    # selects from the companies table itself.
+    c, k, i, p = s.companies.alias("closure"), s.contracts, s.invoices, s.payments
+    return sa.and_(
+        ~sa.exists().where(
+            k.c.company_id == company_id, sa.or_(k.c.ends_on.is_(None), k.c.ends_on > cutoff)
+        ),
+        ~sa.exists().where(i.c.company_id == company_id, i.c.issued_on > cutoff),
+        ~sa.exists().where(
+            i.c.company_id == company_id, p.c.invoice_id == i.c.invoice_id, p.c.paid_at >= after
+        ),
+        ~sa.exists().where(c.c.company_id == company_id, c.c.closed_at >= after),
+    )
+
+
+def ceased_company_ids(dates: SweepDates) -> sa.Select:
+    """Companies that were customers (a contract, or a closed account) and whose every contract,
+    closure, invoice and payment is on or before the cutoff."""
+    c, k = s.companies, s.contracts
+    was_customer = sa.or_(
+        sa.exists().where(k.c.company_id == c.c.company_id), c.c.closed_at.is_not(None)
+    )
     return sa.select(c.c.company_id).where(
-        sa.exists().where(k.c.company_id == c.c.company_id),
-        ~sa.exists().where(
-            k.c.company_id == c.c.company_id, sa.or_(k.c.ends_on.is_(None), k.c.ends_on > cutoff)
-        ),
-        ~sa.exists().where(i.c.company_id == c.c.company_id, i.c.issued_on > cutoff),
-        ~sa.exists().where(
-            i.c.company_id == c.c.company_id, p.c.invoice_id == i.c.invoice_id, p.c.paid_at >= after
-        ),
-        sa.or_(c.c.closed_at.is_(None), c.c.closed_at < after),
+        was_customer, _no_activity_after_cutoff(c.c.company_id, dates)
     )
 
 
 def retiring_company_ids(dates: SweepDates) -> sa.Select:
-    """The companies the sweep works on: its worklist (crash-safe), or a fresh computation."""
+    """The companies the sweep works on: its worklist (crash-safe: listed before any row goes),
+    re-checked for new activity so a company that came back is never retired; or, for a dry
+    run, a fresh computation."""
     if not dates.use_worklist:
         return ceased_company_ids(dates)
     w = s.retention_worklist
-    return sa.select(w.c.entity_id).where(w.c.rule_id == "customer_basic", w.c.entity == "company")
+    return sa.select(w.c.entity_id).where(
+        w.c.rule_id == "customer_basic",
+        w.c.entity == "company",
+        _no_activity_after_cutoff(w.c.entity_id, dates),
+    )
 
 
 def _retired_customer_subjects(dates: SweepDates) -> sa.Select:
@@ -134,6 +159,17 @@ def _retired_customer_subjects(dates: SweepDates) -> sa.Select:
 
 
 # --- marketing and prospects ------------------------------------------------------------------------
+
+
+def marketing_retiring_subject_ids(dates: SweepDates) -> sa.Select:
+    """Opted-out subjects the sweep works on. They are listed in the worklist first, because the
+    rule deletes the very opt-out events that identify them."""
+    if not dates.use_worklist:
+        return opted_out_subject_ids(dates)
+    w = s.retention_worklist
+    return sa.select(w.c.entity_id).where(
+        w.c.rule_id == "marketing_after_opt_out", w.c.entity == "subject"
+    )
 
 
 def opted_out_subject_ids(dates: SweepDates) -> sa.Select:
@@ -197,7 +233,11 @@ def _company_held(table: sa.Table) -> Predicate:
 
 
 def _subject_held(table: sa.Table) -> Predicate:
-    return lambda d: table.c.subject_id.in_(held_subject_ids(d))
+    # Explicitly false for rows without a subject: `NULL IN (...)` is NULL, and NOT NULL would
+    # silently exempt those rows from retention once any hold exists.
+    return lambda d: sa.and_(
+        table.c.subject_id.is_not(None), table.c.subject_id.in_(held_subject_ids(d))
+    )
 
 
 def _anon_invoices(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
@@ -278,7 +318,12 @@ def _anon_auth(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa.Sele
 
 
 def _retired_customer_crm_contacts(d: SweepDates) -> sa.ColumnElement[bool]:
-    return s.crm_contacts.c.subject_id.in_(_retired_customer_subjects(d))
+    cc = s.crm_contacts
+    return sa.and_(
+        cc.c.subject_id.in_(_retired_customer_subjects(d)),
+        sa.func.coalesce(cc.c.last_activity_at, cc.c.created_at)
+        < d.before_end_of("customer_basic"),
+    )
 
 
 def targets() -> list[Target]:
@@ -318,7 +363,12 @@ def targets() -> list[Target]:
         Target(
             "customer_basic",
             ca,
-            lambda d: ca.c.subject_id.in_(_retired_customer_subjects(d)),
+            # Only activity from before the cutoff: a former customer's person who is a new lead
+            # today keeps today's record.
+            lambda d: sa.and_(
+                ca.c.subject_id.in_(_retired_customer_subjects(d)),
+                ca.c.occurred_at < d.before_end_of("customer_basic"),
+            ),
             _subject_held(ca),
         ),
         Target("customer_basic", cc, _retired_customer_crm_contacts, _subject_held(cc)),
@@ -347,14 +397,24 @@ def targets() -> list[Target]:
         Target(
             "marketing_after_opt_out",
             ca,
-            lambda d: sa.and_(marketing_rows, ca.c.subject_id.in_(opted_out_subject_ids(d))),
+            lambda d: sa.and_(
+                marketing_rows, ca.c.subject_id.in_(marketing_retiring_subject_ids(d))
+            ),
             _subject_held(ca),
         ),
         # prospect_inactive: people who never bought, inactive past the window.
         Target(
             "prospect_inactive",
             ca,
-            lambda d: ca.c.crm_contact_id.in_(inactive_prospect_contact_ids(d)),
+            # Also activities that never matched a contact (their contact was quarantined or never
+            # exported): otherwise no rule would ever reach them.
+            lambda d: sa.or_(
+                ca.c.crm_contact_id.in_(inactive_prospect_contact_ids(d)),
+                sa.and_(
+                    ca.c.subject_id.is_(None),
+                    ca.c.occurred_at < d.before_end_of("prospect_inactive"),
+                ),
+            ),
             _subject_held(ca),
         ),
         Target(

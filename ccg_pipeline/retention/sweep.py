@@ -122,6 +122,18 @@ def _prepare(conn: Connection, dates: SweepDates, run_id: str) -> None:
         ).where(sa.true()),
     )
     conn.execute(stmt.on_conflict_do_nothing(index_elements=["rule_id", "entity", "entity_id"]))
+    opted_out = insert_for(conn, w).from_select(
+        ["rule_id", "entity", "entity_id", "run_id"],
+        sa.select(
+            sa.literal("marketing_after_opt_out"),
+            sa.literal("subject"),
+            opted_out_subject_ids(dates).subquery().c.subject_id,
+            sa.literal(run_id),
+        ).where(sa.true()),
+    )
+    conn.execute(
+        opted_out.on_conflict_do_nothing(index_elements=["rule_id", "entity", "entity_id"])
+    )
     subj = s.subjects
     suppress = insert_for(conn, s.marketing_suppression).from_select(
         ["subject_key", "reason", "suppressed_at"],
@@ -296,6 +308,8 @@ def _finish(conn: Connection, dates: SweepDates) -> int:
             w.c.entity_id.not_in(sa.select(s.companies.c.company_id)),
         )
     )
+    # Opted-out subjects are re-derived each run (a held one keeps its opt-out events until then).
+    conn.execute(sa.delete(w).where(w.c.rule_id == "marketing_after_opt_out"))
     referenced = sa.union(
         sa.select(s.portal_users.c.subject_id),
         sa.select(s.crm_contacts.c.subject_id),

@@ -209,3 +209,80 @@ def test_marketing_opt_out_leaves_only_a_suppression_hash(warehouse_url: str) ->
     assert w.ids(s.crm_activities) == {3}, "marketing history goes, the note stays"
     assert w.ids(s.marketing_suppression) == {subject.subject_key}
     assert email not in str(w.ids(s.marketing_suppression))
+
+
+def test_rows_without_a_subject_are_swept_even_while_holds_exist(warehouse_url: str) -> None:
+    w = World(warehouse_url)
+    _, email = w.customer(None)
+    w.hold(email)
+    with w.engine.begin() as conn:  # a failed login for an unknown user has no subject
+        conn.execute(
+            sa.insert(s.auth_events).values(
+                source_file="auth-20240101.jsonl",
+                line_no=1,
+                occurred_at=dt.datetime(2024, 1, 1),
+                event="login",
+                outcome="failure",
+                subject_id=None,
+            )
+        )
+    outcome = _sweep(w)
+    assert w.scalar("SELECT count(*) FROM personal.auth_events") == 0
+    assert outcome["auth_logs_raw", "personal.auth_events"].deleted == 1
+
+
+def test_a_held_company_that_comes_back_is_not_retired_when_the_hold_ends(
+    warehouse_url: str,
+) -> None:
+    w = World(warehouse_url)
+    cid, email = w.customer(D(2018, 1, 1))
+    hold_id = w.hold(email)
+    _sweep(w)  # listed for retirement, but held
+    assert cid in w.ids(s.companies)
+    with w.engine.begin() as conn:  # signs a new open-ended contract
+        conn.execute(
+            sa.insert(s.contracts).values(
+                contract_id=999,
+                company_id=cid,
+                licence_type="full",
+                service="training",
+                starts_on=D(2026, 11, 1),
+                ends_on=None,
+                annual_fee_minor=1,
+                updated_at=dt.datetime(2026, 11, 1),
+            )
+        )
+    w.release(hold_id, at=dt.datetime(2026, 11, 24, 8))
+    _sweep(w, AS_OF + dt.timedelta(days=1), "run-2")
+    assert cid in w.ids(s.companies) and 999 in w.ids(s.contracts)
+
+
+def test_opt_out_is_honoured_even_when_its_own_event_goes_first(warehouse_url: str) -> None:
+    w = World(warehouse_url)
+    w.customer(None)
+    with w.engine.begin() as conn:
+        subject = conn.execute(sa.select(s.subjects.c.subject_id)).scalar_one()
+        conn.execute(
+            sa.insert(s.crm_activities),
+            [
+                # The opt-out sorts first by id, so a one-row chunk deletes it before the older consent.
+                {
+                    "activity_id": 1,
+                    "crm_contact_id": 1,
+                    "subject_id": subject,
+                    "activity_type": "MARKETING_OPT_OUT",
+                    "occurred_at": dt.datetime(2026, 9, 1),
+                    "export_date": AS_OF,
+                },
+                {
+                    "activity_id": 2,
+                    "crm_contact_id": 1,
+                    "subject_id": subject,
+                    "activity_type": "MARKETING_CONSENT_GRANTED",
+                    "occurred_at": dt.datetime(2024, 3, 1),
+                    "export_date": AS_OF,
+                },
+            ],
+        )
+    _sweep(w, chunk_rows=1)
+    assert w.ids(s.crm_activities) == set()
