@@ -133,7 +133,14 @@ def run_window(context: dict[str, Any]) -> tuple[dt.datetime | None, dt.datetime
     start = context.get("data_interval_start")
     end = context.get("data_interval_end") or context.get("logical_date")
     if end is None:
-        raise ValueError("the run has neither a data interval nor a logical date")
+        # Airflow 3 manual runs may have no logical date: use the interval the DAG's timetable
+        # would give a run at this run's `run_after`.
+        dag, dag_run = context.get("dag"), context.get("dag_run")
+        run_after = getattr(dag_run, "run_after", None)
+        if dag is None or run_after is None:
+            raise ValueError("the run has neither a data interval nor a logical date")
+        interval = dag.timetable.infer_manual_data_interval(run_after=run_after)
+        start, end = interval.start, interval.end
 
     def naive(value: dt.datetime) -> dt.datetime:
         return value.astimezone(dt.UTC).replace(tzinfo=None)

@@ -27,7 +27,7 @@ def _run(source: str, ctx: IngestContext, settings: Settings) -> list[BatchResul
     from ccg_pipeline.ingest import crm, files, logs, portal
 
     if source == "portal":
-        portal_engine = sa.create_engine(settings.portal_url)
+        portal_engine = sa.create_engine(settings.portal_url, hide_parameters=True)
         try:
             return portal.ingest_portal(ctx, portal_engine)
         finally:

@@ -46,6 +46,19 @@ class Rejected(ValueError):
         self.detail = detail
 
 
+_LOOKS_LIKE_DATA = re.compile(r"@|\d{4,}")
+
+
+def column_label(name: str) -> str:
+    """A column name fit for logs and ops. A header cell that looks like data (an address, a long
+    number), as when a file arrives without its header row, is masked, not echoed."""
+    if _LOOKS_LIKE_DATA.search(name) or len(name) > 64:
+        return (
+            f"<column of {len(name)} characters that looks like data; is the header row missing?>"
+        )
+    return repr(name)
+
+
 class BatchRefused(ValueError):
     """A whole batch cannot be loaded (unknown columns, no header): it is recorded as refused and
     the run fails after the other batches are loaded."""
@@ -55,7 +68,7 @@ class UnknownColumnsError(BatchRefused):
     """A source carries columns the data map does not know: the batch is refused, never loaded."""
 
     def __init__(self, source: str, ref: str, columns: Sequence[str]) -> None:
-        names = ", ".join(repr(c) for c in columns)
+        names = ", ".join(column_label(c) for c in columns)
         super().__init__(
             f"{source} ({ref}): column(s) not in the data map: {names}. Tag them with a category "
             "and role in ccg_pipeline/policy/data_map.yaml, or drop them at the source."

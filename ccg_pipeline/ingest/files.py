@@ -8,12 +8,14 @@ interval is read, which keeps backfills and time travel honest.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gzip
 import hashlib
 import io
 import logging
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -112,6 +114,14 @@ def ingest_files(
             with ctx.engine.begin() as conn:
                 record_batch(conn, ctx, result, sha)
             log.error("%s", exc)
+        except (OSError, EOFError, zlib.error, csv.Error, UnicodeError) as exc:
+            # An unreadable file (truncated gzip, I/O error): nothing of it was committed. Record it
+            # by error class only (messages can quote content) and go on with the next file.
+            result = BatchResult(source=source, source_ref=path.name, status="refused")
+            result.error = f"{source} ({path.name}): unreadable file ({type(exc).__name__})"
+            with ctx.engine.begin() as conn:
+                record_batch(conn, ctx, result, sha)
+            log.error("%s", result.error)
         if result.status == "loaded":
             log.info(
                 "%s %s: read %d, loaded %d, quarantined %d %s",

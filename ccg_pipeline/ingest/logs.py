@@ -170,6 +170,9 @@ def parse_auth_line(
     for required in ("ts", "event", "outcome"):
         if not event.get(required):
             raise Rejected("missing_field", f"{required} is missing")
+    for text_field in ("ts", "event", "outcome", "username", "ip", "user_agent"):
+        if event.get(text_field) is not None and not isinstance(event[text_field], str):
+            raise Rejected("bad_value", f"{text_field} is not a string")
     user_id = event.get("user_id")
     if user_id is not None and not isinstance(user_id, int):
         raise Rejected("bad_number", "user_id is not a whole number")

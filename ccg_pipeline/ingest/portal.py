@@ -2,7 +2,8 @@
 
 Each table is read for the run's window on `updated_at` and upserted into the personal zone. The
 first run for a table (no watermark yet) or a full refresh reads everything before the window's
-end; after that a run reads only its own interval. Only a row at least as new as the stored one
+end; after that a run reads from the earlier of its interval start and the table's watermark, so
+intervals missed while the scheduler was down are picked up. Only a row at least as new as the stored one
 overwrites it, so replaying an old interval never rolls data back.
 """
 
@@ -49,6 +50,13 @@ def _opt_date(row: Row, column: str) -> dt.date | None:
     return parse_date(row[column], column) if row.get(column) else None
 
 
+def _required_text(row: Row, column: str) -> str:
+    value = row.get(column)
+    if not isinstance(value, str) or not value.strip():
+        raise Rejected("missing_field", f"{column} is empty")
+    return value.strip()
+
+
 def _company(r: Row, end: dt.datetime) -> Row:
     if not (r.get("name") or "").strip():
         raise Rejected("missing_field", "name is empty")
@@ -76,7 +84,7 @@ def _user(r: Row, end: dt.datetime) -> Row:
         "company_id": parse_int(r.get("company_id"), "company_id"),
         "email": (r.get("email") or "").strip(),
         "_email_norm": normalise_email(r.get("email")),
-        "username": (r.get("username") or "").strip() or None,
+        "username": _required_text(r, "username"),
         "first_name": r.get("first_name"),
         "last_name": r.get("last_name"),
         "job_title": r.get("job_title"),
@@ -192,8 +200,11 @@ def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
         source = f"portal.{name}"
         src = meta.tables[name]
         with ctx.engine.begin() as conn:
-            bootstrap = ctx.full_refresh or _watermark(conn, source) is None
-        lower = None if bootstrap else ctx.window_start
+            watermark = _watermark(conn, source)
+        bootstrap = ctx.full_refresh or watermark is None
+        # Resume from the watermark when runs were missed (it is behind the window), but re-read
+        # the whole window when an older interval is replayed (the watermark is ahead of it).
+        lower = None if bootstrap else min(ctx.window_start or watermark, watermark)
         # The window itself is recorded in ops.ingest_batches; the ref stays the table name so a
         # quarantined row keeps one identity across reruns and refreshes.
         result = BatchResult(source=source, source_ref=name)

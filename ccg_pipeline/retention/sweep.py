@@ -199,7 +199,9 @@ def _physical_chunks(
                 {"t": name},
             ).scalar_one()
             low, position, unit = 0, sa.literal_column("ctid"), "tid"
-            step = max(1, int(chunk_rows / max(tuples / pages, 1.0)))
+            # A table never analysed reports no tuples: assume 50 rows a page rather than 1.
+            rows_per_page = tuples / pages if tuples > 1 else 50.0
+            step = max(1, int(chunk_rows / max(rows_per_page, 1.0)))
     if low is None:  # empty table
         return
 
@@ -362,6 +364,23 @@ def sweep(
         )
         log.info("retention %s on %s: %s", target.rule_id, target.name, asdict(outcome))
         outcomes.append(outcome)
+    with engine.connect() as conn:
+        # A retried run reports what all its attempts deleted, as its audit rows do.
+        ledger = s.audit_ledger
+        totals = {
+            (rule, table): count
+            for rule, table, count in conn.execute(
+                sa.select(ledger.c.rule_id, ledger.c.table_name, ledger.c.row_count).where(
+                    ledger.c.run_id == run_id, ledger.c.action == "retention"
+                )
+            )
+        }
+    for outcome in outcomes:
+        total = totals.get((outcome.rule_id, outcome.table), outcome.deleted)
+        if outcome.anonymised:
+            outcome.anonymised = total
+        outcome.due += total - outcome.deleted
+        outcome.deleted = total
     with engine.begin() as conn:
         orphans = _finish(conn, dates)
         audit(

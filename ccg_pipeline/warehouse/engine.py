@@ -61,7 +61,11 @@ def _install_sqlite_hooks(engine: Engine, zone_files: dict[str, Path]) -> None:
 
 
 def create_warehouse_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine whose connections see every zone as a schema."""
+    """Create an engine whose connections see every zone as a schema.
+
+    Bound parameters are hidden from SQLAlchemy's error messages: they would otherwise copy rows
+    of personal data into task logs whenever a statement fails."""
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         files = sqlite_zone_files(url)
         next(iter(files.values())).parent.mkdir(parents=True, exist_ok=True)
