@@ -1,8 +1,10 @@
 """
 ### `ccg_retention`: enforce every retention period, anonymise then delete (N-RET, N-ANON)
 
-**Schedule:** daily at 03:00 UTC for the previous day (data interval `[day, day + 1)`, decisions
-as of `day`, never the wall clock); `max_active_runs=1`, so sweeps never overlap.
+**Schedule:** daily at 03:00 UTC, three hours after `ccg_ingest`. A run's data interval ends at
+03:00 on its day, and every decision is made as of that day (from the interval, never the wall
+clock), so a backfill for an earlier day decides as that day would have; `max_active_runs=1`,
+so sweeps never overlap.
 
 **Reads:** the personal zone, the policy's retention rules (`ccg_pipeline/policy/notice.yaml`)
 and legal holds (`ops.legal_holds`).
