@@ -24,8 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from ccg_pipeline.config import Settings
 from ccg_pipeline.devtools.postgres import PostgresUnavailable, start_server
 from ccg_pipeline.ingest import ingest_source
@@ -81,14 +79,6 @@ def run_once(warehouse_url: str, sources: Path, home: Path) -> dict[str, float]:
     return out
 
 
-def fresh_pg_url(server, n: int) -> str:
-    admin = sa.create_engine(server.url(), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE bench_{n}")
-    admin.dispose()
-    return server.url(f"bench_{n}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -118,7 +108,7 @@ def main() -> int:
                     url = (
                         f"sqlite:///{root / f'wh{n}' / 'main.db'}"
                         if backend == "sqlite"
-                        else fresh_pg_url(server, n)
+                        else server.create_database(f"bench_{n}")
                     )
                     result = run_once(url, sources, root / f"home{n}")
                     runs.append(result)

@@ -137,14 +137,6 @@ def time_bare_delete(url: str) -> tuple[float, float, int]:
     return seconds, durable, deleted
 
 
-def fresh_pg(server, name: str) -> str:
-    admin = sa.create_engine(server.url(), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    admin.dispose()
-    return server.url(name)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -160,7 +152,7 @@ def main() -> int:
         if not args.no_postgres:
             try:
                 server = start_server()
-                backends["postgres"] = lambda name: fresh_pg(server, name)
+                backends["postgres"] = lambda name: server.create_database(name)
             except PostgresUnavailable as exc:
                 print(f"PostgreSQL skipped: {exc}", file=sys.stderr)
         try:

@@ -73,6 +73,21 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
+def daily_dag(cron: str, tags: list[str]) -> dict[str, Any]:
+    """The settings every CCG DAG shares: a daily data interval (UTC), no catch-up, one run at a
+    time, the default args above. `dag(**daily_dag(...), dag_id=..., doc_md=..., params=...)`."""
+    from airflow.sdk import CronDataIntervalTimetable
+
+    return {
+        "schedule": CronDataIntervalTimetable(cron, timezone="UTC"),
+        "start_date": START_DATE,
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": DEFAULT_ARGS,
+        "tags": ["ccg", *tags],
+    }
+
+
 def _connection(conn_id: str) -> Any | None:
     """An Airflow connection if defined, else None (never raises for a missing id)."""
     from airflow.sdk import BaseHook

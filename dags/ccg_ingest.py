@@ -27,21 +27,16 @@ reruns are safe.
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import Asset, Param, dag, task
 
-from ccg_pipeline.dag_support import DEFAULT_ARGS, PERSONAL_ZONE_URI, START_DATE
+from ccg_pipeline.dag_support import PERSONAL_ZONE_URI, daily_dag
 
 PERSONAL_ZONE = Asset(PERSONAL_ZONE_URI)
 
 
 @dag(
     dag_id="ccg_ingest",
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["ccg", "ingest", "personal-zone"],
+    **daily_dag("0 0 * * *", tags=["ingest", "personal-zone"]),
     doc_md=__doc__,
     params={
         "full_refresh": Param(

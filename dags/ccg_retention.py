@@ -37,21 +37,16 @@ rows that arrived during the sweep, then rerun. Dry run from a shell:
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import Asset, Param, dag, task
 
-from ccg_pipeline.dag_support import DEFAULT_ARGS, RETENTION_URI, START_DATE
+from ccg_pipeline.dag_support import RETENTION_URI, daily_dag
 
 RETENTION = Asset(RETENTION_URI)
 
 
 @dag(
     dag_id="ccg_retention",
-    schedule=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["ccg", "retention", "N-RET"],
+    **daily_dag("0 3 * * *", tags=["retention", "N-RET"]),
     doc_md=__doc__,
     params={
         "align_to_year_end": Param(

@@ -82,14 +82,7 @@ def pg_server() -> Iterator:
 
 
 def _fresh_pg_database(server) -> str:
-    import sqlalchemy as sa
-
-    name = f"wh_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server.url(), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    admin.dispose()
-    return server.url(name)
+    return server.create_database(f"wh_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -54,6 +54,18 @@ class PgServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
 
+    def create_database(self, name: str) -> str:
+        """A new empty database on this server; returns its SQLAlchemy URL."""
+        import sqlalchemy as sa
+
+        admin = sa.create_engine(self.url(), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        finally:
+            admin.dispose()
+        return self.url(name)
+
     def start(self) -> None:
         self._run(
             "initdb",

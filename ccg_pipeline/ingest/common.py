@@ -107,6 +107,14 @@ class BatchResult:
     def rows_quarantined(self) -> int:
         return sum(self.rejected.values())
 
+    def describe(self) -> str:
+        """One log line of counts (reasons are codes, never values)."""
+        reasons = f" {dict(self.rejected)}" if self.rejected else ""
+        return (
+            f"{self.source} {self.source_ref}: read {self.rows_read}, loaded {self.rows_loaded}, "
+            f"quarantined {self.rows_quarantined}{reasons}"
+        )
+
     def as_counts(self) -> dict[str, Any]:
         """The XCom-safe summary: counts and ids only."""
         return {

@@ -123,14 +123,6 @@ def ingest_files(
                 record_batch(conn, ctx, result, sha)
             log.error("%s", result.error)
         if result.status == "loaded":
-            log.info(
-                "%s %s: read %d, loaded %d, quarantined %d %s",
-                source,
-                path.name,
-                result.rows_read,
-                result.rows_loaded,
-                result.rows_quarantined,
-                dict(result.rejected) or "",
-            )
+            log.info("%s", result.describe())
         results.append(result)
     return results

@@ -50,6 +50,13 @@ _MONTHS = {
 }
 
 
+def _check_line(line: str) -> None:
+    if len(line) > MAX_LINE_CHARS:
+        raise Rejected("oversized_record", f"line is longer than {MAX_LINE_CHARS} characters")
+    if has_bad_encoding(line):
+        raise Rejected("bad_encoding", "line holds NUL or undecodable bytes")
+
+
 def parse_clf_time(raw: str) -> dt.datetime:
     """'17/May/2015:10:05:03 +0000' to naive UTC, without strptime (the hot path of log ingest)."""
     try:
@@ -87,10 +94,7 @@ def site_section(url: str | None) -> str:
 def parse_web_line(
     line: str, window_end: dt.datetime, v4_bits: int, v6_bits: int
 ) -> dict[str, Any]:
-    if len(line) > MAX_LINE_CHARS:
-        raise Rejected("oversized_record", f"line is longer than {MAX_LINE_CHARS} characters")
-    if has_bad_encoding(line):
-        raise Rejected("bad_encoding", "line holds NUL or undecodable bytes")
+    _check_line(line)
     match = _COMBINED.match(line)
     if match is None:
         raise Rejected("malformed_line", "line is not in combined or common log format")
@@ -152,10 +156,7 @@ def load_web_log(conn: Connection, ctx: IngestContext, path: Path, result: Batch
 def parse_auth_line(
     line: str, known: frozenset[str], window_end: dt.datetime, v4_bits: int, v6_bits: int
 ) -> dict[str, Any]:
-    if len(line) > MAX_LINE_CHARS:
-        raise Rejected("oversized_record", f"line is longer than {MAX_LINE_CHARS} characters")
-    if has_bad_encoding(line):
-        raise Rejected("bad_encoding", "line holds NUL or undecodable bytes")
+    _check_line(line)
     try:
         event = json.loads(line)
     except json.JSONDecodeError:

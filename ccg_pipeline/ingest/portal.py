@@ -236,13 +236,6 @@ def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
                 load_chunk(conn, ctx, result, target, parsed, newer_than="updated_at")
             record_batch(conn, ctx, result, None)
             _set_watermark(conn, source, ctx.window_end, ctx.run_id)
-        log.info(
-            "%s: read %d, loaded %d, quarantined %d %s",
-            source,
-            result.rows_read,
-            result.rows_loaded,
-            result.rows_quarantined,
-            dict(result.rejected) or "",
-        )
+        log.info("%s", result.describe())
         results.append(result)
     return results

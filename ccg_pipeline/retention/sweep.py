@@ -109,30 +109,26 @@ def plan(
     return outcomes
 
 
-def _prepare(conn: Connection, dates: SweepDates, run_id: str) -> None:
-    """Before any row goes: list retiring companies, and suppress opted-out people for good."""
+def _add_to_worklist(
+    conn: Connection, rule_id: str, entity: str, ids: sa.Select, run_id: str
+) -> None:
+    """List entity ids (one-column select) for a rule; ids already listed keep their entry."""
     w = s.retention_worklist
+    listed = ids.subquery()
     stmt = insert_for(conn, w).from_select(
         ["rule_id", "entity", "entity_id", "run_id"],
         sa.select(
-            sa.literal("customer_basic"),
-            sa.literal("company"),
-            ceased_company_ids(dates).subquery().c.company_id,
-            sa.literal(run_id),
+            sa.literal(rule_id), sa.literal(entity), next(iter(listed.c)), sa.literal(run_id)
         ).where(sa.true()),
     )
     conn.execute(stmt.on_conflict_do_nothing(index_elements=["rule_id", "entity", "entity_id"]))
-    opted_out = insert_for(conn, w).from_select(
-        ["rule_id", "entity", "entity_id", "run_id"],
-        sa.select(
-            sa.literal("marketing_after_opt_out"),
-            sa.literal("subject"),
-            opted_out_subject_ids(dates).subquery().c.subject_id,
-            sa.literal(run_id),
-        ).where(sa.true()),
-    )
-    conn.execute(
-        opted_out.on_conflict_do_nothing(index_elements=["rule_id", "entity", "entity_id"])
+
+
+def _prepare(conn: Connection, dates: SweepDates, run_id: str) -> None:
+    """Before any row goes: list retiring companies, and suppress opted-out people for good."""
+    _add_to_worklist(conn, "customer_basic", "company", ceased_company_ids(dates), run_id)
+    _add_to_worklist(
+        conn, "marketing_after_opt_out", "subject", opted_out_subject_ids(dates), run_id
     )
     subj = s.subjects
     suppress = insert_for(conn, s.marketing_suppression).from_select(

@@ -32,6 +32,11 @@ def run_dag(
     return _run(dag_id, when, conf)
 
 
+def state_of(run: Any) -> str:
+    """'success', 'failed', ... for a DagRun or TaskInstance state."""
+    return str(run.state).rsplit(".", 1)[-1].lower()
+
+
 def env_for(warehouse_url: str, sources: Path, home: Path) -> dict[str, str]:
     return {
         "CCG_WAREHOUSE_URL": warehouse_url,

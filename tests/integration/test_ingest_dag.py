@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import env_for, fingerprint, query, run_dag
+from helpers import env_for, fingerprint, query, run_dag, state_of
 
 pytestmark = pytest.mark.integration
 
@@ -16,15 +16,11 @@ RUN = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)  # interval [2026-11-23, 2026-11-
 EARLIER = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)  # interval [2026-11-22, 2026-11-23)
 
 
-def _state(run) -> str:
-    return str(run.state).rsplit(".", 1)[-1].lower()
-
-
 def test_ingest_loads_every_source_matches_subjects_and_minimises_ips(
     airflow_db, demo_sources: Path, warehouse_url: str, tmp_path: Path, monkeypatch
 ) -> None:
     env = env_for(warehouse_url, demo_sources, tmp_path)
-    assert _state(run_dag(monkeypatch, "ccg_ingest", RUN, env)) == "success"
+    assert state_of(run_dag(monkeypatch, "ccg_ingest", RUN, env)) == "success"
 
     counts = dict(
         query(
@@ -68,25 +64,27 @@ def test_ingest_loads_every_source_matches_subjects_and_minimises_ips(
     assert reasons and all(r.replace("_", "").isalpha() for r in reasons)
 
 
-def test_rerun_and_replay_leave_the_same_state(
+def test_rerun_and_replay_leave_the_samestate_of(
     airflow_db, demo_sources: Path, warehouse_url: str, tmp_path: Path, monkeypatch
 ) -> None:
     env = env_for(warehouse_url, demo_sources, tmp_path)
-    assert _state(run_dag(monkeypatch, "ccg_ingest", EARLIER, env)) == "success"
+    assert state_of(run_dag(monkeypatch, "ccg_ingest", EARLIER, env)) == "success"
     after_earlier = fingerprint(warehouse_url)
-    assert _state(run_dag(monkeypatch, "ccg_ingest", RUN, env)) == "success"
+    assert state_of(run_dag(monkeypatch, "ccg_ingest", RUN, env)) == "success"
     after_run = fingerprint(warehouse_url)
     assert after_run != after_earlier, "the later interval brought new data"
 
     # Same interval again, then again reloading everything: no change.
-    assert _state(run_dag(monkeypatch, "ccg_ingest", RUN, env)) == "success"
+    assert state_of(run_dag(monkeypatch, "ccg_ingest", RUN, env)) == "success"
     assert fingerprint(warehouse_url) == after_run
-    assert _state(run_dag(monkeypatch, "ccg_ingest", RUN, env, {"full_refresh": True})) == "success"
+    assert (
+        state_of(run_dag(monkeypatch, "ccg_ingest", RUN, env, {"full_refresh": True})) == "success"
+    )
     assert fingerprint(warehouse_url) == after_run
 
     # Replaying the older interval (a backfill) must not roll newer snapshot data back.
     assert (
-        _state(run_dag(monkeypatch, "ccg_ingest", EARLIER, env, {"full_refresh": True}))
+        state_of(run_dag(monkeypatch, "ccg_ingest", EARLIER, env, {"full_refresh": True}))
         == "success"
     )
     assert fingerprint(warehouse_url) == after_run
@@ -105,7 +103,7 @@ def test_unknown_column_refuses_its_file_keeps_the_rest_and_fails_the_run(
         writer.writerows({**r, "Fax Number": "+44 20 7946 0000"} for r in rows)
 
     run = run_dag(monkeypatch, "ccg_ingest", RUN, env_for(warehouse_url, sources, tmp_path))
-    assert _state(run) == "failed"
+    assert state_of(run) == "failed"
     states = {
         ti.task_id: str(ti.state).rsplit(".", 1)[-1].lower() for ti in run.get_task_instances()
     }

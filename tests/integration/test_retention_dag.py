@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from helpers import env_for, query, run_dag
+from helpers import env_for, query, run_dag, state_of
 
 from ccg_pipeline.retention.rules import targets
 
@@ -14,19 +14,15 @@ pytestmark = pytest.mark.integration
 RUN = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)  # interval [2026-11-23, 2026-11-24): as of 23 Nov
 
 
-def _state(run) -> str:
-    return str(run.state).rsplit(".", 1)[-1].lower()
-
-
 def test_retention_dag_sweeps_after_ingest_and_leaves_evidence(
     airflow_db, demo_sources: Path, warehouse_url: str, tmp_path: Path, monkeypatch
 ) -> None:
     env = env_for(warehouse_url, demo_sources, tmp_path)
-    assert _state(run_dag(monkeypatch, "ccg_ingest", RUN, env)) == "success"
+    assert state_of(run_dag(monkeypatch, "ccg_ingest", RUN, env)) == "success"
     companies_before = query(warehouse_url, "SELECT count(*) FROM personal.companies")[0][0]
 
     run = run_dag(monkeypatch, "ccg_retention", RUN, env)
-    assert _state(run) == "success"
+    assert state_of(run) == "success"
     checks = query(
         warehouse_url,
         "SELECT rule_id, table_name, as_of, deleted, passed FROM ops.retention_checks",
@@ -47,5 +43,5 @@ def test_retention_dag_sweeps_after_ingest_and_leaves_evidence(
     assert {(r[0], r[1]): r[2] for r in ledger} == deleted
 
     # A second run for the same day changes nothing.
-    assert _state(run_dag(monkeypatch, "ccg_retention", RUN, env)) == "success"
+    assert state_of(run_dag(monkeypatch, "ccg_retention", RUN, env)) == "success"
     assert query(warehouse_url, "SELECT count(*) FROM personal.companies")[0][0] == companies_after
