@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from ccg_pipeline.ingest.common import normalise_email, pseudonym
 from ccg_pipeline.warehouse import schema
+from ccg_pipeline.warehouse.sql import audit
 
 MAX_REASON_CHARS = 500
 ORIGINS = ("operator", "restriction_request", "legal")
@@ -54,17 +55,38 @@ def add_hold(
                 subject_key=subject_key, reason=reason, origin=origin, created_at=at
             )
         )
-        return int(result.inserted_primary_key[0])
+        hold_id = int(result.inserted_primary_key[0])
+        audit(
+            conn,
+            run_id=f"hold-{hold_id}",
+            action="hold_add",
+            table_name="ops.legal_holds",
+            row_count=1,
+            subject_pseudonym=subject_key,
+            at=at,
+        )
+        return hold_id
 
 
 def release_hold(engine: Engine, hold_id: int, *, at: dt.datetime, note: str = "") -> None:
     h = schema.legal_holds
     with engine.begin() as conn:
-        found = conn.execute(sa.select(h.c.released_at).where(h.c.hold_id == hold_id)).first()
+        found = conn.execute(
+            sa.select(h.c.released_at, h.c.subject_key).where(h.c.hold_id == hold_id)
+        ).first()
         if found is None:
             raise HoldError(f"no hold with id {hold_id}")
         if found.released_at is not None:
             raise HoldError(f"hold {hold_id} is already released")
+        audit(
+            conn,
+            run_id=f"hold-{hold_id}",
+            action="hold_release",
+            table_name="ops.legal_holds",
+            row_count=1,
+            subject_pseudonym=found.subject_key,
+            at=at,
+        )
         conn.execute(
             sa.update(h)
             .where(h.c.hold_id == hold_id)

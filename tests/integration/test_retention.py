@@ -286,3 +286,22 @@ def test_opt_out_is_honoured_even_when_its_own_event_goes_first(warehouse_url: s
         )
     _sweep(w, chunk_rows=1)
     assert w.ids(s.crm_activities) == set()
+
+
+def test_holds_are_audited_by_pseudonym_only(warehouse_url: str) -> None:
+    w = World(warehouse_url)
+    _, email = w.customer(None)
+    hold_id = w.hold(email)
+    w.release(hold_id, at=dt.datetime(2026, 1, 1))
+    query = sa.select(s.audit_ledger.c.action, s.audit_ledger.c.subject_pseudonym).where(
+        s.audit_ledger.c.action.like("hold%")
+    )
+    with w.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    actions = sorted(row[0] for row in rows)
+    pseudonyms = {row[1] for row in rows}
+    assert actions == ["hold_add", "hold_release"]
+    assert len(pseudonyms) == 1
+    (pseudonym,) = pseudonyms
+    assert len(pseudonym) == 64
+    assert email not in pseudonym
