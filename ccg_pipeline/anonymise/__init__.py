@@ -1,0 +1,1 @@
+"""Anonymisation for statistics (N-ANON, N-AGG): generalisation hierarchies and k-anonymity."""
