@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccg_pipeline.anonymise import hierarchies as h
+from ccg_pipeline.anonymise.cells import recoverable_cells, suppress_small_cells
 from ccg_pipeline.anonymise.kanon import (
     QuasiIdentifier,
     enforce_k_anonymity,
@@ -175,3 +176,57 @@ def test_bad_arguments_are_named() -> None:
         )
     with pytest.raises(ValueError, match="k must be at least 1"):
         enforce_k_anonymity(pd.DataFrame({"x": [1]}), [], 0)
+
+
+cell_tables = st.integers(1, 6).flatmap(
+    lambda rows: st.integers(1, 6).flatmap(
+        lambda cols: st.lists(
+            st.one_of(st.integers(0, 0), st.integers(1, 9), st.integers(10, 200)),
+            min_size=rows * cols,
+            max_size=rows * cols,
+        ).map(
+            lambda counts, rows=rows, cols=cols: pd.DataFrame(
+                {
+                    "country": [f"c{i // cols}" for i in range(rows * cols)],
+                    "month": [f"m{i % cols}" for i in range(rows * cols)],
+                    "n": counts,
+                }
+            )
+        )
+    )
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(table=cell_tables, threshold=st.sampled_from([5, 10]))
+def test_no_suppressed_cell_can_be_recovered_through_margins(
+    table: pd.DataFrame, threshold: int
+) -> None:
+    published, report = suppress_small_cells(table, ["country", "month"], "n", threshold)
+    visible = published.loc[~published["suppressed"], "n"]
+    assert (visible.isna() | (visible == 0) | (visible >= threshold)).all(), (
+        "no small cell is shown"
+    )
+    small = table["n"].between(1, threshold - 1)
+    assert published.loc[small.to_numpy(), "suppressed"].all()
+    assert recoverable_cells(published, table, ["country", "month"], "n") == 0
+    assert report.primary == int(small.sum())
+
+
+def test_secondary_suppression_hides_the_lone_small_cell() -> None:
+    table = pd.DataFrame(
+        {
+            "country": ["GB", "GB", "SE", "SE"],
+            "month": ["01", "02", "01", "02"],
+            "n": [3, 50, 40, 60],
+        }
+    )
+    published, report = suppress_small_cells(table, ["country", "month"], "n", 10)
+    assert (report.primary, report.secondary) >= (1, 1)
+    assert published["suppressed"].sum() >= 2
+    assert recoverable_cells(published, table, ["country", "month"], "n") == 0
+
+
+def test_cell_suppression_rejects_non_aggregates() -> None:
+    with pytest.raises(ValueError, match="more than one row"):
+        suppress_small_cells(pd.DataFrame({"a": [1, 1], "n": [5, 5]}), ["a"], "n", 10)
