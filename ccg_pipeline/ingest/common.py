@@ -102,6 +102,9 @@ class BatchResult:
     rejected: Counter[str] = field(default_factory=Counter)
     status: str = "loaded"
     error: str | None = None
+    # Valid rows not loaded because retention already retired them (unchanged since) or because
+    # they are past their retention period on arrival: loading them would only resurrect data.
+    rows_retired: int = 0
 
     @property
     def rows_quarantined(self) -> int:
@@ -110,9 +113,10 @@ class BatchResult:
     def describe(self) -> str:
         """One log line of counts (reasons are codes, never values)."""
         reasons = f" {dict(self.rejected)}" if self.rejected else ""
+        retired = f", already retired {self.rows_retired}" if self.rows_retired else ""
         return (
             f"{self.source} {self.source_ref}: read {self.rows_read}, loaded {self.rows_loaded}, "
-            f"quarantined {self.rows_quarantined}{reasons}"
+            f"quarantined {self.rows_quarantined}{reasons}{retired}"
         )
 
     def as_counts(self) -> dict[str, Any]:
@@ -124,6 +128,7 @@ class BatchResult:
             "rows_read": self.rows_read,
             "rows_loaded": self.rows_loaded,
             "rows_quarantined": self.rows_quarantined,
+            "rows_retired": self.rows_retired,
             "rejected_by_reason": dict(self.rejected),
         }
 
@@ -401,6 +406,62 @@ def parse_records(
     return rows, bad
 
 
+# When a source row last changed, per table: a retired row that changed after its retirement
+# (a customer who came back) is new data and loads; an unchanged one stays retired.
+CHANGED_AT: dict[str, Callable[[dict[str, Any]], dt.datetime | dt.date | None]] = {
+    **{
+        name: (lambda row: row["updated_at"])
+        for name in ("companies", "portal_users", "contracts", "orders", "invoices", "payments")
+    },
+    "crm_contacts": lambda row: row["last_activity_at"] or row["created_at"],
+    "crm_activities": lambda row: row["occurred_at"],
+}
+
+
+# Columns retention nulls in place (profile data after account closure), per table.
+NULLED_COLUMNS = {"portal_users": ("password_hash", "interests")}
+
+
+def _retired_on(conn: Connection, name: str, keys: list[str]) -> dict[str, dt.date]:
+    r = schema.retired_keys
+    found: dict[str, dt.date] = {}
+    for start in range(0, len(keys), UPSERT_CHUNK_ROWS):
+        query = sa.select(r.c.key, r.c.retired_on).where(
+            r.c.table_name == name, r.c.key.in_(keys[start : start + UPSERT_CHUNK_ROWS])
+        )
+        found.update((k, on) for k, on in conn.execute(query))
+    return found
+
+
+def _without_retired(
+    conn: Connection, table: sa.Table, rows: list[dict[str, Any]], result: BatchResult
+) -> list[dict[str, Any]]:
+    """Drop rows retention retired (and blank columns it nulled) unless the source row changed
+    after the retirement."""
+    changed_at = CHANGED_AT.get(table.name)
+    if changed_at is None or not rows:
+        return rows
+    (key,) = [c.name for c in table.primary_key.columns]
+    keys = sorted({str(row[key]) for row in rows})
+
+    def unchanged_since(row: dict[str, Any], on: dt.date | None) -> bool:
+        if on is None:
+            return False
+        changed = changed_at(row)
+        changed_day = changed.date() if isinstance(changed, dt.datetime) else changed
+        return changed_day is None or changed_day <= on
+
+    retired = _retired_on(conn, table.name, keys)
+    kept = [row for row in rows if not unchanged_since(row, retired.get(str(row[key])))]
+    result.rows_retired += len(rows) - len(kept)
+    if table.name in NULLED_COLUMNS:
+        nulled = _retired_on(conn, f"{table.name}#nulled", keys)
+        for row in kept:
+            if unchanged_since(row, nulled.get(str(row[key]))):
+                row.update(dict.fromkeys(NULLED_COLUMNS[table.name]))
+    return kept
+
+
 def load_chunk(
     conn: Connection,
     ctx: IngestContext,
@@ -409,9 +470,17 @@ def load_chunk(
     parsed: tuple[list[dict[str, Any]], list[QuarantinedRecord]],
     *,
     newer_than: str | None = None,
+    expired_before: tuple[str, dt.datetime] | None = None,
 ) -> None:
-    """Write one chunk: match subjects (rows carrying `_email_norm`), upsert, quarantine."""
+    """Write one chunk: drop rows retention already retired, match subjects (rows carrying
+    `_email_norm`), upsert, quarantine."""
     rows, bad = parsed
+    if expired_before is not None:
+        column, cutoff = expired_before
+        fresh = [r for r in rows if r[column] >= cutoff]
+        result.rows_retired += len(rows) - len(fresh)
+        rows = fresh
+    rows = _without_retired(conn, table, rows, result)
     if rows and "_email_norm" in rows[0]:
         subjects = resolve_subjects(
             conn, (r["_email_norm"] for r in rows), ctx.pseudonym_key, ctx.window_end
@@ -447,6 +516,7 @@ def record_batch(
             rows_read=result.rows_read,
             rows_loaded=result.rows_loaded,
             rows_quarantined=result.rows_quarantined,
+            rows_retired=result.rows_retired,
             status=result.status,
             error=result.error,
             finished_at=ctx.window_end,

@@ -26,6 +26,7 @@ from ccg_pipeline.ingest.common import (
     parse_timestamp,
 )
 from ccg_pipeline.ingest.files import has_bad_encoding, lines
+from ccg_pipeline.retention.deadlines import expired_cutoff
 from ccg_pipeline.warehouse import schema
 from ccg_pipeline.warehouse.rollups import roll_up_web_file
 
@@ -118,6 +119,13 @@ def parse_web_line(
     }
 
 
+def _retention_start(ctx: IngestContext, rule_id: str) -> dt.datetime:
+    """The earliest event time still inside `rule_id`'s retention period at the interval end."""
+    as_of = (ctx.window_end - dt.timedelta(microseconds=1)).date()
+    cutoff = expired_cutoff(as_of, ctx.notice.rule(rule_id))
+    return dt.datetime.combine(cutoff + dt.timedelta(days=1), dt.time())
+
+
 def _load_lines(
     conn: Connection,
     ctx: IngestContext,
@@ -125,7 +133,14 @@ def _load_lines(
     result: BatchResult,
     table: sa.Table,
     parse: Callable[[str], dict[str, Any]],
+    *,
+    time_column: str,
+    rule_id: str,
 ) -> None:
+    # Lines already past their retention period when they arrive are not loaded: they would be
+    # deleted by the next sweep, and their roll-up counted twice after a replay.
+    expired_before = (time_column, _retention_start(ctx, rule_id))
+
     def parse_line(numbered: tuple[int, str]) -> dict[str, Any]:
         number, line = numbered
         row = parse(line)
@@ -136,7 +151,7 @@ def _load_lines(
     records = ((f"line {n}", (n, line)) for n, line in lines(path) if line.strip())
     for chunk in chunked(records, CHUNK_ROWS):
         parsed = parse_records(result, chunk, parse_line, lambda raw: raw[1][:MAX_LINE_CHARS])
-        load_chunk(conn, ctx, result, table, parsed)
+        load_chunk(conn, ctx, result, table, parsed, expired_before=expired_before)
 
 
 def load_web_log(conn: Connection, ctx: IngestContext, path: Path, result: BatchResult) -> None:
@@ -149,6 +164,8 @@ def load_web_log(conn: Connection, ctx: IngestContext, path: Path, result: Batch
         result,
         schema.web_access,
         lambda line: parse_web_line(line, end, s.ipv4_prefix_bits, s.ipv6_prefix_bits),
+        time_column="requested_at",
+        rule_id="web_logs_raw",
     )
     roll_up_web_file(conn, path.name)
 
@@ -200,6 +217,8 @@ def load_auth_log(conn: Connection, ctx: IngestContext, path: Path, result: Batc
         result,
         schema.auth_events,
         lambda line: parse_auth_line(line, known, end, s.ipv4_prefix_bits, s.ipv6_prefix_bits),
+        time_column="occurred_at",
+        rule_id="auth_logs_raw",
     )
     # Link events to subjects through the portal account, set-based.
     a, u = schema.auth_events, schema.portal_users

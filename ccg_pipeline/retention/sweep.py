@@ -219,9 +219,34 @@ def _physical(value: int, unit: str | None) -> sa.ColumnElement:
     return sa.text(f"CAST('({int(value)},0)' AS tid)")
 
 
-def _apply_chunk(conn: Connection, target: Target, chunk: sa.ColumnElement[bool]) -> int:
+def _retire_keys(
+    conn: Connection, target: Target, chunk: sa.ColumnElement[bool], as_of: dt.date
+) -> None:
+    """Remember the keys of source rows about to go (or whose columns are about to be nulled,
+    under `<table>#nulled`), so ingest does not bring the data back."""
+    (key,) = target.table.primary_key.columns
+    name = target.table.name if target.action == "delete" else f"{target.table.name}#nulled"
+    rows = sa.select(
+        sa.literal(name),
+        sa.cast(key, sa.Text),
+        sa.literal(target.rule_id),
+        sa.literal(as_of, sa.Date()),
+    ).where(chunk)
+    stmt = insert_for(conn, s.retired_keys).from_select(
+        ["table_name", "key", "rule_id", "retired_on"], rows
+    )
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["table_name", "key"]))
+
+
+def _apply_chunk(
+    conn: Connection, target: Target, chunk: sa.ColumnElement[bool], as_of: dt.date
+) -> int:
     """Anonymise then delete (or null) one chunk, in the caller's transaction."""
     table = target.table
+    if target.chunk_by is None:
+        # Rows of source systems that keep them (portal, CRM); event logs are time-guarded at
+        # ingest instead.
+        _retire_keys(conn, target, chunk, as_of)
     if target.anonymiser is not None and conn.dialect.name == "postgresql":
         return _delete_and_anonymise_in_one_pass(conn, target, chunk)
     if target.action == "delete":
@@ -264,7 +289,7 @@ def _sweep_target(
     affected = 0
     for chunk in chunks:
         with engine.begin() as conn:
-            count = _apply_chunk(conn, target, chunk)
+            count = _apply_chunk(conn, target, chunk, dates.as_of)
             audit(conn, row_count=count, **record)
         affected += count
     return affected

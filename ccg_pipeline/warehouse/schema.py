@@ -255,6 +255,7 @@ ingest_batches = sa.Table(
     sa.Column("rows_read", sa.Integer, nullable=False),
     sa.Column("rows_loaded", sa.Integer, nullable=False),
     sa.Column("rows_quarantined", sa.Integer, nullable=False),
+    sa.Column("rows_retired", sa.Integer, nullable=False, server_default="0"),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("error", sa.Text),
     _ts("finished_at", nullable=False),
@@ -461,4 +462,19 @@ RETENTION_TABLES = (
     anon_invoices,
     anon_contracts,
     anon_prospects,
+)
+
+
+# --- retired keys (migration 0003) -------------------------------------------------------------------
+
+retired_keys = sa.Table(
+    "retired_keys",
+    metadata,
+    sa.Column("table_name", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("rule_id", sa.Text, nullable=False),
+    sa.Column("retired_on", sa.Date, nullable=False),
+    schema=PERSONAL,
+    comment="Source keys retention retired: ingest does not bring an unchanged row back (which "
+    "would also count its anonymised value twice).",
 )
