@@ -89,19 +89,14 @@ def daily_dag(cron: str, tags: list[str]) -> dict[str, Any]:
 
 
 def _connection(conn_id: str) -> Any | None:
-    """An Airflow connection if defined, else None (never raises for a missing id)."""
+    """An Airflow connection if defined, else None (a missing id is not an error here)."""
     from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
         return BaseHook.get_connection(conn_id)
-    except Exception as exc:  # AirflowNotFoundException; the SDK does not export one stable type
-        if (
-            "isn't defined" in str(exc)
-            or "not found" in str(exc).lower()
-            or type(exc).__name__.endswith("NotFoundException")
-        ):
-            return None
-        raise
+    except AirflowNotFoundException:
+        return None
 
 
 def sqlalchemy_url(conn: Any) -> str:

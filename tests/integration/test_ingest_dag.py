@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -120,3 +121,19 @@ def test_unknown_column_refuses_its_file_keeps_the_rest_and_fails_the_run(
     # The other CRM files of the same run were kept.
     assert query(warehouse_url, "SELECT count(*) FROM personal.crm_contacts")[0][0] > 0
     assert query(warehouse_url, "SELECT count(*) FROM personal.crm_activities")[0][0] > 0
+
+
+def test_the_ccg_warehouse_connection_wins_over_the_environment(
+    airflow_db, demo_sources: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from_env = f"sqlite:///{tmp_path / 'env-warehouse' / 'main.db'}"
+    from_connection = tmp_path / "conn-warehouse" / "main.db"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CCG_WAREHOUSE",
+        json.dumps({"conn_type": "sqlite", "host": str(from_connection)}),
+    )
+    run = run_dag(monkeypatch, "ccg_ingest", RUN, env_for(from_env, demo_sources, tmp_path))
+    assert state_of(run) == "success"
+    loaded = query(f"sqlite:///{from_connection}", "SELECT count(*) FROM personal.companies")[0][0]
+    assert loaded > 0
+    assert not (tmp_path / "env-warehouse" / "personal.db").exists()
