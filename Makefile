@@ -24,7 +24,7 @@ export DEMO_RUN_DATE ?= 2026-11-24
 export DEMO_SEED ?= 42
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock demo test test-unit lint fmt airflow postgres-deps bench-ingest bench-retention clean
+.PHONY: help venv lock demo test test-unit lint fmt airflow postgres-deps bench-ingest bench-retention bench-peers clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -76,5 +76,10 @@ bench-ingest: $(STAMP)  ## ingest throughput on generated logs (BENCH_LINES, def
 bench-retention: $(STAMP)  ## retention sweep vs bare DELETE on a 10M-row log table (BENCH_ROWS)
 	$(BIN)/python benchmarks/retention_sweep.py --rows $${BENCH_ROWS:-10000000}
 
+bench-peers: $(STAMP)  ## k-anonymity vs ANJANA and pyCANON, in their own venv (.venv-peers)
+	@test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
+	$(BIN)/uv pip sync --quiet --python .venv-peers/bin/python benchmarks/requirements-peers.lock
+	PYTHONPATH=$(CURDIR) .venv-peers/bin/python benchmarks/kanonymity_peers.py
+
 clean:  ## remove generated data, the local Airflow home and caches
-	rm -rf var .pytest_cache .ruff_cache .hypothesis
+	rm -rf var .venv-peers .pytest_cache .ruff_cache .hypothesis
