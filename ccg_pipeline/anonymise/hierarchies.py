@@ -69,22 +69,24 @@ def _as_text(series: pd.Series) -> pd.Series:
     return series.astype(object).where(series.notna(), SUPPRESSED).astype(str)
 
 
-def _months(series: pd.Series) -> np.ndarray:
-    """Months since 1970 as integers (NaT becomes a very negative number, kept apart below)."""
-    dates = pd.to_datetime(series, errors="coerce").to_numpy(dtype="datetime64[ns]")
-    return dates.astype("datetime64[M]").astype(np.int64)
+def _parse_dates(series: pd.Series) -> pd.Series:
+    """Timestamps from datetimes or ISO-8601 text (unparseable values become NaT)."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return series
+    return pd.to_datetime(series, errors="coerce", format="ISO8601")
 
 
 def _date_level(unit: str) -> Level:
     """Dates cut to `unit` (D, M, Q or Y), as ISO-like labels; vectorised through numpy."""
 
     def level(series: pd.Series) -> pd.Series:
-        dates = pd.to_datetime(series, errors="coerce")
+        dates = _parse_dates(series)
         missing = dates.isna().to_numpy()
         if unit == "D":
             labels = dates.dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
         else:
-            months = _months(series)
+            # Months since 1970 as integers (NaT lands far below any real month; masked below).
+            months = dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[M]").astype(np.int64)
             years = months // 12 + 1970
             if unit == "M":
                 codes, label = months, lambda m: f"{m // 12 + 1970}-{m % 12 + 1:02d}"
@@ -137,14 +139,15 @@ def revenue_levels() -> list[Level]:
 def _first_match(
     series: pd.Series, rules: list[tuple[str, re.Pattern[str]]], default: str
 ) -> pd.Series:
-    text = series.fillna("").astype(str)
-    out = pd.Series(default, index=series.index, dtype=object)
-    unset = pd.Series(True, index=series.index)
-    for label, pattern in rules:
-        hit = unset & text.str.contains(pattern, regex=True)
-        out[hit] = label
-        unset &= ~hit
-    return out
+    """The label of the first rule whose pattern occurs in the value. Each distinct value is
+    matched once (titles and user agents repeat a lot), then the labels are broadcast."""
+    codes, distinct = pd.factorize(series.fillna("").astype(str), sort=False)
+    labels = np.array(
+        [next((label for label, p in rules if p.search(v)), default) for v in distinct],
+        dtype=object,
+    )
+    out = labels[codes] if len(distinct) else np.full(len(series), default, dtype=object)
+    return pd.Series(out, index=series.index, dtype=object)
 
 
 def job_family(series: pd.Series) -> pd.Series:
