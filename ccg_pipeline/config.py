@@ -54,7 +54,3 @@ class Settings:
         """Refuse the committed dev key outside dev, so a forgotten secret fails loudly."""
         if self.environment != "dev" and self.pseudonym_key == DEV_PSEUDONYM_KEY:
             raise RuntimeError("CCG_PSEUDONYM_KEY must be set outside the dev environment")
-
-    @property
-    def exports_dir(self) -> Path:
-        return self.home / "exports"

@@ -39,10 +39,6 @@ class AnonymisationReport:
     candidates_checked: int
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def suppression_rate(self) -> float:
-        return self.suppressed_rows / self.rows_in if self.rows_in else 0.0
-
 
 class _Codes:
     """Each quasi-identifier generalised to a level, as dense integer codes; computed on first

@@ -119,19 +119,6 @@ class BatchResult:
             f"quarantined {self.rows_quarantined}{reasons}{retired}"
         )
 
-    def as_counts(self) -> dict[str, Any]:
-        """The XCom-safe summary: counts and ids only."""
-        return {
-            "source": self.source,
-            "source_ref": self.source_ref,
-            "status": self.status,
-            "rows_read": self.rows_read,
-            "rows_loaded": self.rows_loaded,
-            "rows_quarantined": self.rows_quarantined,
-            "rows_retired": self.rows_retired,
-            "rejected_by_reason": dict(self.rejected),
-        }
-
 
 # --- value normalisation -----------------------------------------------------------------------
 

@@ -162,10 +162,6 @@ class Safeguard(Cited):
     valid_until: dt.date | None = None
     replaced_by: str | None = None
 
-    def in_force(self, on: dt.date) -> bool:
-        starts_ok = self.valid_from is None or self.valid_from <= on
-        return starts_ok and (self.valid_until is None or on < self.valid_until)
-
 
 class Transfer(Cited):
     id: str

@@ -73,14 +73,11 @@ def _unheld(target: Target, dates: SweepDates) -> sa.ColumnElement[bool]:
     return expired if target.held is None else sa.and_(expired, sa.not_(target.held(dates)))
 
 
-def _due_and_held(conn: Connection, target: Target, dates: SweepDates) -> tuple[int, int]:
-    due = _count(conn, target.table, target.expired(dates))
-    held = (
-        0
-        if target.held is None
-        else _count(conn, target.table, sa.and_(target.expired(dates), target.held(dates)))
-    )
-    return due, held
+def _held(conn: Connection, target: Target, dates: SweepDates) -> int:
+    """Expired rows kept back by a hold (none for targets without subjects)."""
+    if target.held is None:
+        return 0
+    return _count(conn, target.table, sa.and_(target.expired(dates), target.held(dates)))
 
 
 def plan(
@@ -93,7 +90,8 @@ def plan(
     outcomes = []
     with engine.connect() as conn:
         for target in targets():
-            due, held = _due_and_held(conn, target, dates)
+            held = _held(conn, target, dates)
+            due = _count(conn, target.table, target.expired(dates))
             would = due - held
             outcomes.append(
                 TargetOutcome(
@@ -368,11 +366,7 @@ def sweep(
         affected = _sweep_target(engine, target, dates, run_id, chunk_rows)
         with engine.connect() as conn:
             # Counted after the sweep (held rows stay), which saves a full pass before it.
-            held = (
-                0
-                if target.held is None
-                else _count(conn, target.table, sa.and_(target.expired(dates), target.held(dates)))
-            )
+            held = _held(conn, target, dates)
             remaining = _count(conn, target.table, _unheld(target, dates))
         outcome = TargetOutcome(
             target.rule_id,

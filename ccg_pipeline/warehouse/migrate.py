@@ -7,7 +7,6 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -33,10 +32,6 @@ def current_revision(engine: Engine) -> str | None:
             conn, opts={"version_table_schema": VERSION_TABLE_SCHEMA}
         )
         return context.get_current_revision()
-
-
-def head_revision() -> str | None:
-    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
 
 
 def create_tables(bind, tables) -> None:
