@@ -143,6 +143,38 @@ def _cmd_retention(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_statistics(args: argparse.Namespace) -> int:
+    from ccg_pipeline import statistics
+    from ccg_pipeline.statistics import dictionary
+
+    if args.statistics_command == "run":
+        run_id = args.run_id or f"cli__{args.as_of.isoformat()}"
+        built = statistics.build_statistics(args.settings, args.as_of, run_id)
+        print(json.dumps({"built": built}))
+        statistics.check_statistics(args.settings, run_id)
+        print(json.dumps(statistics.publish_statistics(args.settings, run_id)))
+    elif args.statistics_command == "dictionary":
+        text = dictionary.render()
+        if args.check:
+            current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+            if current != text:
+                print(
+                    f"{args.out} is out of date: run `ccg statistics dictionary`", file=sys.stderr
+                )
+                return 1
+            print(f"{args.out} is up to date")
+        else:
+            args.out.write_text(text, encoding="utf-8")
+            print(f"wrote {args.out}")
+    elif args.statistics_command == "example":
+        print(statistics.render_example(args.settings, args.table))
+    else:  # role-sql
+        from ccg_pipeline.statistics.access import analyst_role_sql
+
+        print(analyst_role_sql())
+    return 0
+
+
 def _cmd_hold(args: argparse.Namespace) -> int:
     from ccg_pipeline.retention import holds
 
@@ -233,6 +265,20 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("hold_id", type=int)
     release.add_argument("--note", default="")
     release.set_defaults(func=_cmd_hold)
+
+    stats = sub.add_parser("statistics", help="the statistics zone analysts read (N-AGG)")
+    stats_sub = stats.add_subparsers(dest="statistics_command", required=True)
+    run = stats_sub.add_parser("run", help="build, check and publish, outside Airflow")
+    run.add_argument("--as-of", type=_date, required=True)
+    run.add_argument("--run-id")
+    dictionary = stats_sub.add_parser("dictionary", help="write the analysts' data dictionary")
+    dictionary.add_argument("--out", type=Path, default=Path("docs/data-dictionary.md"))
+    dictionary.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+    example = stats_sub.add_parser("example", help="run an example analyst query, print it")
+    example.add_argument("--table", default=None, help="the table whose example to run")
+    stats_sub.add_parser("role-sql", help="print the SQL that sets up the ccg_analyst role")
+    for cmd in (run, dictionary, example, stats_sub.choices["role-sql"]):
+        cmd.set_defaults(func=_cmd_statistics)
 
     policy = sub.add_parser("policy", help="policy files")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)

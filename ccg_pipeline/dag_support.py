@@ -24,9 +24,10 @@ WAREHOUSE_CONN_ID = "ccg_warehouse"
 PORTAL_CONN_ID = "ccg_portal"
 ALERT_CONN_ID = "ccg_alerts"
 
-# Airflow Assets (URIs) that connect the DAGs: ingest -> retention/statistics.
+# Airflow Assets (URIs) that connect the DAGs: ingest and retention -> statistics.
 PERSONAL_ZONE_URI = "ccg://warehouse/personal"
 RETENTION_URI = "ccg://warehouse/retention"
+STATISTICS_URI = "ccg://warehouse/statistics"
 
 
 def notify_failure(context: dict[str, Any]) -> None:
@@ -156,3 +157,30 @@ def run_window(context: dict[str, Any]) -> tuple[dt.datetime | None, dt.datetime
         return value.astimezone(dt.UTC).replace(tzinfo=None)
 
     return (naive(start) if start else None), naive(end), str(context["run_id"])
+
+
+def asset_extra(context: dict[str, Any]) -> dict[str, str]:
+    """Metadata for an emitted Asset event: the day the producing run decided for, so an
+    Asset-triggered consumer knows its as-of date without looking at the clock."""
+    return {"as_of": run_as_of(context).isoformat(), "run_id": str(context["run_id"])}
+
+
+def triggered_as_of(context: dict[str, Any]) -> dt.date:
+    """The as-of date of an Asset-triggered run: the `as_of` param when given; else the latest
+    `as_of` of the triggering events; else the day before the run's logical date or start."""
+    requested = (context.get("params") or {}).get("as_of")
+    if requested:
+        return dt.date.fromisoformat(str(requested))
+    events = context.get("triggering_asset_events") or {}
+    dates = [
+        dt.date.fromisoformat(event.extra["as_of"])
+        for asset in events
+        for event in events[asset]
+        if (event.extra or {}).get("as_of")
+    ]
+    if dates:
+        return max(dates)
+    moment = context.get("logical_date") or getattr(context.get("dag_run"), "run_after", None)
+    if moment is None:
+        raise ValueError("the run has no as_of param, no triggering event and no logical date")
+    return (moment.astimezone(dt.UTC) - dt.timedelta(microseconds=1)).date()

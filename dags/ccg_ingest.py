@@ -76,8 +76,11 @@ def ccg_ingest() -> None:
         return ingest
 
     @task(outlets=[PERSONAL_ZONE])
-    def publish_personal_zone(summaries: list[dict]) -> dict:
-        """Emit the Asset downstream DAGs wait for, with the run's totals as metadata."""
+    def publish_personal_zone(summaries: list[dict], **context) -> dict:
+        """Emit the Asset downstream DAGs wait for, with the run's as-of date as metadata."""
+        from ccg_pipeline.dag_support import asset_extra
+
+        context["outlet_events"][PERSONAL_ZONE].extra = asset_extra(context)
         totals = {
             key: sum(s[key] for s in summaries)
             for key in ("rows_read", "rows_loaded", "rows_quarantined")

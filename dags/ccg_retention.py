@@ -67,7 +67,7 @@ def ccg_retention() -> None:
 
     @task(outlets=[RETENTION])
     def retention_sweep(**context) -> dict:
-        from ccg_pipeline.dag_support import run_as_of, run_window, task_settings
+        from ccg_pipeline.dag_support import asset_extra, run_as_of, run_window, task_settings
         from ccg_pipeline.retention import run_retention
 
         align = bool(context["params"].get("align_to_year_end")) or None
@@ -75,6 +75,7 @@ def ccg_retention() -> None:
         summary = run_retention(
             task_settings(), run_as_of(context), run_id, align_to_year_end=align
         )
+        context["outlet_events"][RETENTION].extra = asset_extra(context)
         return {k: v for k, v in summary.items() if k != "targets"}
 
     @task

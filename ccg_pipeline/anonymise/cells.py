@@ -33,53 +33,62 @@ class SuppressionReport:
         return self.primary + self.secondary
 
 
+def suppression_pattern(
+    table: pd.DataFrame, dimensions: list[str], count: str, threshold: int
+) -> tuple[np.ndarray, SuppressionReport]:
+    """Which rows of an aggregate to hide, judged on `count`: primary (0 < count < threshold)
+    plus secondary, so that no margin group holds exactly one hidden cell.
+
+    Vectorised: each pass picks, for every group with a lone hidden cell, its smallest visible
+    non-zero cell (a zero only if nothing else) by one lexsort, so it costs a few array passes
+    per round rather than a scan per group."""
+    if table.duplicated(dimensions).any():
+        raise ValueError(f"the table has more than one row per combination of {dimensions}")
+    values = pd.to_numeric(table[count], errors="raise").fillna(0).to_numpy()
+    if (values < 0).any():
+        raise ValueError(f"column {count!r} holds negative counts")
+    suppressed = (values > 0) & (values < threshold)
+    primary = int(suppressed.sum())
+    keys = [
+        table.groupby(others, sort=False).ngroup().to_numpy()
+        if (others := [d for d in dimensions if d != varying])
+        else np.zeros(len(table), dtype=np.int64)
+        for varying in dimensions
+    ]  # cells sharing all dimensions but one
+    changed = bool(primary)
+    while changed:
+        changed = False
+        for key in keys:
+            hidden_per_group = np.bincount(key, weights=suppressed, minlength=int(key.max()) + 1)
+            candidates = np.flatnonzero((hidden_per_group[key] == 1) & ~suppressed)
+            if not len(candidates):
+                continue  # a lone hidden cell with no open neighbour is a one-cell group
+            order = np.lexsort(
+                (values[candidates], values[candidates] == 0, key[candidates])
+            )  # by group, then non-zero first, then smallest
+            ranked = candidates[order]
+            first_of_group = np.r_[True, key[ranked][1:] != key[ranked][:-1]]
+            suppressed[ranked[first_of_group]] = True
+            changed = True
+    report = SuppressionReport(
+        cells=len(table),
+        primary=primary,
+        secondary=int(suppressed.sum()) - primary,
+        threshold=threshold,
+    )
+    return suppressed, report
+
+
 def suppress_small_cells(
     table: pd.DataFrame, dimensions: list[str], count: str, threshold: int
 ) -> tuple[pd.DataFrame, SuppressionReport]:
     """Return `table` with a boolean `suppressed` column and `count` set to NA where suppressed.
 
     The input must hold one row per combination of `dimensions` (an aggregate), counts >= 0."""
-    if table.duplicated(dimensions).any():
-        raise ValueError(f"the table has more than one row per combination of {dimensions}")
-    if (table[count] < 0).any():
-        raise ValueError(f"column {count!r} holds negative counts")
+    suppressed, report = suppression_pattern(table, dimensions, count, threshold)
     out = table.copy()
-    values = out[count].to_numpy()
-    suppressed = (values > 0) & (values < threshold)
-    primary = int(suppressed.sum())
-    groupings = [
-        [d for d in dimensions if d != varying] for varying in dimensions
-    ]  # cells sharing all dimensions but one
-    keys = [
-        out.groupby(g, sort=False).ngroup().to_numpy() if g else np.zeros(len(out), dtype=int)
-        for g in groupings
-    ]
-    changed = True
-    while changed:
-        changed = False
-        for key in keys:
-            per_group = np.bincount(
-                key, weights=suppressed, minlength=key.max() + 1 if len(key) else 0
-            )
-            lonely = np.flatnonzero(per_group == 1)
-            for group in lonely:
-                members = np.flatnonzero(key == group)
-                open_cells = members[~suppressed[members]]
-                if len(open_cells) == 0:
-                    continue  # a one-cell group: its margin is the cell, so it is never published
-                # The smallest non-zero cell hides best at least cost; a zero only if nothing else.
-                nonzero = open_cells[values[open_cells] > 0]
-                pool = nonzero if len(nonzero) else open_cells
-                suppressed[pool[np.argmin(values[pool])]] = True
-                changed = True
     out["suppressed"] = suppressed
-    out[count] = out[count].astype("Int64").mask(out["suppressed"])
-    report = SuppressionReport(
-        cells=len(out),
-        primary=primary,
-        secondary=int(suppressed.sum()) - primary,
-        threshold=threshold,
-    )
+    out[count] = out[count].astype("Int64").mask(suppressed)
     return out, report
 
 

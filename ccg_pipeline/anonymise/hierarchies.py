@@ -6,6 +6,7 @@ Every hierarchy is a list of levels, level 0 being the value itself and the last
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 
@@ -21,8 +22,25 @@ REGIONS = {
     "Nordics": ("SE", "NO", "DK", "FI", "IS"),
     "Western Europe": ("DE", "FR", "NL", "BE", "LU", "AT", "CH", "LI"),
     "Southern Europe": ("ES", "PT", "IT", "GR", "MT", "CY"),
-    "Central & Eastern Europe": ("PL", "CZ", "SK", "HU", "SI", "HR", "RO", "BG", "EE", "LV", "LT"),
+    "Central & Eastern Europe": (
+        *("PL", "CZ", "SK", "HU", "SI", "HR", "RO", "BG", "EE", "LV", "LT", "RU", "UA", "BY"),
+        *("MD", "RS", "BA", "ME", "MK", "AL", "XK"),
+    ),
+    "North America": ("US", "CA"),
+    "Latin America": (
+        *("MX", "BR", "AR", "CL", "CO", "PE", "VE", "EC", "UY", "PY", "BO", "CR", "PA", "GT"),
+        *("DO", "CU", "HN", "SV", "NI", "JM", "TT", "PR"),
+    ),
+    "Asia-Pacific": (
+        *("CN", "JP", "KR", "IN", "SG", "HK", "TW", "AU", "NZ", "ID", "MY", "TH", "VN", "PH"),
+        *("PK", "BD", "LK", "KZ", "MN"),
+    ),
+    "Middle East & Africa": (
+        *("TR", "IL", "AE", "SA", "QA", "KW", "BH", "OM", "JO", "LB", "IR", "IQ", "EG", "MA"),
+        *("DZ", "TN", "ZA", "NG", "KE", "GH", "ET"),
+    ),
 }
+UNKNOWN_REGION = "Unknown"
 _REGION_OF = {country: region for region, countries in REGIONS.items() for country in countries}
 
 EMPLOYEE_BANDS = [(0, "1-9"), (10, "10-49"), (50, "50-249"), (250, "250-999"), (1000, "1000+")]
@@ -61,11 +79,11 @@ OPERATING_SYSTEMS = [
 ]
 
 
-def _suppress(series: pd.Series) -> pd.Series:
+def suppress_all(series: pd.Series) -> pd.Series:
     return pd.Series(SUPPRESSED, index=series.index, dtype=object)
 
 
-def _as_text(series: pd.Series) -> pd.Series:
+def as_text(series: pd.Series) -> pd.Series:
     return series.astype(object).where(series.notna(), SUPPRESSED).astype(str)
 
 
@@ -104,7 +122,7 @@ def _date_level(unit: str) -> Level:
 
 def date_levels() -> list[Level]:
     """day -> month -> quarter -> year -> *"""
-    return [_date_level("D"), _date_level("M"), _date_level("Q"), _date_level("Y"), _suppress]
+    return [_date_level("D"), _date_level("M"), _date_level("Q"), _date_level("Y"), suppress_all]
 
 
 def country_to_region(series: pd.Series) -> pd.Series:
@@ -114,7 +132,7 @@ def country_to_region(series: pd.Series) -> pd.Series:
 
 def country_levels() -> list[Level]:
     """country -> region -> *"""
-    return [_as_text, country_to_region, _suppress]
+    return [as_text, country_to_region, suppress_all]
 
 
 def _band(series: pd.Series, bands: list[tuple[int, str]]) -> pd.Series:
@@ -128,12 +146,16 @@ def _band(series: pd.Series, bands: list[tuple[int, str]]) -> pd.Series:
 
 def employee_levels() -> list[Level]:
     """exact headcount -> band -> *"""
-    return [_as_text, lambda s: _band(s, EMPLOYEE_BANDS), _suppress]
+    return [as_text, lambda s: _band(s, EMPLOYEE_BANDS), suppress_all]
 
 
 def revenue_levels() -> list[Level]:
     """exact revenue -> band -> *"""
-    return [_as_text, lambda s: _band(s, REVENUE_BANDS_GBP), _suppress]
+    return [as_text, lambda s: _band(s, REVENUE_BANDS_GBP), suppress_all]
+
+
+def _label(value: str, rules: list[tuple[str, re.Pattern[str]]], default: str) -> str:
+    return next((label for label, pattern in rules if pattern.search(value)), default)
 
 
 def _first_match(
@@ -142,10 +164,7 @@ def _first_match(
     """The label of the first rule whose pattern occurs in the value. Each distinct value is
     matched once (titles and user agents repeat a lot), then the labels are broadcast."""
     codes, distinct = pd.factorize(series.fillna("").astype(str), sort=False)
-    labels = np.array(
-        [next((label for label, p in rules if p.search(v)), default) for v in distinct],
-        dtype=object,
-    )
+    labels = np.array([_label(v, rules, default) for v in distinct], dtype=object)
     out = labels[codes] if len(distinct) else np.full(len(series), default, dtype=object)
     return pd.Series(out, index=series.index, dtype=object)
 
@@ -156,11 +175,28 @@ def job_family(series: pd.Series) -> pd.Series:
 
 def job_levels() -> list[Level]:
     """job title -> job family -> *"""
-    return [_as_text, job_family, _suppress]
+    return [as_text, job_family, suppress_all]
 
 
 def browser_family(series: pd.Series) -> pd.Series:
     return _first_match(series, BROWSERS, "Other")
+
+
+@functools.lru_cache(maxsize=16_384)
+def browser_of(agent: str | None) -> str:
+    """One user agent's browser family (ingest calls this per log line; agents repeat)."""
+    return _label(agent or "", BROWSERS, "Other")
+
+
+@functools.lru_cache(maxsize=65_536)
+def region_of_network(prefix: str) -> str:
+    """The region of a minimised address (`81.2.69.0/24`, `2a02:c7f::/48`), from the country the
+    Regional Internet Registries assigned the block to. The lookup data ships inside the `iptocc`
+    wheel, so it works offline. Unknown for private, reserved or unassigned blocks."""
+    from iptocc import country_code
+
+    country = country_code(prefix.split("/", 1)[0])
+    return _REGION_OF.get(country, "Rest of world") if country else UNKNOWN_REGION
 
 
 def os_family(series: pd.Series) -> pd.Series:
@@ -176,4 +212,4 @@ def url_section(series: pd.Series) -> pd.Series:
 
 def ip_address(series: pd.Series) -> pd.Series:
     """IP -> nothing: no level of an address is safe to publish."""
-    return _suppress(series)
+    return suppress_all(series)

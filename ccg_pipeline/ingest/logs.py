@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ccg_pipeline.anonymise.hierarchies import browser_of, region_of_network
 from ccg_pipeline.ingest.common import (
     BatchResult,
     IngestContext,
@@ -105,10 +106,13 @@ def parse_web_line(
     parts = match["request"].split(" ")
     method, url, protocol = parts if len(parts) == 3 else (None, match["request"] or None, None)
     size = match["bytes"]
+    ip_prefix = minimise_ip(match["ip"], v4_bits, v6_bits)
     return {
         "site_section": site_section(url),
+        "browser_family": browser_of(match["user_agent"]),
+        "visitor_region": region_of_network(ip_prefix),
         "requested_at": requested_at,
-        "ip_prefix": minimise_ip(match["ip"], v4_bits, v6_bits),
+        "ip_prefix": ip_prefix,
         "method": method,
         "url": url,
         "protocol": protocol,

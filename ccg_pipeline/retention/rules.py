@@ -241,20 +241,24 @@ def _subject_held(table: sa.Table) -> Predicate:
 
 
 def _anon_invoices(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
-    i, c = rows, s.companies
+    i, c, o = rows, s.companies, s.orders
     month = month_label(i.c.issued_on, dialect)
     country = sa.func.coalesce(
         sa.select(c.c.country).where(c.c.company_id == i.c.company_id).scalar_subquery(), "??"
+    )
+    service = sa.func.coalesce(
+        sa.select(o.c.service).where(o.c.order_id == i.c.order_id).scalar_subquery(), "unknown"
     )
     return (
         sa.select(
             month.label("issued_month"),
             country.label("country"),
+            service.label("service"),
             sa.func.count().label("invoices"),
             sa.func.sum(i.c.amount_minor).label("amount_minor"),
         )
         .where(pred)
-        .group_by(month, country)
+        .group_by(month, country, service)
     )
 
 
@@ -278,16 +282,18 @@ def _anon_customers(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa
     c = rows
     ceased = sa.func.coalesce(c.c.closed_at, c.c.updated_at)
     quarter = quarter_label(ceased, dialect)
+    started = quarter_label(c.c.created_at, dialect)
     sector = sa.func.coalesce(c.c.sector, "unknown")
     return (
         sa.select(
+            started.label("started_quarter"),
             quarter.label("ceased_quarter"),
             c.c.country,
             sector.label("sector"),
             sa.func.count().label("customers"),
         )
         .where(pred)
-        .group_by(quarter, c.c.country, sector)
+        .group_by(started, quarter, c.c.country, sector)
     )
 
 

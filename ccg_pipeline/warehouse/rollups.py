@@ -1,6 +1,6 @@
 """Roll-ups written when raw data is loaded, so retention can later delete raw rows in one pass.
 
-Web-log lines are counted per log file, day, site section and status class into
+Web-log lines are counted per log file, day, site section, status class, browser family and visitor region into
 `staging.anon_web_traffic`. A file's roll-up is replaced from its raw rows whenever the file is
 (re)loaded, and the retention sweep only deletes lines of files that have one, so the statistical
 value of every line is kept exactly once (N-ANON).
@@ -25,10 +25,19 @@ def _web_counts(conn: Connection, where: sa.ColumnElement[bool]) -> sa.Select:
             day.label("day"),
             w.c.site_section,
             status_class.label("status_class"),
+            w.c.browser_family,
+            w.c.visitor_region.label("region"),
             sa.func.count().label("requests"),
         )
         .where(where)
-        .group_by(w.c.source_file, day, w.c.site_section, status_class)
+        .group_by(
+            w.c.source_file,
+            day,
+            w.c.site_section,
+            status_class,
+            w.c.browser_family,
+            w.c.visitor_region,
+        )
     )
 
 

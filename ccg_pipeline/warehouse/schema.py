@@ -201,6 +201,9 @@ web_access = sa.Table(
     sa.Column("bytes_sent", sa.BigInteger),
     sa.Column("referrer", sa.Text),
     sa.Column("user_agent", sa.Text),
+    # Derived at ingest so statistics never need the agent string or the address again.
+    sa.Column("browser_family", sa.Text, nullable=False, server_default="Other"),
+    sa.Column("visitor_region", sa.Text, nullable=False, server_default="Unknown"),
     # Time first for retention ranges; covering the anonymised columns lets the sweep aggregate
     # expired rows from the index alone before deleting them.
     sa.Index("ix_web_access_requested_at", "requested_at", "site_section", "status"),
@@ -396,6 +399,8 @@ anon_web_traffic = _anon(
         sa.Column("day", sa.Date, primary_key=True),
         sa.Column("site_section", sa.Text, primary_key=True),
         sa.Column("status_class", sa.String(3), primary_key=True),
+        sa.Column("browser_family", sa.Text, primary_key=True, server_default="Other"),
+        sa.Column("region", sa.Text, primary_key=True, server_default="Unknown"),
     ],
     ["requests"],
     "Web-log lines as daily counts per log file, rolled up when the file is loaded (so retention "
@@ -414,21 +419,24 @@ anon_auth_events = _anon(
 anon_customers = _anon(
     "anon_customers",
     [
+        sa.Column("started_quarter", sa.String(7), primary_key=True, server_default="unknown"),
         sa.Column("ceased_quarter", sa.String(7), primary_key=True),
         sa.Column("country", sa.String(2), primary_key=True),
         sa.Column("sector", sa.Text, primary_key=True),
     ],
     ["customers"],
-    "Retired customers (companies) counted by the quarter they ceased, country and sector.",
+    "Retired customers (companies) counted by the quarters they started and ceased, country and "
+    "sector.",
 )
 anon_invoices = _anon(
     "anon_invoices",
     [
         sa.Column("issued_month", sa.String(7), primary_key=True),
         sa.Column("country", sa.String(2), primary_key=True),
+        sa.Column("service", sa.Text, primary_key=True, server_default="unknown"),
     ],
     ["invoices", "amount_minor"],
-    "Retired invoices as monthly counts and totals per country.",
+    "Retired invoices as monthly counts and totals per country and service.",
 )
 anon_contracts = _anon(
     "anon_contracts",
@@ -477,4 +485,222 @@ retired_keys = sa.Table(
     schema=PERSONAL,
     comment="Source keys retention retired: ingest does not bring an unchanged row back (which "
     "would also count its anonymised value twice).",
+)
+
+
+# --- statistics (migration 0004) ---------------------------------------------------------------------
+
+subject_requests = sa.Table(
+    "subject_requests",
+    metadata,
+    sa.Column("request_id", sa.String(36), primary_key=True),
+    sa.Column("request_type", sa.String(24), nullable=False),
+    # A keyed pseudonym of the requester's normalised email; the ops zone holds no raw identifier.
+    sa.Column("subject_key", sa.String(64), nullable=False, index=True),
+    sa.Column("status", sa.String(24), nullable=False),
+    _ts("received_at", nullable=False),
+    _ts("verified_at"),
+    sa.Column("due_on", sa.Date),
+    _ts("completed_at"),
+    schema=OPS,
+    comment="Data-subject requests (N-RIGHTS): type, status and the clock; no personal data.",
+)
+
+statistics_reports = sa.Table(
+    "statistics_reports",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("table_name", sa.Text, primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("rows_published", sa.Integer, nullable=False),
+    sa.Column("cells", sa.Integer, nullable=False),
+    sa.Column("cells_suppressed_primary", sa.Integer, nullable=False),
+    sa.Column("cells_suppressed_secondary", sa.Integer, nullable=False),
+    sa.Column("records_in", sa.Integer, nullable=False),
+    sa.Column("records_suppressed", sa.Integer, nullable=False),
+    sa.Column("generalisation", sa.Text, nullable=False, server_default=""),
+    sa.Column("precision_loss", sa.Float, nullable=False, server_default="0"),
+    sa.Column("min_group_size", sa.Integer),
+    sa.Column("min_l_diversity", sa.Integer),
+    sa.Column("failures", sa.Text, nullable=False, server_default=""),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    schema=OPS,
+    comment="Per statistics run and table: information lost (suppression, generalisation) and "
+    "the outcome of the k and cell checks. Counts and levels only.",
+)
+
+build_manifest = sa.Table(
+    "build_manifest",
+    metadata,
+    sa.Column("table_name", sa.Text, primary_key=True),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("rows_built", sa.Integer, nullable=False),
+    schema=STAGING,
+    comment="Which run built each staging table, so publication never ships another run's build.",
+)
+
+
+def _published(name: str, comment: str, *columns: sa.Column) -> tuple[sa.Table, sa.Table]:
+    """A statistics table and its staging twin (`build_<name>`), defined once."""
+    published = sa.Table(name, metadata, *columns, schema=STATISTICS, comment=comment)
+    build = sa.Table(
+        f"build_{name}",
+        metadata,
+        *(c._copy() for c in columns),
+        schema=STAGING,
+        comment=f"Staging build of statistics.{name}, validated before publication.",
+    )
+    return build, published
+
+
+# Column kinds the statistics checks read from `Column.info`.
+COUNT, SUM, QUASI_IDENTIFIER = "count", "sum", "quasi_identifier"
+
+
+def _count(name: str, comment: str, kind: str = COUNT) -> sa.Column:
+    return sa.Column(name, sa.BigInteger, nullable=True, comment=comment, info={"kind": kind})
+
+
+def _qi(name: str, comment: str) -> sa.Column:
+    return sa.Column(
+        name, sa.Text, nullable=False, comment=comment, info={"kind": QUASI_IDENTIFIER}
+    )
+
+
+SUPPRESSED_NOTE = " NULL when suppressed."
+
+build_customers_by_quarter, customers_by_quarter = _published(
+    "customers_by_quarter",
+    "Customer companies by quarter, country and sector: how many started, were active at any "
+    "time in the quarter, and ceased.",
+    sa.Column("quarter", sa.String(7), primary_key=True, comment="Calendar quarter, YYYY-Qn."),
+    sa.Column("country", sa.String(2), primary_key=True, comment="ISO 3166 country code."),
+    sa.Column("sector", sa.Text, primary_key=True, comment="Business sector of the customer."),
+    _count("new_customers", "Customers whose account opened in the quarter." + SUPPRESSED_NOTE),
+    _count(
+        "active_customers", "Customers with an open account during the quarter." + SUPPRESSED_NOTE
+    ),
+    _count("ceased_customers", "Customers whose account closed in the quarter." + SUPPRESSED_NOTE),
+)
+
+build_revenue_by_service_month, revenue_by_service_month = _published(
+    "revenue_by_service_month",
+    "Invoiced revenue by calendar month of issue and service. A cell is suppressed when fewer "
+    "customers than the threshold contributed to it.",
+    sa.Column("month", sa.String(7), primary_key=True, comment="Calendar month of issue, YYYY-MM."),
+    sa.Column("service", sa.Text, primary_key=True, comment="CCG service invoiced."),
+    _count("invoices", "Invoices issued." + SUPPRESSED_NOTE),
+    _count("revenue_pence", "Invoiced amount before VAT, in pence (GBP)." + SUPPRESSED_NOTE, SUM),
+)
+
+build_web_traffic_daily, web_traffic_daily = _published(
+    "web_traffic_daily",
+    "Website requests by day, site section, browser family and visitor region. No address, "
+    "agent string or query string is kept.",
+    sa.Column("day", sa.Date, primary_key=True, comment="Calendar day (UTC)."),
+    sa.Column("site_section", sa.Text, primary_key=True, comment="First path segment of the URL."),
+    sa.Column(
+        "browser_family",
+        sa.Text,
+        primary_key=True,
+        comment="Chrome, Firefox, Safari, Edge, Bot, Other.",
+    ),
+    sa.Column(
+        "region",
+        sa.Text,
+        primary_key=True,
+        comment="Visitor region from the address's registry country; Unknown when not found.",
+    ),
+    _count("requests", "HTTP requests." + SUPPRESSED_NOTE),
+)
+
+build_marketing_consent_monthly, marketing_consent_monthly = _published(
+    "marketing_consent_monthly",
+    "Marketing consent and opt-outs by calendar month, as counts and as rates of the contacts "
+    "held at the end of the month.",
+    sa.Column("month", sa.String(7), primary_key=True, comment="Calendar month, YYYY-MM."),
+    _count("contacts", "CRM contacts held at the end of the month." + SUPPRESSED_NOTE),
+    _count("consents", "Consents given or mailing-list sign-ups." + SUPPRESSED_NOTE),
+    _count("opt_outs", "Opt-outs, consent withdrawals or unsubscribes." + SUPPRESSED_NOTE),
+    sa.Column(
+        "consent_rate",
+        sa.Float,
+        comment="consents / contacts. NULL when either is suppressed.",
+    ),
+    sa.Column(
+        "opt_out_rate",
+        sa.Float,
+        comment="opt_outs / contacts. NULL when either is suppressed.",
+    ),
+)
+
+build_subject_requests_monthly, subject_requests_monthly = _published(
+    "subject_requests_monthly",
+    "Data-subject requests by month received and type, with the median days to complete.",
+    sa.Column("month", sa.String(7), primary_key=True, comment="Month received, YYYY-MM."),
+    sa.Column(
+        "request_type",
+        sa.String(24),
+        primary_key=True,
+        comment="access, rectify, erase, restrict, object or withdraw-consent.",
+    ),
+    _count("requests", "Requests received." + SUPPRESSED_NOTE),
+    _count("completed", "Of those, requests completed by the as-of date." + SUPPRESSED_NOTE),
+    sa.Column(
+        "median_days_to_complete",
+        sa.Float,
+        comment="Median calendar days from receipt to completion. NULL when `completed` is.",
+    ),
+)
+
+build_customer_profiles, customer_profiles = _published(
+    "customer_profiles",
+    "Anonymised customer records, one per customer company, k-anonymous over region, sector, "
+    "size band, revenue band and start period. A value of * means generalised away.",
+    sa.Column(
+        "profile_id",
+        sa.Integer,
+        primary_key=True,
+        autoincrement=False,
+        comment="Row number of this publication; not stable between publications.",
+    ),
+    _qi("region", "Region of the customer's country."),
+    _qi("sector", "Business sector."),
+    _qi("size_band", "Employees, banded."),
+    _qi("revenue_band", "Annual revenue, banded."),
+    _qi("customer_since", "Quarter or year the account opened."),
+    sa.Column("status", sa.Text, nullable=False, comment="active or ceased at the as-of date."),
+    sa.Column("main_service", sa.Text, nullable=False, comment="Service of the largest contract."),
+)
+
+publications = sa.Table(
+    "publications",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True, comment="Airflow run that published."),
+    sa.Column("as_of", sa.Date, nullable=False, comment="Date the figures describe."),
+    sa.Column("published_at", sa.DateTime(), nullable=False, comment="When (UTC)."),
+    sa.Column("k", sa.Integer, nullable=False, comment="Minimum group size enforced."),
+    sa.Column("min_cell", sa.Integer, nullable=False, comment="Smallest count published."),
+    sa.Column("tables", sa.Text, nullable=False, comment="Published tables and row counts (JSON)."),
+    schema=STATISTICS,
+    comment="One row per publication of the statistics zone; the newest is what you are reading.",
+)
+
+# Published statistics tables, paired with their staging builds, in publication order.
+PUBLISHED = (
+    (build_customers_by_quarter, customers_by_quarter),
+    (build_revenue_by_service_month, revenue_by_service_month),
+    (build_web_traffic_daily, web_traffic_daily),
+    (build_marketing_consent_monthly, marketing_consent_monthly),
+    (build_subject_requests_monthly, subject_requests_monthly),
+    (build_customer_profiles, customer_profiles),
+)
+
+STATISTICS_TABLES = (
+    subject_requests,
+    statistics_reports,
+    build_manifest,
+    *(table for pair in PUBLISHED for table in pair),
+    publications,
 )

@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.dags
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED_DAGS = {"ccg_ingest", "ccg_retention"}
+EXPECTED_DAGS = {"ccg_ingest", "ccg_retention", "ccg_statistics"}
 
 
 @pytest.fixture(scope="module")

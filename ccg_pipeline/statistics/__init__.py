@@ -1,0 +1,300 @@
+"""The statistics zone (N-AGG, N-ANON): build in staging, check, then publish in one swap.
+
+`build_statistics` writes every table to `staging.build_*` with a manifest naming the run;
+`check_statistics` judges the staged tables (k, minimum cells, margins, identifying columns) and
+records the outcome in `ops.statistics_reports`; `publish_statistics` copies the staged tables
+over the published ones in a single transaction, only when this run's checks all passed, so
+analysts see the old version or the new one, never a mix and never an unchecked one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ccg_pipeline.config import Settings
+from ccg_pipeline.policy import load_data_map, load_notice
+from ccg_pipeline.warehouse import migrate
+from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.engine import checkpoint, create_warehouse_engine, sqlite_zone_files
+from ccg_pipeline.warehouse.sql import audit, insert_for
+
+log = logging.getLogger(__name__)
+
+
+class StatisticsCheckFailed(RuntimeError):
+    """A staged table failed its checks; nothing was published."""
+
+
+class PublicationRefused(RuntimeError):
+    """Publication was asked for a build that is not this run's, or not checked and passed."""
+
+
+@dataclass(frozen=True)
+class Publication:
+    run_id: str
+    as_of: dt.date
+    tables: dict[str, int]
+    analyst_file: Path | None
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    """DataFrame rows as plain Python values (NA -> None), which every DB driver accepts."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def _report_row(run_id: str, as_of: dt.date, built: Any) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "table_name": built.build.name.removeprefix("build_"),
+        "as_of": as_of,
+        "rows_published": len(built.frame),
+        "cells": built.cells,
+        "cells_suppressed_primary": built.primary,
+        "cells_suppressed_secondary": built.secondary,
+        "records_in": built.records_in,
+        "records_suppressed": built.records_suppressed,
+        "generalisation": json.dumps(built.generalisation, sort_keys=True),
+        "precision_loss": built.precision_loss,
+        "min_group_size": built.min_group_size,
+        "min_l_diversity": built.min_l_diversity,
+        "failures": "not checked yet",
+        "passed": False,
+    }
+
+
+def _upsert(conn: Connection, table: sa.Table, row: dict[str, Any]) -> None:
+    keys = [c.name for c in table.primary_key.columns]
+    stmt = insert_for(conn, table).values(**row)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=keys, set_={k: stmt.excluded[k] for k in row if k not in keys}
+        )
+    )
+
+
+def build_in_staging(engine: Engine, as_of: dt.date, run_id: str) -> dict[str, int]:
+    """Rebuild every staging table for `as_of` in one transaction (rerunnable). Returns rows."""
+    from ccg_pipeline.statistics.build import BUILDERS, StatisticsContext
+
+    notice = load_notice()
+    rows: dict[str, int] = {}
+    with engine.begin() as conn:
+        ctx = StatisticsContext.create(conn, notice, as_of)
+        for name, builder in BUILDERS.items():
+            built = builder(ctx)
+            conn.execute(sa.delete(built.build))
+            if len(built.frame):
+                conn.execute(sa.insert(built.build), _records(built.frame))
+            _upsert(
+                conn,
+                s.build_manifest,
+                {
+                    "table_name": name,
+                    "run_id": run_id,
+                    "as_of": as_of,
+                    "rows_built": len(built.frame),
+                },
+            )
+            _upsert(conn, s.statistics_reports, _report_row(run_id, as_of, built))
+            rows[name] = len(built.frame)
+            log.info(
+                "built staging.%s: %d rows, %d cells suppressed (%d primary, %d secondary), "
+                "%d records dropped by local suppression",
+                built.build.name,
+                len(built.frame),
+                built.primary + built.secondary,
+                built.primary,
+                built.secondary,
+                built.records_suppressed,
+            )
+    return rows
+
+
+def check_staging(engine: Engine, run_id: str) -> dict[str, list[str]]:
+    """Check the staged tables of `run_id`, record the outcome, raise if any table failed."""
+    from ccg_pipeline.statistics.checks import check_builds
+
+    with engine.begin() as conn:
+        results = check_builds(conn, load_notice(), load_data_map(), run_id)
+        r = s.statistics_reports
+        for table_name, failures in results.items():
+            conn.execute(
+                sa.update(r)
+                .where(r.c.run_id == run_id, r.c.table_name == table_name)
+                .values(failures="; ".join(failures), passed=not failures)
+            )
+    failed = {name: failures for name, failures in results.items() if failures}
+    for name, failures in failed.items():
+        log.error("statistics check failed for %s: %s", name, "; ".join(failures))
+    if failed:
+        raise StatisticsCheckFailed(
+            f"{len(failed)} of {len(results)} staged tables failed their checks "
+            f"({', '.join(sorted(failed))}); nothing was published. See ops.statistics_reports "
+            f"for run {run_id}."
+        )
+    return results
+
+
+def _assert_publishable(conn: Connection, run_id: str) -> dt.date:
+    expected = {published.name for _build, published in s.PUBLISHED}
+    manifest = conn.execute(sa.select(s.build_manifest)).all()
+    if {m.table_name for m in manifest if m.run_id == run_id} != expected:
+        raise PublicationRefused(f"the staging build is not complete for run {run_id}")
+    r = s.statistics_reports
+    passed = conn.execute(
+        sa.select(r.c.table_name).where(r.c.run_id == run_id, r.c.passed.is_(True))
+    ).all()
+    if {row.table_name for row in passed} != expected:
+        raise PublicationRefused(f"run {run_id} has tables that did not pass their checks")
+    return next(m.as_of for m in manifest if m.run_id == run_id)
+
+
+def publish(engine: Engine, run_id: str, *, export_dir: Path | None = None) -> Publication:
+    """Swap the checked staging tables in, all in one transaction."""
+    from ccg_pipeline.statistics.access import ensure_analyst_role
+
+    notice = load_notice()
+    tables: dict[str, int] = {}
+    with engine.begin() as conn:
+        as_of = _assert_publishable(conn, run_id)
+        for build, published in s.PUBLISHED:
+            conn.execute(sa.delete(published))
+            columns = [c.name for c in published.columns]
+            conn.execute(
+                sa.insert(published).from_select(columns, sa.select(*(build.c[c] for c in columns)))
+            )
+            tables[published.name] = conn.execute(
+                sa.select(sa.func.count()).select_from(published)
+            ).scalar_one()
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        _upsert(
+            conn,
+            s.publications,
+            {
+                "run_id": run_id,
+                "as_of": as_of,
+                "published_at": now,
+                "k": notice.settings.k_anonymity,
+                "min_cell": notice.settings.min_cell_count,
+                "tables": json.dumps(tables, sort_keys=True),
+            },
+        )
+        audit(
+            conn,
+            run_id=run_id,
+            action="publish_statistics",
+            table_name="statistics.*",
+            row_count=sum(tables.values()),
+            at=dt.datetime.combine(as_of, dt.time()),
+        )
+        ensure_analyst_role(conn)
+    analyst_file = None
+    if engine.dialect.name == "sqlite":
+        checkpoint(engine)
+        analyst_file = export_statistics_file(engine, export_dir) if export_dir else None
+    log.info("published statistics as of %s for run %s: %s", as_of, run_id, tables)
+    return Publication(run_id, as_of, tables, analyst_file)
+
+
+def export_statistics_file(engine: Engine, export_dir: Path) -> Path:
+    """SQLite: a self-contained copy of the statistics zone for analysts (`VACUUM INTO`, then an
+    atomic rename), so they never receive another zone or a half-written file."""
+    export_dir.mkdir(parents=True, exist_ok=True)
+    target = export_dir / "statistics.sqlite"
+    partial = export_dir / ".statistics.sqlite.partial"
+    partial.unlink(missing_ok=True)
+    raw = engine.raw_connection()
+    try:
+        raw.cursor().execute(f"VACUUM {s.STATISTICS} INTO ?", (str(partial),))
+    finally:
+        raw.close()
+    os.replace(partial, target)
+    return target
+
+
+def statistics_file(settings: Settings) -> Path | None:
+    """The SQLite file of the statistics zone (None on PostgreSQL)."""
+    if not settings.warehouse_url.startswith("sqlite"):
+        return None
+    return sqlite_zone_files(settings.warehouse_url)[s.STATISTICS]
+
+
+def _engine(settings: Settings) -> Engine:
+    engine = create_warehouse_engine(settings.warehouse_url)
+    migrate.upgrade(engine)
+    return engine
+
+
+def build_statistics(settings: Settings, as_of: dt.date, run_id: str) -> dict[str, int]:
+    engine = _engine(settings)
+    try:
+        return build_in_staging(engine, as_of, run_id)
+    finally:
+        engine.dispose()
+
+
+def check_statistics(settings: Settings, run_id: str) -> dict[str, int]:
+    engine = _engine(settings)
+    try:
+        return {name: len(failures) for name, failures in check_staging(engine, run_id).items()}
+    finally:
+        engine.dispose()
+
+
+def publish_statistics(settings: Settings, run_id: str) -> dict[str, Any]:
+    engine = _engine(settings)
+    try:
+        publication = publish(engine, run_id, export_dir=settings.home / "analyst")
+    finally:
+        engine.dispose()
+    return {
+        "as_of": publication.as_of.isoformat(),
+        "tables": publication.tables,
+        "analyst_file": str(publication.analyst_file) if publication.analyst_file else None,
+    }
+
+
+def run_example(settings: Settings, table: str | None = None) -> tuple[str, list[str], list[tuple]]:
+    """Run a data-dictionary example as an analyst would: on SQLite against the exported file
+    alone (read-only), on PostgreSQL with only the statistics schema on the search path."""
+    import sqlite3
+
+    from ccg_pipeline.statistics.dictionary import DEMO_EXAMPLE, EXAMPLES
+
+    name = table or DEMO_EXAMPLE
+    if name not in EXAMPLES:
+        raise ValueError(f"no example for table {name!r}; known: {sorted(EXAMPLES)}")
+    title, query = EXAMPLES[name]
+    if settings.warehouse_url.startswith("sqlite"):
+        path = settings.home / "analyst" / "statistics.sqlite"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist yet: publish statistics first")
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            cursor = db.execute(query)
+            return title + "\n" + query, [d[0] for d in cursor.description], cursor.fetchall()
+    engine = create_warehouse_engine(settings.warehouse_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"SET search_path TO {s.STATISTICS}"))
+            result = conn.execute(sa.text(query))
+            return title + "\n" + query, list(result.keys()), [tuple(r) for r in result]
+    finally:
+        engine.dispose()
+
+
+def render_example(settings: Settings, table: str | None = None) -> str:
+    heading, columns, rows = run_example(settings, table)
+    cells = [columns, *[["NULL" if v is None else str(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = [" | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return f"{heading}\n\n" + "\n".join(lines) + f"\n({len(rows)} rows)"
