@@ -22,6 +22,9 @@ export NO_PROXY := *
 export DEMO_AS_OF ?= 2026-11-23
 export DEMO_RUN_DATE ?= 2026-11-24
 export DEMO_SEED ?= 42
+# Enough customers that most revenue and traffic cells clear the minimum cell size of 10.
+export DEMO_COMPANIES ?= 1500
+export DEMO_PROSPECTS ?= 800
 PYTEST_ARGS ?=
 
 .PHONY: help venv lock demo test test-unit lint fmt airflow postgres-deps bench-ingest bench-retention bench-peers clean

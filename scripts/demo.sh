@@ -9,10 +9,11 @@ started=$(date +%s)
 rm -rf "$CCG_HOME/warehouse" "$CCG_SOURCE_DIR" "$LOGS"
 mkdir -p "$LOGS"
 
-echo "==> 1/4 Generating synthetic CCG sources (seed ${DEMO_SEED}, as of ${DEMO_AS_OF})"
-"$BIN/ccg" generate --out "$CCG_SOURCE_DIR" --seed "$DEMO_SEED" --as-of "$DEMO_AS_OF"
+echo "==> 1/5 Generating synthetic CCG sources (seed ${DEMO_SEED}, as of ${DEMO_AS_OF})"
+"$BIN/ccg" generate --out "$CCG_SOURCE_DIR" --seed "$DEMO_SEED" --as-of "$DEMO_AS_OF" \
+  --companies "${DEMO_COMPANIES:-1500}" --prospects "${DEMO_PROSPECTS:-800}"
 
-echo "==> 2/4 Preparing the Airflow metadata database in $AIRFLOW_HOME"
+echo "==> 2/5 Preparing the Airflow metadata database in $AIRFLOW_HOME"
 "$BIN/airflow" db migrate >"$LOGS/airflow-db-migrate.log" 2>&1
 
 run_dag() {
@@ -26,16 +27,23 @@ run_dag() {
   fi
 }
 
-echo "==> 3/4 Running the DAGs through Airflow (dag.test) for the interval ending ${DEMO_RUN_DATE}"
+echo "==> 3/5 Running the DAGs through Airflow (dag.test) for the interval ending ${DEMO_RUN_DATE}"
 run_dag ccg_ingest "$DEMO_RUN_DATE"
 run_dag ccg_retention "$DEMO_RUN_DATE"
+# In production the Assets of the two runs above trigger ccg_statistics; here it runs directly.
+run_dag ccg_statistics "$DEMO_RUN_DATE"
 
-echo "==> 4/4 Summary"
+echo "==> 4/5 Summary"
 "$BIN/ccg" summary
+
+echo
+echo "==> 5/5 An analyst's query, on the published statistics file alone ($CCG_HOME/analyst/statistics.sqlite)"
+"$BIN/ccg" statistics example
 cat <<MSG
 
 Demo finished in $(( $(date +%s) - started ))s.
-Open the Airflow UI with:  make airflow   (then http://localhost:8080, DAGs 'ccg_ingest', 'ccg_retention')
+Open the Airflow UI with:  make airflow   (then http://localhost:8080; DAGs ccg_ingest, ccg_retention, ccg_statistics)
+Data dictionary:           docs/data-dictionary.md   (other examples: .venv/bin/ccg statistics example --table web_traffic_daily)
 Retention dry run:         .venv/bin/ccg retention plan --as-of ${DEMO_AS_OF}
 Re-run one DAG by hand:    .venv/bin/python -m ccg_pipeline.dagrun ccg_ingest ${DEMO_RUN_DATE}
 MSG

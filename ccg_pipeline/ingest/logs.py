@@ -83,7 +83,7 @@ def parse_clf_time(raw: str) -> dt.datetime:
 
 def site_section(url: str | None) -> str:
     """First path segment, without query string or fragment: `/portal/login?x=1` -> `portal`."""
-    if not url or not url.startswith("/"):
+    if not isinstance(url, str) or not url.startswith("/"):
         return "other"
     path = url[1:].split("?", 1)[0].split("#", 1)[0]
     section = path.split("/", 1)[0].lower()

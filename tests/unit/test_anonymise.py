@@ -32,10 +32,11 @@ def test_dates_generalise_to_month_quarter_year() -> None:
 
 
 def test_countries_sizes_revenue_and_job_titles() -> None:
-    assert h.country_to_region(pd.Series(["gb", "SE", "PL", "US", None])).tolist() == [
+    assert h.country_to_region(pd.Series(["gb", "SE", "PL", "US", "AQ", None])).tolist() == [
         "UK & Ireland",
         "Nordics",
         "Central & Eastern Europe",
+        "North America",
         "Rest of world",
         "*",
     ]
