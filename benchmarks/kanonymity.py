@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/kanonymity.py [--rows N] [--repeats R] [--k K]
 
 Prints medians and writes benchmarks/results/kanonymity.{json,md}. (Side-by-side runs against
-ANJANA and pyCANON belong to the statistics issue and are not in this script yet.)
+ANJANA and pyCANON, in one run, are `make bench-peers` (benchmarks/kanonymity_peers.py).)
 """
 
 from __future__ import annotations
