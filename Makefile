@@ -27,7 +27,7 @@ export DEMO_COMPANIES ?= 1500
 export DEMO_PROSPECTS ?= 800
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock demo test test-unit lint fmt airflow postgres-deps bench-ingest bench-retention bench-peers clean
+.PHONY: help venv lock demo test test-unit lint fmt airflow postgres-deps bench-ingest bench-retention bench-peers bench-scan clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ bench-ingest: $(STAMP)  ## ingest throughput on generated logs (BENCH_LINES, def
 
 bench-retention: $(STAMP)  ## retention sweep vs bare DELETE on a 10M-row log table (BENCH_ROWS)
 	$(BIN)/python benchmarks/retention_sweep.py --rows $${BENCH_ROWS:-10000000}
+
+bench-scan: $(STAMP)  ## identifier scan throughput on one core, and recall on planted identifiers
+	$(BIN)/python benchmarks/scan_throughput.py
 
 bench-peers: $(STAMP)  ## k-anonymity vs ANJANA and pyCANON, in their own venv (.venv-peers)
 	@test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers

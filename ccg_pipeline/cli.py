@@ -175,6 +175,28 @@ def _cmd_statistics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_scan(args: argparse.Namespace) -> int:
+    """Exit 1 when anything is found, 0 when clean, 2 on bad input (via main's handler)."""
+    from ccg_pipeline.scan import read_table, scan_arrow, scan_path
+
+    target = Path(args.target)
+    if target.exists() or target.suffix.lower() in (".csv", ".tsv", ".parquet", ".gz", ".pq"):
+        findings = scan_path(target)
+    else:
+        engine = _engine(args.settings)
+        try:
+            findings = scan_arrow(read_table(engine, args.target))
+        finally:
+            engine.dispose()
+    if args.format == "json":
+        print(json.dumps({"target": args.target, "findings": [f.as_dict() for f in findings]}))
+    else:
+        for f in findings:
+            print(f"row {f.row}  {f.column}  {f.detector}  {f.masked}")
+        print(f"{len(findings)} finding(s) in {args.target}")
+    return 1 if findings else 0
+
+
 def _cmd_hold(args: argparse.Namespace) -> int:
     from ccg_pipeline.retention import holds
 
@@ -265,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("hold_id", type=int)
     release.add_argument("--note", default="")
     release.set_defaults(func=_cmd_hold)
+
+    scan = sub.add_parser(
+        "scan", help="look for identifying data in a CSV/Parquet file or a warehouse table"
+    )
+    scan.add_argument("target", help="a .csv, .tsv or .parquet file, or zone.table")
+    scan.add_argument("--format", choices=("text", "json"), default="text")
+    scan.set_defaults(func=_cmd_scan)
 
     stats = sub.add_parser("statistics", help="the statistics zone analysts read (N-AGG)")
     stats_sub = stats.add_subparsers(dest="statistics_command", required=True)
