@@ -6,42 +6,25 @@ Every hierarchy is a list of levels, level 0 being the value itself and the last
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
+from ccg_pipeline.anonymise.labels import (
+    BROWSERS,
+    JOB_FAMILIES,
+    OPERATING_SYSTEMS,
+    REGION_OF,
+    REST_OF_WORLD,
+    Rules,
+    first_label,
+    site_section,
+)
+
 SUPPRESSED = "*"
 
 Level = Callable[[pd.Series], pd.Series]
-
-REGIONS = {
-    "UK & Ireland": ("GB", "IE", "IM", "JE", "GG"),
-    "Nordics": ("SE", "NO", "DK", "FI", "IS"),
-    "Western Europe": ("DE", "FR", "NL", "BE", "LU", "AT", "CH", "LI"),
-    "Southern Europe": ("ES", "PT", "IT", "GR", "MT", "CY"),
-    "Central & Eastern Europe": (
-        *("PL", "CZ", "SK", "HU", "SI", "HR", "RO", "BG", "EE", "LV", "LT", "RU", "UA", "BY"),
-        *("MD", "RS", "BA", "ME", "MK", "AL", "XK"),
-    ),
-    "North America": ("US", "CA"),
-    "Latin America": (
-        *("MX", "BR", "AR", "CL", "CO", "PE", "VE", "EC", "UY", "PY", "BO", "CR", "PA", "GT"),
-        *("DO", "CU", "HN", "SV", "NI", "JM", "TT", "PR"),
-    ),
-    "Asia-Pacific": (
-        *("CN", "JP", "KR", "IN", "SG", "HK", "TW", "AU", "NZ", "ID", "MY", "TH", "VN", "PH"),
-        *("PK", "BD", "LK", "KZ", "MN"),
-    ),
-    "Middle East & Africa": (
-        *("TR", "IL", "AE", "SA", "QA", "KW", "BH", "OM", "JO", "LB", "IR", "IQ", "EG", "MA"),
-        *("DZ", "TN", "ZA", "NG", "KE", "GH", "ET"),
-    ),
-}
-UNKNOWN_REGION = "Unknown"
-_REGION_OF = {country: region for region, countries in REGIONS.items() for country in countries}
 
 EMPLOYEE_BANDS = [(0, "1-9"), (10, "10-49"), (50, "50-249"), (250, "250-999"), (1000, "1000+")]
 REVENUE_BANDS_GBP = [
@@ -49,33 +32,6 @@ REVENUE_BANDS_GBP = [
     (1_000_000, "£1m-£10m"),
     (10_000_000, "£10m-£50m"),
     (50_000_000, "£50m+"),
-]
-
-# Ordered: the first matching family wins.
-JOB_FAMILIES = [
-    ("Customs & compliance", re.compile(r"customs|compliance|tariff|trade|aeo", re.I)),
-    ("Finance", re.compile(r"financ|account|payable|treasur|controller|cfo", re.I)),
-    ("Management", re.compile(r"chief|director|head of|ceo|owner|managing|president", re.I)),
-    (
-        "Logistics & operations",
-        re.compile(r"logistic|supply|import|export|operation|shipping|warehouse", re.I),
-    ),
-    ("Administration", re.compile(r"admin|assistant|coordinator|clerk|office", re.I)),
-]
-
-BROWSERS = [  # order matters: Edge and bots announce Chrome or Safari too
-    ("Bot", re.compile(r"bot|crawl|spider|slurp|curl|wget|python-requests", re.I)),
-    ("Edge", re.compile(r"Edg/|Edge/")),
-    ("Firefox", re.compile(r"Firefox/")),
-    ("Chrome", re.compile(r"Chrome/|CriOS/")),
-    ("Safari", re.compile(r"Safari/")),
-]
-OPERATING_SYSTEMS = [
-    ("Android", re.compile(r"Android")),
-    ("iOS", re.compile(r"iPhone|iPad|iOS")),
-    ("Windows", re.compile(r"Windows")),
-    ("macOS", re.compile(r"Mac OS X|Macintosh")),
-    ("Linux", re.compile(r"Linux|X11")),
 ]
 
 
@@ -127,7 +83,7 @@ def date_levels() -> list[Level]:
 
 def country_to_region(series: pd.Series) -> pd.Series:
     codes = series.astype(str).str.upper()
-    return codes.map(_REGION_OF).fillna("Rest of world").where(series.notna(), SUPPRESSED)
+    return codes.map(REGION_OF).fillna(REST_OF_WORLD).where(series.notna(), SUPPRESSED)
 
 
 def country_levels() -> list[Level]:
@@ -154,17 +110,11 @@ def revenue_levels() -> list[Level]:
     return [as_text, lambda s: _band(s, REVENUE_BANDS_GBP), suppress_all]
 
 
-def _label(value: str, rules: list[tuple[str, re.Pattern[str]]], default: str) -> str:
-    return next((label for label, pattern in rules if pattern.search(value)), default)
-
-
-def _first_match(
-    series: pd.Series, rules: list[tuple[str, re.Pattern[str]]], default: str
-) -> pd.Series:
+def _first_match(series: pd.Series, rules: Rules, default: str) -> pd.Series:
     """The label of the first rule whose pattern occurs in the value. Each distinct value is
     matched once (titles and user agents repeat a lot), then the labels are broadcast."""
     codes, distinct = pd.factorize(series.fillna("").astype(str), sort=False)
-    labels = np.array([_label(v, rules, default) for v in distinct], dtype=object)
+    labels = np.array([first_label(v, rules, default) for v in distinct], dtype=object)
     out = labels[codes] if len(distinct) else np.full(len(series), default, dtype=object)
     return pd.Series(out, index=series.index, dtype=object)
 
@@ -182,31 +132,12 @@ def browser_family(series: pd.Series) -> pd.Series:
     return _first_match(series, BROWSERS, "Other")
 
 
-@functools.lru_cache(maxsize=16_384)
-def browser_of(agent: str | None) -> str:
-    """One user agent's browser family (ingest calls this per log line; agents repeat)."""
-    return _label(agent or "", BROWSERS, "Other")
-
-
-@functools.lru_cache(maxsize=65_536)
-def region_of_network(prefix: str) -> str:
-    """The region of a minimised address (`81.2.69.0/24`, `2a02:c7f::/48`), from the country the
-    Regional Internet Registries assigned the block to. The lookup data ships inside the `iptocc`
-    wheel, so it works offline. Unknown for private, reserved or unassigned blocks."""
-    from iptocc import country_code
-
-    country = country_code(prefix.split("/", 1)[0])
-    return _REGION_OF.get(country, "Rest of world") if country else UNKNOWN_REGION
-
-
 def os_family(series: pd.Series) -> pd.Series:
     return _first_match(series, OPERATING_SYSTEMS, "Other")
 
 
 def url_section(series: pd.Series) -> pd.Series:
     """URL -> first path segment, query string and fragment removed (identifiers live there)."""
-    from ccg_pipeline.ingest.logs import site_section
-
     return series.map(site_section, na_action=None).astype(object)
 
 

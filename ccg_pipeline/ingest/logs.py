@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ccg_pipeline.anonymise.hierarchies import browser_of, region_of_network
+from ccg_pipeline.anonymise.labels import browser_of, region_of_network, site_section
 from ccg_pipeline.ingest.common import (
     BatchResult,
     IngestContext,
@@ -79,18 +79,6 @@ def parse_clf_time(raw: str) -> dt.datetime:
     except (ValueError, KeyError):
         raise Rejected("bad_date", "time is not a valid log timestamp") from None
     return local - sign * offset
-
-
-def site_section(url: str | None) -> str:
-    """First path segment, without query string or fragment: `/portal/login?x=1` -> `portal`."""
-    if not isinstance(url, str) or not url.startswith("/"):
-        return "other"
-    path = url[1:].split("?", 1)[0].split("#", 1)[0]
-    section = path.split("/", 1)[0].lower()
-    if not section:
-        return "home"
-    plain = section.replace("-", "").replace("_", "")
-    return section if plain.isalnum() and len(section) <= 40 else "other"
 
 
 def parse_web_line(

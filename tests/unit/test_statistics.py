@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccg_pipeline.anonymise import hierarchies as h
+from ccg_pipeline.anonymise import labels
 from ccg_pipeline.anonymise.cells import recoverable_cells
 from ccg_pipeline.policy import load_data_map
 from ccg_pipeline.statistics.build import _stock_and_flows, protect_rows
@@ -173,19 +174,20 @@ def test_checks_catch_a_profile_class_smaller_than_k() -> None:
 
 
 def test_visitor_region_comes_from_the_registry_country_of_the_network() -> None:
-    assert h.region_of_network("81.2.69.0/24") == "UK & Ireland"
-    assert h.region_of_network("8.8.8.0/24") == "North America"
-    assert h.region_of_network("10.1.2.0/24") == h.UNKNOWN_REGION
-    assert h.region_of_network("192.168.0.0/24") == h.UNKNOWN_REGION
+    assert labels.region_of_network("81.2.69.0/24") == "UK & Ireland"
+    assert labels.region_of_network("8.8.8.0/24") == "North America"
+    assert labels.region_of_network("10.1.2.0/24") == labels.UNKNOWN_REGION
+    assert labels.region_of_network("192.168.0.0/24") == labels.UNKNOWN_REGION
 
 
 def test_browser_family_and_url_section_drop_the_identifying_detail() -> None:
     assert (
-        h.browser_of("Mozilla/5.0 (Windows NT 10.0) Chrome/120.0 Safari/537.36 Edg/120.0") == "Edge"
+        labels.browser_of("Mozilla/5.0 (Windows NT 10.0) Chrome/120.0 Safari/537.36 Edg/120.0")
+        == "Edge"
     )
-    assert h.browser_of("Mozilla/5.0 (X11; Linux) Gecko/20100101 Firefox/121.0") == "Firefox"
-    assert h.browser_of("Googlebot/2.1 (+http://www.google.com/bot.html)") == "Bot"
-    assert h.browser_of(None) == "Other"
+    assert labels.browser_of("Mozilla/5.0 (X11; Linux) Gecko/20100101 Firefox/121.0") == "Firefox"
+    assert labels.browser_of("Googlebot/2.1 (+http://www.google.com/bot.html)") == "Bot"
+    assert labels.browser_of(None) == "Other"
     sections = h.url_section(pd.Series(["/portal/login?email=a@b.se", "/?utm=1", "relative", None]))
     assert sections.tolist() == ["portal", "home", "other", "other"]
     assert set(h.ip_address(pd.Series(["81.2.69.0/24"]))) == {h.SUPPRESSED}
