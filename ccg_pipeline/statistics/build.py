@@ -105,6 +105,36 @@ def protect_rows(
     return out, report.primary, report.secondary
 
 
+def protected(
+    ctx: StatisticsContext,
+    build: sa.Table,
+    frame: pd.DataFrame,
+    *,
+    records_in: int,
+    driver: pd.Series | None = None,
+) -> BuiltTable:
+    """`protect_rows` with everything read from the table definition: the primary key is the
+    dimensions, count and sum columns (`Column.info`) are suppressed as integers, and every other
+    column (rates, medians) goes with its row."""
+    dimensions = s.dimensions_of(build)
+    counts = s.columns_of_kind(build, s.COUNT)
+    sums = s.columns_of_kind(build, s.SUM)
+    if sums and driver is None:
+        raise ValueError(f"{build.name} has sums, so it needs a contributor count to judge by")
+    dependents = tuple(c.name for c in build.columns if c.name not in {*dimensions, *counts, *sums})
+    frame, primary, secondary = protect_rows(
+        frame[[c.name for c in build.columns]],
+        dimensions,
+        counts + sums,
+        ctx.min_cell,
+        driver=driver,
+        dependents=dependents,
+    )
+    return BuiltTable(
+        build, frame, cells=len(frame), primary=primary, secondary=secondary, records_in=records_in
+    )
+
+
 def _quarter_index(labels: pd.Series) -> pd.Series:
     """`2024-Q3` -> 2024 * 4 + 2, so quarter arithmetic is integer arithmetic."""
     parts = labels.str.extract(r"^(\d{4})-Q([1-4])$").astype("float64")
@@ -156,21 +186,12 @@ def customers_by_quarter(ctx: StatisticsContext) -> BuiltTable:
         }
     )
     records = pd.concat([live_records, retired_records], ignore_index=True)
-    now = (ctx.as_of.year * 4 + (ctx.as_of.month - 1) // 3) if len(records) else 0
+    now = ctx.as_of.year * 4 + (ctx.as_of.month - 1) // 3
     records = records[records["start"] <= now]
-    frame = _stock_and_flows(records, now)
-    frame, primary, secondary = protect_rows(
-        frame,
-        ["quarter", "country", "sector"],
-        ["new_customers", "active_customers", "ceased_customers"],
-        ctx.min_cell,
-    )
-    return BuiltTable(
+    return protected(
+        ctx,
         s.build_customers_by_quarter,
-        frame,
-        cells=len(frame),
-        primary=primary,
-        secondary=secondary,
+        _stock_and_flows(records, now),
         records_in=int(records["weight"].sum()),
     )
 
@@ -178,9 +199,8 @@ def customers_by_quarter(ctx: StatisticsContext) -> BuiltTable:
 def _stock_and_flows(records: pd.DataFrame, now: int) -> pd.DataFrame:
     """New, active-during and ceased counts per quarter and group, from start/end quarters
     (end NaN = still active), by difference arrays: one pass, whatever the number of quarters."""
-    columns = ["quarter", "country", "sector", "new_customers", "active_customers"]
     if records.empty:
-        return pd.DataFrame(columns=[*columns, "ceased_customers"])
+        return pd.DataFrame(columns=[c.name for c in s.build_customers_by_quarter.columns])
     groups = ["country", "sector"]
     first = int(records["start"].min())
     span = now - first + 1
@@ -253,20 +273,12 @@ def revenue_by_service_month(ctx: StatisticsContext) -> BuiltTable:
         ]
         .sum()
     )
-    frame, primary, secondary = protect_rows(
-        combined.drop(columns="contributors"),
-        ["month", "service"],
-        ["invoices", "revenue_pence"],
-        ctx.min_cell,
-        driver=combined["contributors"],
-    )
-    return BuiltTable(
+    return protected(
+        ctx,
         s.build_revenue_by_service_month,
-        frame,
-        cells=len(frame),
-        primary=primary,
-        secondary=secondary,
+        combined,
         records_in=int(combined["invoices"].sum()),
+        driver=combined["contributors"],
     )
 
 
@@ -280,16 +292,8 @@ def web_traffic_daily(ctx: StatisticsContext) -> BuiltTable:
         .group_by(*keys)
     )
     combined["day"] = pd.to_datetime(combined["day"]).dt.date
-    frame, primary, secondary = protect_rows(
-        combined, ["day", "site_section", "browser_family", "region"], ["requests"], ctx.min_cell
-    )
-    return BuiltTable(
-        s.build_web_traffic_daily,
-        frame,
-        cells=len(frame),
-        primary=primary,
-        secondary=secondary,
-        records_in=int(combined["requests"].sum()),
+    return protected(
+        ctx, s.build_web_traffic_daily, combined, records_in=int(combined["requests"].sum())
     )
 
 
@@ -336,19 +340,10 @@ def marketing_consent_monthly(ctx: StatisticsContext) -> BuiltTable:
     base = table["contacts"].where(table["contacts"] > 0)
     table["consent_rate"] = (table["consents"] / base).round(4)
     table["opt_out_rate"] = (table["opt_outs"] / base).round(4)
-    frame, primary, secondary = protect_rows(
-        table[["month", "contacts", "consents", "opt_outs", "consent_rate", "opt_out_rate"]],
-        ["month"],
-        ["contacts", "consents", "opt_outs"],
-        ctx.min_cell,
-        dependents=("consent_rate", "opt_out_rate"),
-    )
-    return BuiltTable(
+    return protected(
+        ctx,
         s.build_marketing_consent_monthly,
-        frame,
-        cells=len(frame),
-        primary=primary,
-        secondary=secondary,
+        table,
         records_in=int(table["consents"].sum() + table["opt_outs"].sum()),
     )
 
@@ -381,21 +376,7 @@ def subject_requests_monthly(ctx: StatisticsContext) -> BuiltTable:
         .astype({"completed": np.int64})
     )
     table["median_days_to_complete"] = table["median_days_to_complete"].round(1)
-    frame, primary, secondary = protect_rows(
-        table[columns],
-        ["month", "request_type"],
-        ["requests", "completed"],
-        ctx.min_cell,
-        dependents=("median_days_to_complete",),
-    )
-    return BuiltTable(
-        s.build_subject_requests_monthly,
-        frame,
-        cells=len(frame),
-        primary=primary,
-        secondary=secondary,
-        records_in=len(requests),
-    )
+    return protected(ctx, s.build_subject_requests_monthly, table, records_in=len(requests))
 
 
 PROFILE_QUASI_IDENTIFIERS = [

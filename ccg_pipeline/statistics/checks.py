@@ -51,14 +51,6 @@ def forbidden_columns(data_map: DataMap) -> set[str]:
     return {name.lower() for name in direct} | LINKING_COLUMNS
 
 
-def _columns_of_kind(table: sa.Table, kind: str) -> list[str]:
-    return [c.name for c in table.columns if c.info.get("kind") == kind]
-
-
-def dimensions_of(table: sa.Table) -> list[str]:
-    return [c.name for c in table.primary_key.columns]
-
-
 def lone_suppressed_groups(frame: pd.DataFrame, dimensions: list[str], hidden: pd.Series) -> int:
     """Margin groups (cells sharing all dimensions but one) that hide exactly one of two or more
     cells: a reader holding the group's total could recover that cell."""
@@ -80,9 +72,9 @@ def check_table(
     leaking = sorted(set(frame.columns) & forbidden)
     if leaking:
         failures.append(f"identifying or linking columns present: {leaking}")
-    counts = _columns_of_kind(table, s.COUNT)
-    sums = _columns_of_kind(table, s.SUM)
-    quasi = _columns_of_kind(table, s.QUASI_IDENTIFIER)
+    counts = s.columns_of_kind(table, s.COUNT)
+    sums = s.columns_of_kind(table, s.SUM)
+    quasi = s.columns_of_kind(table, s.QUASI_IDENTIFIER)
     if counts and len(frame):
         values = frame[counts].apply(pd.to_numeric)
         small = int(((values > 0) & (values < min_cell)).sum().sum())
@@ -94,7 +86,7 @@ def check_table(
         hidden = nulls.all(axis=1)
         if int((nulls.any(axis=1) & ~hidden).sum()):
             failures.append("rows suppressed only in part")
-        lone = lone_suppressed_groups(frame, dimensions_of(table), hidden)
+        lone = lone_suppressed_groups(frame, s.dimensions_of(table), hidden)
         if lone:
             failures.append(f"{lone} margin group(s) hide a single cell")
     if quasi and len(frame):

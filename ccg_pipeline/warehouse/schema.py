@@ -558,6 +558,15 @@ def _published(name: str, comment: str, *columns: sa.Column) -> tuple[sa.Table, 
 COUNT, SUM, QUASI_IDENTIFIER = "count", "sum", "quasi_identifier"
 
 
+def columns_of_kind(table: sa.Table, kind: str) -> list[str]:
+    return [c.name for c in table.columns if c.info.get("kind") == kind]
+
+
+def dimensions_of(table: sa.Table) -> list[str]:
+    """The dimensions of a published aggregate: its primary key."""
+    return [c.name for c in table.primary_key.columns]
+
+
 def _count(name: str, comment: str, kind: str = COUNT) -> sa.Column:
     return sa.Column(name, sa.BigInteger, nullable=True, comment=comment, info={"kind": kind})
 
