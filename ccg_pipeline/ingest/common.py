@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ccg_pipeline.policy.models import DataMap, Notice
 from ccg_pipeline.warehouse import schema
-from ccg_pipeline.warehouse.sql import audit, insert_for
+from ccg_pipeline.warehouse.sql import audit, insert_for, upsert_row
 
 log = logging.getLogger(__name__)
 
@@ -509,16 +509,16 @@ def record_batch(
             finished_at=ctx.window_end,
         )
     )
-    summary = schema.quarantine_summary
     for code, count in result.rejected.items():
-        stmt = insert_for(conn, summary).values(
-            run_id=ctx.run_id, source=result.source, reason_code=code, row_count=count
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["run_id", "source", "reason_code"],
-                set_={"row_count": stmt.excluded.row_count},
-            )
+        upsert_row(
+            conn,
+            schema.quarantine_summary,
+            {
+                "run_id": ctx.run_id,
+                "source": result.source,
+                "reason_code": code,
+                "row_count": count,
+            },
         )
     audit(
         conn,

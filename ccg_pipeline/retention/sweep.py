@@ -37,7 +37,7 @@ from ccg_pipeline.retention.rules import (
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import checkpoint
 from ccg_pipeline.warehouse.rollups import roll_up_missing_web_files
-from ccg_pipeline.warehouse.sql import add_into, audit, insert_for
+from ccg_pipeline.warehouse.sql import add_into, audit, insert_for, upsert_row
 
 log = logging.getLogger(__name__)
 
@@ -419,9 +419,11 @@ def sweep(
 def _record_checks(
     conn: Connection, run_id: str, as_of: dt.date, outcomes: list[TargetOutcome]
 ) -> None:
-    checks = s.retention_checks
     for o in outcomes:
-        values = {
+        row = {
+            "run_id": run_id,
+            "rule_id": o.rule_id,
+            "table_name": o.table,
             "as_of": as_of,
             "due": o.due,
             "held": o.held,
@@ -430,14 +432,7 @@ def _record_checks(
             "expired_unheld_remaining": o.expired_unheld_remaining,
             "passed": o.passed,
         }
-        stmt = insert_for(conn, checks).values(
-            run_id=run_id, rule_id=o.rule_id, table_name=o.table, **values
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["run_id", "rule_id", "table_name"], set_=values
-            )
-        )
+        upsert_row(conn, s.retention_checks, row)
 
 
 def vacuum_personal_zone(engine: Engine) -> list[str]:

@@ -9,6 +9,7 @@ cells worth a closer look, then confirms matches in Python on those cells only.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable
@@ -25,18 +26,9 @@ class Detector:
     validate: Validator
     description: str
 
-    @property
+    @functools.cached_property
     def regex(self) -> re.Pattern[str]:
-        return _compiled(self.pattern)
-
-
-_CACHE: dict[str, re.Pattern[str]] = {}
-
-
-def _compiled(pattern: str) -> re.Pattern[str]:
-    if pattern not in _CACHE:
-        _CACHE[pattern] = re.compile(pattern)
-    return _CACHE[pattern]
+        return re.compile(self.pattern)
 
 
 def digits(text: str) -> str:
@@ -85,24 +77,17 @@ def _iban(text: str) -> bool:
     return int(numeric) % 97 == 1
 
 
-def _ipv4(text: str) -> bool:
-    address = text.split("/", 1)[0]
-    try:
-        ipaddress.IPv4Address(address)
-    except ValueError:
-        return False
-    return True
+def _parses_as(kind: type[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> Validator:
+    """A real address of `kind` (prefix length ignored): `12:30:45` and `999.1.1.1` are not."""
 
+    def validate(text: str) -> bool:
+        try:
+            kind(text.split("/", 1)[0].strip("[]"))
+        except ValueError:
+            return False
+        return True
 
-def _ipv6(text: str) -> bool:
-    address = text.split("/", 1)[0].strip("[]")
-    if address.count(":") < 2:
-        return False
-    try:
-        ipaddress.IPv6Address(address)
-    except ValueError:
-        return False
-    return True
+    return validate
 
 
 def _uk_phone(text: str) -> bool:
@@ -217,13 +202,13 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(
         "ipv4",
         r"\b(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}(?:/\d{1,2})?\b",
-        _ipv4,
+        _parses_as(ipaddress.IPv4Address),
         "IPv4 addresses and prefixes",
     ),
     Detector(
         "ipv6",
         r"(?i)\b(?:[0-9a-f]{1,4}:){1,7}(?::|(?::[0-9a-f]{1,4}){1,6}|[0-9a-f]{1,4})(?:/\d{1,3})?",
-        _ipv6,
+        _parses_as(ipaddress.IPv6Address),
         "IPv6 addresses and prefixes",
     ),
     Detector(

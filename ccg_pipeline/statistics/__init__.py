@@ -24,8 +24,8 @@ from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_data_map, load_notice
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse import schema as s
-from ccg_pipeline.warehouse.engine import checkpoint, create_warehouse_engine, sqlite_zone_files
-from ccg_pipeline.warehouse.sql import audit, insert_for
+from ccg_pipeline.warehouse.engine import checkpoint, create_warehouse_engine
+from ccg_pipeline.warehouse.sql import audit, upsert_row
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +71,6 @@ def _report_row(run_id: str, as_of: dt.date, built: Any) -> dict[str, Any]:
     }
 
 
-def _upsert(conn: Connection, table: sa.Table, row: dict[str, Any]) -> None:
-    keys = [c.name for c in table.primary_key.columns]
-    stmt = insert_for(conn, table).values(**row)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=keys, set_={k: stmt.excluded[k] for k in row if k not in keys}
-        )
-    )
-
-
 def build_in_staging(engine: Engine, as_of: dt.date, run_id: str) -> dict[str, int]:
     """Rebuild every staging table for `as_of` in one transaction (rerunnable). Returns rows."""
     from ccg_pipeline.statistics.build import BUILDERS, StatisticsContext
@@ -94,7 +84,7 @@ def build_in_staging(engine: Engine, as_of: dt.date, run_id: str) -> dict[str, i
             conn.execute(sa.delete(built.build))
             if len(built.frame):
                 conn.execute(sa.insert(built.build), _records(built.frame))
-            _upsert(
+            upsert_row(
                 conn,
                 s.build_manifest,
                 {
@@ -104,7 +94,7 @@ def build_in_staging(engine: Engine, as_of: dt.date, run_id: str) -> dict[str, i
                     "rows_built": len(built.frame),
                 },
             )
-            _upsert(conn, s.statistics_reports, _report_row(run_id, as_of, built))
+            upsert_row(conn, s.statistics_reports, _report_row(run_id, as_of, built))
             rows[name] = len(built.frame)
             log.info(
                 "built staging.%s: %d rows, %d cells suppressed (%d primary, %d secondary), "
@@ -158,7 +148,7 @@ def _assert_publishable(conn: Connection, run_id: str) -> dt.date:
     return next(m.as_of for m in manifest if m.run_id == run_id)
 
 
-def publish(engine: Engine, run_id: str, *, export_dir: Path | None = None) -> Publication:
+def publish(engine: Engine, run_id: str, *, export_to: Path | None = None) -> Publication:
     """Swap the checked staging tables in, all in one transaction."""
     from ccg_pipeline.statistics.access import ensure_analyst_role
 
@@ -176,7 +166,7 @@ def publish(engine: Engine, run_id: str, *, export_dir: Path | None = None) -> P
                 sa.select(sa.func.count()).select_from(published)
             ).scalar_one()
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        _upsert(
+        upsert_row(
             conn,
             s.publications,
             {
@@ -200,17 +190,21 @@ def publish(engine: Engine, run_id: str, *, export_dir: Path | None = None) -> P
     analyst_file = None
     if engine.dialect.name == "sqlite":
         checkpoint(engine)
-        analyst_file = export_statistics_file(engine, export_dir) if export_dir else None
+        analyst_file = export_statistics_file(engine, export_to) if export_to else None
     log.info("published statistics as of %s for run %s: %s", as_of, run_id, tables)
     return Publication(run_id, as_of, tables, analyst_file)
 
 
-def export_statistics_file(engine: Engine, export_dir: Path) -> Path:
+def analyst_file(settings: Settings) -> Path:
+    """Where the SQLite statistics file analysts receive is written."""
+    return settings.home / "analyst" / "statistics.sqlite"
+
+
+def export_statistics_file(engine: Engine, target: Path) -> Path:
     """SQLite: a self-contained copy of the statistics zone for analysts (`VACUUM INTO`, then an
     atomic rename), so they never receive another zone or a half-written file."""
-    export_dir.mkdir(parents=True, exist_ok=True)
-    target = export_dir / "statistics.sqlite"
-    partial = export_dir / ".statistics.sqlite.partial"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
     raw = engine.raw_connection()
     try:
@@ -219,13 +213,6 @@ def export_statistics_file(engine: Engine, export_dir: Path) -> Path:
         raw.close()
     os.replace(partial, target)
     return target
-
-
-def statistics_file(settings: Settings) -> Path | None:
-    """The SQLite file of the statistics zone (None on PostgreSQL)."""
-    if not settings.warehouse_url.startswith("sqlite"):
-        return None
-    return sqlite_zone_files(settings.warehouse_url)[s.STATISTICS]
 
 
 def _engine(settings: Settings) -> Engine:
@@ -253,7 +240,7 @@ def check_statistics(settings: Settings, run_id: str) -> dict[str, int]:
 def publish_statistics(settings: Settings, run_id: str) -> dict[str, Any]:
     engine = _engine(settings)
     try:
-        publication = publish(engine, run_id, export_dir=settings.home / "analyst")
+        publication = publish(engine, run_id, export_to=analyst_file(settings))
     finally:
         engine.dispose()
     return {
@@ -275,7 +262,7 @@ def run_example(settings: Settings, table: str | None = None) -> tuple[str, list
         raise ValueError(f"no example for table {name!r}; known: {sorted(EXAMPLES)}")
     title, query = EXAMPLES[name]
     if settings.warehouse_url.startswith("sqlite"):
-        path = settings.home / "analyst" / "statistics.sqlite"
+        path = analyst_file(settings)
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist yet: publish statistics first")
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:

@@ -59,8 +59,12 @@ class StatisticsContext:
         return self.dates.as_of_end
 
     def frame(self, query: sa.Select) -> pd.DataFrame:
-        result = self.conn.execute(query)
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        return read_frame(self.conn, query)
+
+
+def read_frame(conn: Connection, query: sa.Select) -> pd.DataFrame:
+    result = conn.execute(query)
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
 @dataclass

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from ccg_pipeline.anonymise.kanon import min_group_size
 from ccg_pipeline.policy.models import DataMap, Notice, Role
+from ccg_pipeline.statistics.build import read_frame
 from ccg_pipeline.warehouse import schema as s
 
 # Columns that hold a person's identity or a link back to it in the personal and ops zones.
@@ -96,11 +97,6 @@ def check_table(
     return failures
 
 
-def read_build(conn: Connection, table: sa.Table) -> pd.DataFrame:
-    result = conn.execute(sa.select(table))
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-
-
 def check_builds(
     conn: Connection, notice: Notice, data_map: DataMap, run_id: str
 ) -> dict[str, list[str]]:
@@ -116,7 +112,7 @@ def check_builds(
         if manifest.get(published.name) != run_id:
             failures.append("the staging build belongs to another run")
         failures += check_table(
-            read_build(conn, build),
+            read_frame(conn, sa.select(build)),
             build,
             k=settings.k_anonymity,
             min_cell=settings.min_cell_count,

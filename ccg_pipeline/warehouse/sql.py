@@ -26,6 +26,18 @@ def add_into(conn: Connection, table: sa.Table, rows: sa.Select) -> None:
     conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=measures))
 
 
+def upsert_row(conn: Connection, table: sa.Table, row: dict[str, Any]) -> None:
+    """Insert one row, or overwrite the non-key columns of the row with the same primary key
+    (reruns replace what an earlier attempt wrote)."""
+    keys = [c.name for c in table.primary_key.columns]
+    stmt = insert_for(conn, table).values(**row)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=keys, set_={k: stmt.excluded[k] for k in row if k not in keys}
+        )
+    )
+
+
 def audit(
     conn: Connection,
     *,
