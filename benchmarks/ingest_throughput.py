@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import platform
 import random
 import resource
@@ -24,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_io import save
+
 from ccg_pipeline.config import Settings
 from ccg_pipeline.devtools.postgres import PostgresUnavailable, start_server
 from ccg_pipeline.ingest import ingest_source
@@ -31,7 +32,6 @@ from ccg_pipeline.sources.generate import GenerateOptions, _web_lines, generate,
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
-RESULTS = Path(__file__).parent / "results"
 AS_OF = dt.date(2026, 11, 23)
 WINDOW_END = dt.datetime(2026, 11, 24)
 
@@ -141,8 +141,6 @@ def main() -> int:
                 statistics.median(r["rows"] / r["rows_seconds"] for r in runs)
             ),
         }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ingest_throughput.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         f"# Ingest throughput ({args.log_lines:,} web-log lines, median of {args.repeats})",
         "",
@@ -157,8 +155,7 @@ def main() -> int:
         "",
         f"Peak RSS of the benchmark process: {report['peak_rss_mib']} MiB. {report['machine']}.",
     ]
-    (RESULTS / "ingest_throughput.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save("ingest_throughput", report, lines)
     return 0
 
 

@@ -9,18 +9,15 @@ ANJANA and pyCANON, in one run, are `make bench-peers` (benchmarks/kanonymity_pe
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from results_io import save
 
 from ccg_pipeline.anonymise import hierarchies as h
 from ccg_pipeline.anonymise.kanon import QuasiIdentifier, enforce_k_anonymity, min_group_size
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def population(rows: int, seed: int = 1) -> pd.DataFrame:
@@ -81,8 +78,6 @@ def main() -> int:
         "suppressed_rows": report.suppressed_rows,
         "min_group_size": smallest,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "kanonymity.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         f"# k-anonymity, {args.rows:,} rows x {len(qis)} quasi-identifiers, k={args.k} (median of {args.repeats})",
         "",
@@ -90,8 +85,7 @@ def main() -> int:
         "|---:|---:|---|---:|---:|",
         f"| {result['enforce_seconds_median']} | {result['check_seconds_median']} | {report.levels} | {report.suppressed_rows:,} | {smallest} |",
     ]
-    (RESULTS / "kanonymity.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save("kanonymity", result, lines)
     return 0
 
 

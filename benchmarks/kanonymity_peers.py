@@ -10,7 +10,6 @@ share the main lock with Airflow. Writes benchmarks/results/kanonymity_peers.{js
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -20,11 +19,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
 from kanonymity import population
+from results_io import save
 
 from ccg_pipeline.anonymise import hierarchies as h
 from ccg_pipeline.anonymise.kanon import QuasiIdentifier, enforce_k_anonymity, min_group_size
 
-RESULTS = Path(__file__).parent / "results"
 QI_LEVELS = {
     "signup": h.date_levels(),
     "country": h.country_levels(),
@@ -95,8 +94,6 @@ def main() -> int:
             "pycanon_k": int(pycanon_k),
         },
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "kanonymity_peers.json").write_text(json.dumps(result, indent=2) + "\n")
     e, c = result["enforce"], result["check"]
     lines = [
         f"# k-anonymity side by side, {args.rows:,} rows x 4 quasi-identifiers, k={args.k} (one run)",
@@ -109,8 +106,7 @@ def main() -> int:
         f"Rows kept: ccg_pipeline {e['ccg_rows_out']:,}, ANJANA {e['anjana_rows_out']:,}. k found on the "
         f"result: ccg_pipeline {c['ccg_k']}, pyCANON {c['pycanon_k']}.",
     ]
-    (RESULTS / "kanonymity_peers.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save("kanonymity_peers", result, lines)
     return 0
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
-import json
 import platform
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
+from results_io import save
 
 from ccg_pipeline.devtools.postgres import PostgresUnavailable, start_server
 from ccg_pipeline.policy import load_notice
@@ -33,7 +33,6 @@ from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse.engine import checkpoint, create_warehouse_engine, is_sqlite
 from ccg_pipeline.warehouse.rollups import roll_up_missing_web_files
 
-RESULTS = Path(__file__).parent / "results"
 AS_OF = dt.date(2026, 11, 23)
 SECTIONS = ("portal", "services", "blog", "software", "contact-us", "home")
 
@@ -192,8 +191,6 @@ def main() -> int:
         "python": platform.python_version(),
         "backends": results,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "retention_sweep.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         f"# Retention sweep vs bare DELETE ({args.rows:,} web-log rows, {args.expired:.0%} expired)",
         "",
@@ -213,8 +210,7 @@ def main() -> int:
         "one statement; 'bare DELETE + checkpoint' also waits until the deletion has left the WAL "
         "(on PostgreSQL the checkpoint is a no-op here).",
     ]
-    (RESULTS / "retention_sweep.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save("retention_sweep", report, lines)
     return 0
 
 

@@ -11,18 +11,15 @@ planted rows. Writes benchmarks/results/scan_throughput.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from results_io import save
 
 from ccg_pipeline.scan import scan_arrow
-
-RESULTS = Path(__file__).parent / "results"
 
 CLEAN = [
     "Customer asked about order {n} and invoice INV-2024-{n6}; paid £{a},{b}.{c} on 2024-11-{d}.",
@@ -94,8 +91,6 @@ def main() -> None:
         "arrow_threads": 1,
         "machine": f"{platform.machine()}, {platform.python_version()}",
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "scan_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
     table_md = (
         f"# Identifier scan, {result['text_megabytes']} MB of text, one core "
         f"(median of {args.repeats})\n\n"
@@ -105,8 +100,7 @@ def main() -> None:
         f"| {result['planted_rows']:,} | {result['recall_on_planted_rows']:.2%} "
         f"| {result['flagged_clean_rows']} |\n"
     )
-    (RESULTS / "scan_throughput.md").write_text(table_md)
-    print(table_md)
+    save("scan_throughput", result, [table_md])
 
 
 if __name__ == "__main__":
