@@ -151,7 +151,7 @@ def _cmd_statistics(args: argparse.Namespace) -> int:
         run_id = args.run_id or f"cli__{args.as_of.isoformat()}"
         built = statistics.build_statistics(args.settings, args.as_of, run_id)
         print(json.dumps({"built": built}))
-        statistics.check_statistics(args.settings, run_id)
+        print(json.dumps({"validated": statistics.validate_statistics(args.settings, run_id)}))
         print(json.dumps(statistics.publish_statistics(args.settings, run_id)))
     elif args.statistics_command == "dictionary":
         text = dictionary.render()
@@ -172,6 +172,22 @@ def _cmd_statistics(args: argparse.Namespace) -> int:
         from ccg_pipeline.statistics.access import analyst_role_sql
 
         print(analyst_role_sql())
+    return 0
+
+
+def _cmd_expectations(args: argparse.Namespace) -> int:
+    """Write the GX suites from the table definitions, or (--check) exit 1 when they drift."""
+    from ccg_pipeline.validation import suites
+
+    if args.check:
+        stale = suites.stale()
+        if stale:
+            print(f"suites out of date: {stale}: run `ccg expectations write`", file=sys.stderr)
+            return 1
+        print(f"{len(suites.expected_suites())} suites in {suites.SUITE_DIR.name}/ are up to date")
+        return 0
+    for path in suites.write():
+        print(f"wrote {path.parent.name}/{path.name}")
     return 0
 
 
@@ -297,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     stats = sub.add_parser("statistics", help="the statistics zone analysts read (N-AGG)")
     stats_sub = stats.add_subparsers(dest="statistics_command", required=True)
-    run = stats_sub.add_parser("run", help="build, check and publish, outside Airflow")
+    run = stats_sub.add_parser("run", help="build, validate and publish, outside Airflow")
     run.add_argument("--as-of", type=_date, required=True)
     run.add_argument("--run-id")
     dictionary = stats_sub.add_parser("dictionary", help="write the analysts' data dictionary")
@@ -308,6 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     stats_sub.add_parser("role-sql", help="print the SQL that sets up the ccg_analyst role")
     for cmd in (run, dictionary, example, stats_sub.choices["role-sql"]):
         cmd.set_defaults(func=_cmd_statistics)
+
+    gx_suites = sub.add_parser(
+        "expectations", help="the validation gate's GX suites in expectations/ (N-ANON)"
+    )
+    gx_sub = gx_suites.add_subparsers(dest="expectations_command", required=True)
+    write = gx_sub.add_parser("write", help="regenerate the suites from the table definitions")
+    write.add_argument("--check", action="store_true", help="exit 1 if a suite is stale")
+    write.set_defaults(func=_cmd_expectations)
 
     policy = sub.add_parser("policy", help="policy files")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)

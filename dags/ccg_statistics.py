@@ -1,5 +1,5 @@
 """
-### `ccg_statistics`: anonymised statistics for analysts, built, checked, then published (N-AGG, N-ANON)
+### `ccg_statistics`: anonymised statistics for analysts, built, validated, then published (N-AGG, N-ANON)
 
 **Schedule:** by Assets. A run starts once both `ccg://warehouse/personal` (from `ccg_ingest`)
 and `ccg://warehouse/retention` (from `ccg_retention`) have new events, so each day's figures
@@ -12,18 +12,22 @@ storage), the anonymised roll-ups in `staging.anon_*` (the value of rows retenti
 `ops.subject_requests`.
 
 **Writes:** `staging.build_*` and `staging.build_manifest`; `ops.statistics_reports` (per table:
-suppressed cells, records dropped, generalisation levels, information lost, check outcome); on
+suppressed cells, records dropped, generalisation levels, information lost, validation outcome) and `ops.validation_results`; on
 success the `statistics` schema, swapped in one transaction, plus `statistics.publications`;
 on SQLite also `$CCG_HOME/analyst/statistics.sqlite`, the self-contained file analysts receive.
 Emits the Asset `ccg://warehouse/statistics`.
 
-**Tasks:** `build_statistics` -> `check_statistics` (every count is 0 or at least the minimum
-cell; no margin group hides a single cell; customer profiles are k-anonymous; no identifying or
-linking column) -> `publish_statistics` (refuses any build that is not this run's or did not pass).
+**Tasks:** `build_statistics` -> `validate_statistics`, the validation gate: each staged table
+against its Great Expectations suite in `expectations/` (exact columns, types, ranges and
+formats; identifier detectors and the known-identifier scan on every text column; no count from
+1 to the minimum cell; rows suppressed whole; no margin hiding a single cell; k-anonymous
+profiles) -> `publish_statistics` (refuses any build that is not this run's or did not pass).
 
 **When it fails:** nothing was published and analysts keep the previous version. The task log
-names each failing table and the reason in counts; `ops.statistics_reports` holds the same per
-run id. Every task is safe to clear and rerun. From a shell:
+lists each failing expectation with a count, never a value; `ops.validation_results` holds one
+row per run, table and expectation, and the GX Data Docs (`$CCG_HOME/gx/uncommitted/data_docs/
+local_site/index.html`) show every run. To see which cells tripped a detector, masked:
+`ccg scan staging.build_<table>`. Every task is safe to clear and rerun. From a shell:
 `ccg statistics run --as-of YYYY-MM-DD`.
 """
 
@@ -70,16 +74,16 @@ def ccg_statistics() -> None:
         return build(task_settings(), triggered_as_of(context), str(context["run_id"]))
 
     @task
-    def check_statistics(_built: dict, **context) -> dict:
-        """k, minimum cells, margins and identifying columns; fails with counts per table."""
+    def validate_statistics(_built: dict, **context) -> dict:
+        """The GX validation gate on the staged build; fails with counts per expectation."""
         from ccg_pipeline.dag_support import task_settings
-        from ccg_pipeline.statistics import check_statistics as check
+        from ccg_pipeline.statistics import validate_statistics as validate
 
-        return check(task_settings(), str(context["run_id"]))
+        return validate(task_settings(), str(context["run_id"]))
 
     @task(outlets=[STATISTICS])
-    def publish_statistics(_checked: dict, **context) -> dict:
-        """Swap the checked build in, in one transaction; the previous version stays otherwise."""
+    def publish_statistics(_validated: dict, **context) -> dict:
+        """Swap the validated build in, in one transaction; the previous version stays otherwise."""
         from ccg_pipeline.dag_support import task_settings
         from ccg_pipeline.statistics import publish_statistics as publish
 
@@ -90,7 +94,7 @@ def ccg_statistics() -> None:
         }
         return published
 
-    publish_statistics(check_statistics(build_statistics()))
+    publish_statistics(validate_statistics(build_statistics()))
 
 
 dag = ccg_statistics()

@@ -113,3 +113,16 @@ def recoverable_cells(
                 if total - visible == hidden_true and hidden_true > 0:
                     recovered += 1
     return recovered
+
+
+def lone_suppressed_groups(frame: pd.DataFrame, dimensions: list[str], hidden: pd.Series) -> int:
+    """Margin groups (cells sharing all dimensions but one) that hide exactly one of two or more
+    cells: a reader holding the group's total could recover that cell."""
+    lone = 0
+    for varying in dimensions:
+        others = [d for d in dimensions if d != varying]
+        keys = [frame[d].astype(str) for d in others] if others else [pd.Series(0, frame.index)]
+        grouped = hidden.groupby(keys, sort=False)
+        per_group = pd.DataFrame({"hidden": grouped.sum(), "cells": grouped.size()})
+        lone += int(((per_group["hidden"] == 1) & (per_group["cells"] > 1)).sum())
+    return lone

@@ -15,6 +15,7 @@ from ccg_pipeline.anonymise.labels import (
     BROWSERS,
     JOB_FAMILIES,
     OPERATING_SYSTEMS,
+    OTHER,
     REGION_OF,
     REST_OF_WORLD,
     Rules,
@@ -120,7 +121,7 @@ def _first_match(series: pd.Series, rules: Rules, default: str) -> pd.Series:
 
 
 def job_family(series: pd.Series) -> pd.Series:
-    return _first_match(series, JOB_FAMILIES, "Other")
+    return _first_match(series, JOB_FAMILIES, OTHER)
 
 
 def job_levels() -> list[Level]:
@@ -129,11 +130,11 @@ def job_levels() -> list[Level]:
 
 
 def browser_family(series: pd.Series) -> pd.Series:
-    return _first_match(series, BROWSERS, "Other")
+    return _first_match(series, BROWSERS, OTHER)
 
 
 def os_family(series: pd.Series) -> pd.Series:
-    return _first_match(series, OPERATING_SYSTEMS, "Other")
+    return _first_match(series, OPERATING_SYSTEMS, OTHER)
 
 
 def url_section(series: pd.Series) -> pd.Series:

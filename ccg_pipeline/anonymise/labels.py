@@ -36,6 +36,10 @@ REGIONS = {
 UNKNOWN_REGION = "Unknown"
 REST_OF_WORLD = "Rest of world"
 REGION_OF = {country: region for region, countries in REGIONS.items() for country in countries}
+# Every region label a published table can show.
+REGION_LABELS = [*REGIONS, REST_OF_WORLD, UNKNOWN_REGION]
+# What a value matching no rule of a label list becomes.
+OTHER = "Other"
 
 # Ordered: the first matching family wins.
 JOB_FAMILIES = [
@@ -73,7 +77,7 @@ def first_label(value: str, rules: Rules, default: str) -> str:
 @functools.lru_cache(maxsize=16_384)
 def browser_of(agent: str | None) -> str:
     """One user agent's browser family (ingest calls this per log line; agents repeat)."""
-    return first_label(agent or "", BROWSERS, "Other")
+    return first_label(agent or "", BROWSERS, OTHER)
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -1,10 +1,11 @@
-"""The statistics zone (N-AGG, N-ANON): build in staging, check, then publish in one swap.
+"""The statistics zone (N-AGG, N-ANON): build in staging, validate, then publish in one swap.
 
 `build_statistics` writes every table to `staging.build_*` with a manifest naming the run;
-`check_statistics` judges the staged tables (k, minimum cells, margins, identifying columns) and
-records the outcome in `ops.statistics_reports`; `publish_statistics` copies the staged tables
-over the published ones in a single transaction, only when this run's checks all passed, so
-analysts see the old version or the new one, never a mix and never an unchecked one.
+`validate_statistics` runs the validation gate (`ccg_pipeline.validation`: a GX suite per table,
+for columns, types, ranges, identifiers, k and small cells) and records the outcome in
+`ops.statistics_reports` and `ops.validation_results`; `publish_statistics` copies the staged
+tables over the published ones in a single transaction, only when this run's tables all passed,
+so analysts see the old version or the new one, never a mix and never an unvalidated one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ccg_pipeline.config import Settings
-from ccg_pipeline.policy import load_data_map, load_notice
+from ccg_pipeline.policy import load_notice
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import checkpoint, create_warehouse_engine
@@ -30,12 +31,8 @@ from ccg_pipeline.warehouse.sql import audit, upsert_row
 log = logging.getLogger(__name__)
 
 
-class StatisticsCheckFailed(RuntimeError):
-    """A staged table failed its checks; nothing was published."""
-
-
 class PublicationRefused(RuntimeError):
-    """Publication was asked for a build that is not this run's, or not checked and passed."""
+    """Publication was asked for a build that is not this run's, or that did not pass validation."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,7 @@ def _report_row(run_id: str, as_of: dt.date, built: Any) -> dict[str, Any]:
         "precision_loss": built.precision_loss,
         "min_group_size": built.min_group_size,
         "min_l_diversity": built.min_l_diversity,
-        "failures": "not checked yet",
+        "failures": "not validated yet",
         "passed": False,
     }
 
@@ -109,31 +106,6 @@ def build_in_staging(engine: Engine, as_of: dt.date, run_id: str) -> dict[str, i
     return rows
 
 
-def check_staging(engine: Engine, run_id: str) -> dict[str, list[str]]:
-    """Check the staged tables of `run_id`, record the outcome, raise if any table failed."""
-    from ccg_pipeline.statistics.checks import check_builds
-
-    with engine.begin() as conn:
-        results = check_builds(conn, load_notice(), load_data_map(), run_id)
-        r = s.statistics_reports
-        for table_name, failures in results.items():
-            conn.execute(
-                sa.update(r)
-                .where(r.c.run_id == run_id, r.c.table_name == table_name)
-                .values(failures="; ".join(failures), passed=not failures)
-            )
-    failed = {name: failures for name, failures in results.items() if failures}
-    for name, failures in failed.items():
-        log.error("statistics check failed for %s: %s", name, "; ".join(failures))
-    if failed:
-        raise StatisticsCheckFailed(
-            f"{len(failed)} of {len(results)} staged tables failed their checks "
-            f"({', '.join(sorted(failed))}); nothing was published. See ops.statistics_reports "
-            f"for run {run_id}."
-        )
-    return results
-
-
 def _assert_publishable(conn: Connection, run_id: str) -> dt.date:
     expected = {published.name for _build, published in s.PUBLISHED}
     manifest = conn.execute(sa.select(s.build_manifest)).all()
@@ -144,12 +116,12 @@ def _assert_publishable(conn: Connection, run_id: str) -> dt.date:
         sa.select(r.c.table_name).where(r.c.run_id == run_id, r.c.passed.is_(True))
     ).all()
     if {row.table_name for row in passed} != expected:
-        raise PublicationRefused(f"run {run_id} has tables that did not pass their checks")
+        raise PublicationRefused(f"run {run_id} has tables that did not pass validation")
     return next(m.as_of for m in manifest if m.run_id == run_id)
 
 
 def publish(engine: Engine, run_id: str, *, export_to: Path | None = None) -> Publication:
-    """Swap the checked staging tables in, all in one transaction."""
+    """Swap the validated staging tables in, all in one transaction."""
     from ccg_pipeline.statistics.access import ensure_analyst_role
 
     notice = load_notice()
@@ -229,10 +201,13 @@ def build_statistics(settings: Settings, as_of: dt.date, run_id: str) -> dict[st
         engine.dispose()
 
 
-def check_statistics(settings: Settings, run_id: str) -> dict[str, int]:
+def validate_statistics(settings: Settings, run_id: str) -> dict[str, Any]:
+    """The validation gate on this run's staging build; raises `ValidationGateFailed`."""
+    from ccg_pipeline.validation.gate import validate_staging
+
     engine = _engine(settings)
     try:
-        return {name: len(failures) for name, failures in check_staging(engine, run_id).items()}
+        return validate_staging(engine, run_id, settings.home).summary()
     finally:
         engine.dispose()
 

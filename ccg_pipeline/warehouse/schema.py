@@ -490,6 +490,9 @@ retired_keys = sa.Table(
 
 # --- statistics (migration 0004) ---------------------------------------------------------------------
 
+# The rights a data-subject request can exercise (N-RIGHTS), as stored and published.
+REQUEST_TYPES = ("access", "rectify", "erase", "restrict", "object", "withdraw-consent")
+
 subject_requests = sa.Table(
     "subject_requests",
     metadata,
@@ -527,6 +530,25 @@ statistics_reports = sa.Table(
     schema=OPS,
     comment="Per statistics run and table: information lost (suppression, generalisation) and "
     "the outcome of the k and cell checks. Counts and levels only.",
+)
+
+validation_results = sa.Table(
+    "validation_results",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("table_name", sa.Text, primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("expectation", sa.Text, nullable=False),
+    sa.Column("column_name", sa.Text),
+    sa.Column("success", sa.Boolean, nullable=False),
+    sa.Column("unexpected_count", sa.BigInteger),
+    sa.Column("observed_value", sa.Float),
+    sa.Column("raised_error", sa.Boolean, nullable=False),
+    sa.Column("suite_version", sa.Text, nullable=False),
+    _ts("validated_at", nullable=False),
+    schema=OPS,
+    comment="The validation gate's outcome per statistics run, table and expectation (position "
+    "in the suite): counts and measured sizes only, never a value. Migration 0005.",
 )
 
 build_manifest = sa.Table(
@@ -713,3 +735,6 @@ STATISTICS_TABLES = (
     *(table for pair in PUBLISHED for table in pair),
     publications,
 )
+
+# Added by migration 0005 (the validation gate).
+VALIDATION_TABLES = (validation_results,)

@@ -33,13 +33,15 @@ def test_0004_rekeys_old_roll_ups_and_keeps_their_rows(warehouse_url: str) -> No
                 sa.text("INSERT INTO staging.anon_customers VALUES ('2019-Q2', 'GB', 'Retail', 12)")
             )
             conn.execute(sa.text("ALTER TABLE personal.web_access DROP COLUMN visitor_region"))
-        assert migrate.upgrade(engine) == "0004"
-        assert migrate.upgrade(engine) == "0004"  # idempotent
+        assert migrate.upgrade(engine, "0004") == "0004"
+        assert migrate.upgrade(engine) == "0005"
+        assert migrate.upgrade(engine) == "0005"  # idempotent
         with engine.connect() as conn:
             rows = conn.execute(sa.select(s.anon_customers)).all()
             inspector = sa.inspect(conn)
             key = inspector.get_pk_constraint("anon_customers", "staging")["constrained_columns"]
             web_columns = {c["name"] for c in inspector.get_columns("web_access", "personal")}
+            assert inspector.has_table("validation_results", schema="ops")  # 0005
         assert [tuple(r) for r in rows] == [("unknown", "2019-Q2", "GB", "Retail", 12)]
         assert set(key) == {"started_quarter", "ceased_quarter", "country", "sector"}
         assert "visitor_region" in web_columns

@@ -1,5 +1,5 @@
 """Real `ccg_ingest` -> `ccg_retention` -> `ccg_statistics` DAG runs on SQLite and PostgreSQL:
-publication, the checks that guard it, held subjects, analyst access and the data dictionary."""
+publication, the validation gate that guards it, held subjects, analyst access and the data dictionary."""
 
 from __future__ import annotations
 
@@ -13,16 +13,10 @@ from helpers import env_for, fingerprint, query, run_dag, state_of
 
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
-from ccg_pipeline.statistics import (
-    PublicationRefused,
-    StatisticsCheckFailed,
-    build_in_staging,
-    check_staging,
-    publish,
-    run_example,
-)
+from ccg_pipeline.statistics import PublicationRefused, build_in_staging, publish, run_example
 from ccg_pipeline.statistics.access import ANALYST_ROLE
 from ccg_pipeline.statistics.dictionary import EXAMPLES, render
+from ccg_pipeline.validation.gate import ValidationGateFailed, data_docs_index, validate_staging
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
@@ -80,18 +74,20 @@ def test_statistics_dag_publishes_checked_tables(
     assert fingerprint(warehouse_url, PUBLISHED) == before
 
 
-def test_a_failed_check_publishes_nothing_and_keeps_the_last_version(
+def test_a_failed_validation_publishes_nothing_and_keeps_the_last_version(
     airflow_db, demo_sources: Path, warehouse_url: str, tmp_path: Path, monkeypatch
 ) -> None:
     _daily_cycle(monkeypatch, warehouse_url, demo_sources, tmp_path)
     published_before = fingerprint(warehouse_url, [*PUBLISHED, s.publications])
+    (customer,) = query(warehouse_url, "SELECT name FROM personal.companies LIMIT 1")
     engine = create_warehouse_engine(warehouse_url)
     try:
         build_in_staging(engine, AS_OF, "tampered")
-        with engine.begin() as conn:  # a small cell slips into staging
+        with engine.begin() as conn:  # a small cell and a customer's name slip into staging
             conn.execute(sa.update(s.build_web_traffic_daily).values(requests=3))
-        with pytest.raises(StatisticsCheckFailed, match="1 of 6 staged tables failed"):
-            check_staging(engine, "tampered")
+            conn.execute(sa.update(s.build_customer_profiles).values(main_service=customer[0]))
+        with pytest.raises(ValidationGateFailed, match="2 of 6 staged tables failed") as failed:
+            validate_staging(engine, "tampered", tmp_path)
         with pytest.raises(PublicationRefused):
             publish(engine, "tampered")
         with pytest.raises(PublicationRefused):  # another run's build is never shipped
@@ -99,11 +95,32 @@ def test_a_failed_check_publishes_nothing_and_keeps_the_last_version(
     finally:
         engine.dispose()
     assert fingerprint(warehouse_url, [*PUBLISHED, s.publications]) == published_before
+    message = str(failed.value)
+    assert "web_traffic_daily.requests: expect_column_values_to_not_be_in_set" in message
+    assert "customer_profiles.main_service: expect_column_values_to_not_contain_known_" in message
+    assert customer[0] not in message
+    failing = query(
+        warehouse_url,
+        "SELECT table_name, column_name, expectation, unexpected_count "
+        "FROM ops.validation_results WHERE run_id = 'tampered' AND NOT success "
+        "ORDER BY table_name, position",
+    )
+    assert ("customer_profiles", "main_service") in {(r[0], r[1]) for r in failing}
+    assert ("web_traffic_daily", "requests", "expect_column_values_to_not_be_in_set") in {
+        tuple(r[:3]) for r in failing
+    }
     (failure,) = query(
         warehouse_url,
-        "SELECT failures FROM ops.statistics_reports WHERE run_id = 'tampered' AND NOT passed",
+        "SELECT failures FROM ops.statistics_reports "
+        "WHERE run_id = 'tampered' AND table_name = 'web_traffic_daily' AND NOT passed",
     )
-    assert "below the minimum cell size 10" in failure[0]
+    assert "expect_column_values_to_not_be_in_set" in failure[0]
+    # The stored GX results and the Data Docs carry counts, never the planted name.
+    docs = data_docs_index(tmp_path)
+    assert docs.exists()
+    for path in (tmp_path / "gx").rglob("*"):
+        if path.suffix in {".json", ".html"}:
+            assert customer[0] not in path.read_text(errors="replace"), path.name
 
 
 def test_held_subjects_are_left_out_of_the_statistics(

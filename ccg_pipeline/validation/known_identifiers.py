@@ -1,0 +1,164 @@
+"""The known-identifier scan: does any published cell equal or contain a name, email, username,
+phone number or company name that the personal zone holds?
+
+Both sides are normalised the same way (accents folded, case folded, every run of punctuation
+and spaces made one space), so `Anna.Svensson@Example.se`, `anna svensson example se` and
+`ANNA SVENSSON (at) example.se` meet. Containment is set-based: each cell yields its contiguous
+word n-grams (up to the longest identifier's word count) and one hash-set membership test per
+n-gram decides; there is never a loop over (cell, identifier) pairs. Phone numbers are compared
+on their last nine digits, which ignores country prefixes, trunk zeros and separators.
+
+The index holds personal data, so it lives in memory for one validation only and is never
+logged, stored or put in an expectation's configuration: expectations name it, `active()`
+hands it over (see `validation.expectations`).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ccg_pipeline.warehouse import schema as s
+
+# Shorter normalised identifiers ("li", "ab ltd") would match ordinary words and labels; a
+# two-letter name is also not, on its own, identifying in a published aggregate.
+MIN_IDENTIFIER_CHARS = 5
+# Longest identifier, in words, that containment looks for (long company names are cut to it).
+MAX_NGRAM_WORDS = 8
+PHONE_KEY_DIGITS = 9
+
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+_PHONE_RUN = re.compile(r"\+?\d[\d\s().\-/]{7,}\d")
+
+
+def normalise(text: str) -> str:
+    """Accents folded, case folded, punctuation and spaces collapsed to single spaces."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().casefold()
+    return _NON_ALNUM.sub(" ", folded).strip()
+
+
+def phone_keys(text: str) -> set[str]:
+    """The last nine digits of every phone-like run of digits and separators in `text`."""
+    keys = set()
+    for run in _PHONE_RUN.findall(text):
+        number = re.sub(r"\D", "", run)
+        if len(number) >= PHONE_KEY_DIGITS:
+            keys.add(number[-PHONE_KEY_DIGITS:])
+    return keys
+
+
+def ngrams(normalised: str, longest: int) -> Iterator[str]:
+    words = normalised.split()
+    for size in range(1, min(longest, len(words)) + 1):
+        for start in range(len(words) - size + 1):
+            yield " ".join(words[start : start + size])
+
+
+@dataclass(frozen=True)
+class KnownIdentifiers:
+    """Normalised identifiers (as word sequences) and phone keys, for membership tests only."""
+
+    words: frozenset[str]
+    phones: frozenset[str]
+    longest: int
+
+    @classmethod
+    def from_values(
+        cls, texts: Iterable[str | None], phones: Iterable[str | None]
+    ) -> KnownIdentifiers:
+        words = set()
+        for text in texts:
+            if text:
+                key = " ".join(normalise(text).split()[:MAX_NGRAM_WORDS])
+                if len(key.replace(" ", "")) >= MIN_IDENTIFIER_CHARS:
+                    words.add(key)
+        phone_set = set()
+        for phone in phones:
+            if phone:
+                phone_set |= phone_keys(phone)
+        longest = max((w.count(" ") + 1 for w in words), default=1)
+        return cls(frozenset(words), frozenset(phone_set), longest)
+
+    def __len__(self) -> int:
+        return len(self.words) + len(self.phones)
+
+    def holds_any(self, value: object) -> bool:
+        """Whether `value` equals or contains a known identifier."""
+        if value is None or (isinstance(value, float) and value != value):
+            return False
+        text = str(value)
+        if self.phones and not self.phones.isdisjoint(phone_keys(text)):
+            return True
+        return not self.words.isdisjoint(ngrams(normalise(text), self.longest))
+
+    def unexpected(self, column: pd.Series) -> pd.Series:
+        """True where the cell holds a known identifier. Distinct values are tested once."""
+        distinct = column.dropna().unique()
+        hits = {value for value in distinct if self.holds_any(value)}
+        return column.isin(hits) if hits else pd.Series(False, index=column.index)
+
+
+def _full_name(table: sa.Table) -> sa.ColumnElement[str]:
+    return sa.func.coalesce(table.c.first_name, "") + " " + sa.func.coalesce(table.c.last_name, "")
+
+
+def identifier_queries() -> list[sa.Select]:
+    """Every name, email, username and company name the personal zone holds, as one column."""
+    p, c = s.portal_users, s.crm_contacts
+    return [
+        sa.select(_full_name(p)),
+        sa.select(p.c.email),
+        sa.select(p.c.username),
+        sa.select(_full_name(c)),
+        sa.select(c.c.email),
+        sa.select(c.c.company_name),
+        sa.select(s.companies.c.name),
+        sa.select(s.crm_companies.c.name),
+        sa.select(s.subjects.c.email_norm),
+        sa.select(s.auth_events.c.username).distinct(),
+    ]
+
+
+def phone_queries() -> list[sa.Select]:
+    return [sa.select(s.portal_users.c.phone), sa.select(s.crm_contacts.c.phone)]
+
+
+def load(conn: Connection) -> KnownIdentifiers:
+    """Read every known identifier from the personal zone (streamed, values never logged)."""
+
+    def values(queries: list[sa.Select]) -> Iterator[str | None]:
+        for query in queries:
+            for (value,) in conn.execution_options(stream_results=True).execute(query):
+                yield value
+
+    return KnownIdentifiers.from_values(values(identifier_queries()), values(phone_queries()))
+
+
+_ACTIVE: dict[str, KnownIdentifiers] = {}
+PERSONAL_ZONE = "personal_zone"
+
+
+@contextmanager
+def activated(index: KnownIdentifiers, name: str = PERSONAL_ZONE) -> Iterator[KnownIdentifiers]:
+    """Make `index` available to expectations under `name` for the duration of a validation."""
+    _ACTIVE[name] = index
+    try:
+        yield index
+    finally:
+        _ACTIVE.pop(name, None)
+
+
+def active(name: str) -> KnownIdentifiers:
+    """The index a validation activated; fails closed when none is (the expectation then errors
+    and the validation fails, rather than passing without looking)."""
+    try:
+        return _ACTIVE[name]
+    except KeyError:
+        raise LookupError(f"no known-identifier index named {name!r} is active") from None
