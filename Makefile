@@ -27,7 +27,7 @@ export DEMO_COMPANIES ?= 1500
 export DEMO_PROSPECTS ?= 800
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock demo test test-unit lint fmt airflow postgres-deps bench-ingest bench-retention bench-peers bench-scan clean
+.PHONY: help venv lock demo test test-unit lint fmt airflow postgres-deps bench-ingest bench-retention bench-peers bench-presidio bench-scan clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -87,5 +87,10 @@ bench-peers: $(STAMP)  ## k-anonymity vs ANJANA and pyCANON, in their own venv (
 	$(BIN)/uv pip sync --quiet --python .venv-peers/bin/python benchmarks/requirements-peers.lock
 	PYTHONPATH=$(CURDIR) .venv-peers/bin/python benchmarks/kanonymity_peers.py
 
+bench-presidio: $(STAMP)  ## identifier scan vs Presidio's analyzer on one sample, in its own venv (.venv-presidio)
+	@test -x .venv-presidio/bin/python || $(PYTHON) -m venv .venv-presidio
+	$(BIN)/uv pip sync --quiet --python .venv-presidio/bin/python benchmarks/requirements-presidio.lock
+	PYTHONPATH=$(CURDIR) .venv-presidio/bin/python benchmarks/scan_vs_presidio.py
+
 clean:  ## remove generated data, the local Airflow home and caches
-	rm -rf var .venv-peers .pytest_cache .ruff_cache .hypothesis
+	rm -rf var .venv-peers .venv-presidio .pytest_cache .ruff_cache .hypothesis
