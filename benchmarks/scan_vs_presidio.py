@@ -556,7 +556,7 @@ def ours(texts: list[str], repeats: int) -> tuple[list[float], list[list[Hit]]]:
     for row, detector in sorted({(f.row, f.detector) for f in findings}):
         # Offsets of what scan_arrow reported, with that detector's own pattern and validator.
         d = BY_NAME[detector]
-        spans = [m.span() for m in d.regex.finditer(texts[row]) if d.validate(m.group(0))]
+        spans = [m.span() for m in d.regex.finditer(texts[row]) if d.confirms(texts[row], m)]
         hits[row].extend((detector, start, end, 1.0) for start, end in spans or [(0, 0)])
     return times, hits
 

@@ -43,6 +43,7 @@ cat <<MSG
 
 Demo finished in $(( $(date +%s) - started ))s.
 Open the Airflow UI with:  make airflow   (then http://localhost:8080; DAGs ccg_ingest, ccg_retention, ccg_statistics)
+Validation gate Data Docs: $CCG_HOME/gx/uncommitted/data_docs/local_site/index.html
 Data dictionary:           docs/data-dictionary.md   (other examples: .venv/bin/ccg statistics example --table web_traffic_daily)
 Retention dry run:         .venv/bin/ccg retention plan --as-of ${DEMO_AS_OF}
 Re-run one DAG by hand:    .venv/bin/python -m ccg_pipeline.dagrun ccg_ingest ${DEMO_RUN_DATE}

@@ -9,7 +9,12 @@ PLANTED = {
     "phone_international": ["+1 415 555 2671", "0049 30 1234 5678"],
     "ipv4": ["81.2.69.160", "from 10.1.2.3 at noon", "81.2.69.0/24"],
     "ipv6": ["2001:db8::1", "fe80::1ff:fe23:4567:890a"],
-    "iban": ["GB82 WEST 1234 5698 7654 32", "SE4550000000058398257466", "gb82west12345698765432"],
+    "iban": [
+        "GB82 WEST 1234 5698 7654 32",
+        "SE4550000000058398257466",
+        "gb82west12345698765432",
+        "Refund to SE45 5000 0000 0583 9825 7466 as requested.",
+    ],
     "uk_sort_code": ["sort code 20-00-00", "20-00-00 12345678"],
     "uk_account_number": ["account no 12345678", "A/C: 87654321"],
     "payment_card": ["4111 1111 1111 1111", "5500-0000-0000-0004", "card 4111111111111111 exp"],
@@ -58,4 +63,9 @@ CLEAN = [
     "/blog/post?lang=en",
     "site section portal",
     "Nordics",
+    "Client build 27.27.28.19",  # a four-part version, not an address
+    "commodity code 0702094053",  # ten digits, Luhn-valid, a plausible date: still goods
+    "CN 8471619554",
+    "4300 0098 4001 1867",  # a grouped 16-digit number failing Luhn, not a phone inside it
+    "6397 0020 0699 9844",
 ]

@@ -25,10 +25,32 @@ class Detector:
     pattern: str  # RE2- and Python-compatible
     validate: Validator
     description: str
+    # Python pattern (case-insensitive) for the text just before a match that makes it something
+    # else: a version number, a commodity code, the tail of a longer number. RE2 has no
+    # look-behind, so this is checked in the confirmation step only.
+    vetoed_after: str | None = None
 
     @functools.cached_property
     def regex(self) -> re.Pattern[str]:
         return re.compile(self.pattern)
+
+    @functools.cached_property
+    def veto(self) -> re.Pattern[str] | None:
+        return re.compile(f"(?:{self.vetoed_after})$", re.IGNORECASE) if self.vetoed_after else None
+
+    def confirms(self, text: str, match: re.Match[str]) -> bool:
+        if self.veto and self.veto.search(
+            text[max(0, match.start() - CONTEXT_CHARS) : match.start()]
+        ):
+            return False
+        return self.validate(match.group(0))
+
+
+CONTEXT_CHARS = 24
+# Before a number: part of a longer, grouped number (`4300 0098 4001 1867`), not a phone.
+AFTER_DIGIT_GROUP = r"\d[ .-]?"
+AFTER_VERSION_WORD = r"\b(?:version|ver|build|release|v)\.? ?"
+AFTER_GOODS_CODE_WORD = r"\b(?:commodity|cn|hs|taric|tariff)(?: ?code)?\W{0,3}"
 
 
 def digits(text: str) -> str:
@@ -70,6 +92,8 @@ IBAN_LENGTHS = {
 def _iban(text: str) -> bool:
     compact = re.sub(r"\s", "", text).upper()
     expected = IBAN_LENGTHS.get(compact[:2])
+    # The pattern's optional short tail may have taken the next word ("... 7466 as requested").
+    compact = compact[:expected] if expected else compact
     if (expected and len(compact) != expected) or not 15 <= len(compact) <= 34:
         return False
     rearranged = compact[4:] + compact[:4]
@@ -93,7 +117,10 @@ def _parses_as(kind: type[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> Val
 def _uk_phone(text: str) -> bool:
     number = digits(text)
     if text.lstrip().startswith(("+", "00")):
-        number = number.removeprefix("00").removeprefix("44")
+        number = number.removeprefix("00")
+        if not number.startswith("44"):
+            return False
+        number = number[2:]
         number = number[1:] if len(number) == 11 and number[0] == "0" else number  # "(0)"
         return len(number) == 10 and number[0] in "12378"
     return len(number) == 11 and number[:2] in ("01", "02", "03", "07", "08")
@@ -147,7 +174,8 @@ def _personnummer(text: str) -> bool:
 def _orgnummer(text: str) -> bool:
     number = digits(text)
     ten = number[-10:]
-    return len(ten) == 10 and int(ten[2]) >= 2 and luhn_ok(ten)
+    # The first digit is the kind of organisation (1-3, 5-9); the third is 2 or more.
+    return len(ten) == 10 and ten[0] in "12356789" and int(ten[2]) >= 2 and luhn_ok(ten)
 
 
 IDENTIFYING_PARAMETERS = frozenset(
@@ -186,24 +214,28 @@ DETECTORS: tuple[Detector, ...] = (
         r"(?:(?:\+|00)44 ?(?:\(0\) ?)?|\b0)(?:\d[ -]?){9,10}\d\b",
         _uk_phone,
         "UK numbers: +44 or 0 then ten digits",
+        AFTER_DIGIT_GROUP,
     ),
     Detector(
         "phone_se",
         r"(?:(?:\+|00)46 ?(?:\(0\) ?)?\d{1,3}|\b0\d{1,3}-|\b07[02369] )[ -]?\d{2,3}(?:[ -]?\d{2,3}){1,3}\b",
         _se_phone,
         "Swedish numbers: +46, or an area code and a hyphen, or a spaced mobile",
+        AFTER_DIGIT_GROUP,
     ),
     Detector(
         "phone_international",
         r"(?:\+|\b00)[1-9]\d{0,2}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){2,4}\b",
         _international_phone,
         "numbers in international format (+ or 00 and a country code)",
+        AFTER_DIGIT_GROUP,
     ),
     Detector(
         "ipv4",
         r"\b(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}(?:/\d{1,2})?\b",
         _parses_as(ipaddress.IPv4Address),
         "IPv4 addresses and prefixes",
+        AFTER_VERSION_WORD,
     ),
     Detector(
         "ipv6",
@@ -271,12 +303,14 @@ DETECTORS: tuple[Detector, ...] = (
         r"\b(?:19|20)?\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]|6[1-9]|[78]\d|9[01])[-+ ]?\d{4}\b",
         _personnummer,
         "Swedish personnummer and samordningsnummer (Luhn checked)",
+        AFTER_GOODS_CODE_WORD,
     ),
     Detector(
         "se_orgnummer",
         r"\b(?:16)?\d{2}[2-9]\d{3}-?\d{4}\b",
         _orgnummer,
         "Swedish organisationsnummer (Luhn checked)",
+        AFTER_GOODS_CODE_WORD,
     ),
     Detector(
         "url_with_identifier",
@@ -299,4 +333,4 @@ def mask(value: str) -> str:
 
 def find(text: str, detector: Detector) -> list[str]:
     """Confirmed matches of one detector in one text."""
-    return [m.group(0) for m in detector.regex.finditer(text) if detector.validate(m.group(0))]
+    return [m.group(0) for m in detector.regex.finditer(text) if detector.confirms(text, m)]

@@ -22,10 +22,8 @@ from great_expectations.expectations.metrics.map_metric_provider import (
 )
 from great_expectations.expectations.metrics.metric_provider import metric_value
 from great_expectations.expectations.metrics.table_metric_provider import TableMetricProvider
-from great_expectations.render.renderer_configuration import (
-    RendererConfiguration,
-    RendererValueType,
-)
+from great_expectations.render import LegacyRendererType, RenderedStringTemplateContent
+from great_expectations.render.renderer.renderer import renderer
 
 from ccg_pipeline.anonymise.cells import lone_suppressed_groups
 from ccg_pipeline.anonymise.kanon import min_group_size
@@ -36,12 +34,34 @@ from ccg_pipeline.validation import known_identifiers
 ALL_DETECTORS = [d.name for d in DETECTORS]
 
 
-def _template(config: RendererConfiguration, text: str, **params: RendererValueType) -> Any:
-    """Data Docs wording for a custom expectation (`$name` refers to a parameter)."""
-    for name, kind in params.items():
-        config.add_param(name=name, param_type=kind)
-    config.template_str = text
-    return config
+class Described:
+    """Data Docs wording for a custom expectation: `wording`, where `$name` stands for the
+    expectation's parameter `name` (lists are shown comma-separated)."""
+
+    wording: ClassVar[str]
+
+    @classmethod
+    @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
+    def _prescriptive_renderer(
+        cls, configuration=None, result=None, runtime_configuration=None, **_kwargs
+    ) -> list[RenderedStringTemplateContent]:
+        configuration = configuration or (result.expectation_config if result else None)
+        defaults = {name: field.default for name, field in cls.__fields__.items()}
+        kwargs = {**defaults, **(configuration.kwargs if configuration else {})}
+        params = {
+            name: ", ".join(map(str, value)) if isinstance(value, list) else value
+            for name, value in kwargs.items()
+        }
+        template = {
+            "template": cls.wording,
+            "params": params,
+            "styling": (runtime_configuration or {}).get("styling"),
+        }
+        return [
+            RenderedStringTemplateContent(
+                content_block_type="string_template", string_template=template
+            )
+        ]
 
 
 def _table(execution_engine: PandasExecutionEngine, domain: dict) -> pd.DataFrame:
@@ -64,7 +84,7 @@ class ColumnValuesContainNoDetectedIdentifier(ColumnMapMetricProvider):
         return pd.Series([row not in flagged for row in range(len(column))], index=column.index)
 
 
-class ExpectColumnValuesToNotContainIdentifiers(ColumnMapExpectation):
+class ExpectColumnValuesToNotContainIdentifiers(Described, ColumnMapExpectation):
     """No value contains an identifier that one of `detectors` recognises and validates (emails,
     phone numbers, IP addresses, IBANs, sort codes and account numbers, Luhn-valid card numbers,
     postcodes, NI numbers, VAT, EORI and Companies House numbers, Swedish personnummer and
@@ -74,14 +94,7 @@ class ExpectColumnValuesToNotContainIdentifiers(ColumnMapExpectation):
     map_metric = "column_values.no_detected_identifier"
     success_keys = ("detectors", "mostly")
 
-    @classmethod
-    def _prescriptive_template(cls, renderer_configuration: RendererConfiguration) -> Any:
-        return _template(
-            renderer_configuration,
-            "$column values must contain no identifier found by the detectors $detectors.",
-            column=RendererValueType.STRING,
-            detectors=RendererValueType.ARRAY,
-        )
+    wording: ClassVar[str] = "values must contain no identifier found by the detectors $detectors."
 
 
 # --- identifiers the personal zone holds -----------------------------------------------------
@@ -96,7 +109,7 @@ class ColumnValuesContainNoKnownIdentifier(ColumnMapMetricProvider):
         return ~known_identifiers.active(index).unexpected(column)
 
 
-class ExpectColumnValuesToNotContainKnownIdentifiers(ColumnMapExpectation):
+class ExpectColumnValuesToNotContainKnownIdentifiers(Described, ColumnMapExpectation):
     """No value equals or contains a name, email, username, phone number or company name held in
     the personal zone (normalised, set-based; see `validation.known_identifiers`). `index` names
     the in-memory index the gate activates; the identifiers themselves never enter the suite."""
@@ -105,15 +118,10 @@ class ExpectColumnValuesToNotContainKnownIdentifiers(ColumnMapExpectation):
     map_metric = "column_values.no_known_identifier"
     success_keys = ("index", "mostly")
 
-    @classmethod
-    def _prescriptive_template(cls, renderer_configuration: RendererConfiguration) -> Any:
-        return _template(
-            renderer_configuration,
-            "$column values must not equal or contain any name, email, username, phone number "
-            "or company name held in the $index.",
-            column=RendererValueType.STRING,
-            index=RendererValueType.STRING,
-        )
+    wording: ClassVar[str] = (
+        "values must not equal or contain any name, email, username, phone number "
+        "or company name held in the index $index."
+    )
 
 
 # --- k-anonymity -----------------------------------------------------------------------------
@@ -131,7 +139,7 @@ class TableMinGroupSize(TableMetricProvider):
         return min_group_size(frame, metric_value_kwargs["column_list"]) if len(frame) else None
 
 
-class ExpectTableGroupsToHaveAtLeastKRows(BatchExpectation):
+class ExpectTableGroupsToHaveAtLeastKRows(Described, BatchExpectation):
     """Every combination of values over `column_list` (the quasi-identifiers) occurs in at least
     `k` rows, so no record can be singled out by them. An empty table passes."""
 
@@ -140,14 +148,9 @@ class ExpectTableGroupsToHaveAtLeastKRows(BatchExpectation):
     metric_dependencies: ClassVar[tuple[str, ...]] = ("table.min_group_size",)
     success_keys: ClassVar[tuple[str, ...]] = ("column_list", "k")
 
-    @classmethod
-    def _prescriptive_template(cls, renderer_configuration: RendererConfiguration) -> Any:
-        return _template(
-            renderer_configuration,
-            "Every group over $column_list must have at least $k rows (k-anonymity).",
-            column_list=RendererValueType.ARRAY,
-            k=RendererValueType.NUMBER,
-        )
+    wording: ClassVar[str] = (
+        "Every group over $column_list must have at least $k rows (k-anonymity)."
+    )
 
     def _validate(self, metrics: dict, runtime_configuration=None, execution_engine=None) -> dict:
         smallest = metrics["table.min_group_size"]
@@ -178,7 +181,7 @@ class TablePartlySuppressedRows(TableMetricProvider):
         return int((some & ~whole).sum())
 
 
-class ExpectTableRowsToBeSuppressedWhole(BatchExpectation):
+class ExpectTableRowsToBeSuppressedWhole(Described, BatchExpectation):
     """A row's `measures` are all shown or all suppressed (NULL): they are tied to each other, so
     one hidden measure could be recomputed from its neighbours."""
 
@@ -186,13 +189,7 @@ class ExpectTableRowsToBeSuppressedWhole(BatchExpectation):
     metric_dependencies: ClassVar[tuple[str, ...]] = ("table.partly_suppressed_rows",)
     success_keys: ClassVar[tuple[str, ...]] = ("measures",)
 
-    @classmethod
-    def _prescriptive_template(cls, renderer_configuration: RendererConfiguration) -> Any:
-        return _template(
-            renderer_configuration,
-            "Rows must be suppressed whole: $measures are all NULL or none is.",
-            measures=RendererValueType.ARRAY,
-        )
+    wording: ClassVar[str] = "Rows must be suppressed whole: $measures are all NULL or none is."
 
     def _validate(self, metrics: dict, runtime_configuration=None, execution_engine=None) -> dict:
         partly = metrics["table.partly_suppressed_rows"]
@@ -214,7 +211,7 @@ class TableLoneSuppressedMargins(TableMetricProvider):
         return lone_suppressed_groups(frame, metric_value_kwargs["dimensions"], hidden)
 
 
-class ExpectTableMarginsToNotHideASingleCell(BatchExpectation):
+class ExpectTableMarginsToNotHideASingleCell(Described, BatchExpectation):
     """No margin group (rows sharing every dimension but one) hides exactly one of two or more
     rows: a reader who knows the group's total could recover it (secondary suppression)."""
 
@@ -223,13 +220,7 @@ class ExpectTableMarginsToNotHideASingleCell(BatchExpectation):
     metric_dependencies: ClassVar[tuple[str, ...]] = ("table.lone_suppressed_margins",)
     success_keys: ClassVar[tuple[str, ...]] = ("dimensions", "measures")
 
-    @classmethod
-    def _prescriptive_template(cls, renderer_configuration: RendererConfiguration) -> Any:
-        return _template(
-            renderer_configuration,
-            "No margin group over $dimensions may hide exactly one row.",
-            dimensions=RendererValueType.ARRAY,
-        )
+    wording: ClassVar[str] = "No margin group over $dimensions may hide exactly one row."
 
     def _validate(self, metrics: dict, runtime_configuration=None, execution_engine=None) -> dict:
         lone = metrics["table.lone_suppressed_margins"]

@@ -18,6 +18,7 @@ class WarehouseSummary:
     retention: list[
         tuple[str, str, int, int, int, bool]
     ]  # latest run: rule, table, due, held, deleted, passed
+    validation: list[tuple[str, int, int, str]]  # latest run: table, passed, evaluated, suite
 
 
 def table_counts(engine: Engine) -> dict[str, int]:
@@ -67,7 +68,29 @@ def summarise(engine: Engine) -> WarehouseSummary:
                 sa.select(c).where(c.c.run_id == latest).order_by(c.c.rule_id, c.c.table_name)
             )
         ]
-    return WarehouseSummary(table_counts(engine), reasons, statuses, retention)
+        v = schema.validation_results
+        latest_gate = (
+            sa.select(v.c.run_id)
+            .order_by(v.c.validated_at.desc(), v.c.run_id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        passed = sa.func.sum(sa.case((v.c.success.is_(True), 1), else_=0))
+        validation = [
+            (r.table_name, int(r.passed), int(r.evaluated), r.suite_version)
+            for r in conn.execute(
+                sa.select(
+                    v.c.table_name,
+                    passed.label("passed"),
+                    sa.func.count().label("evaluated"),
+                    sa.func.max(v.c.suite_version).label("suite_version"),
+                )
+                .where(v.c.run_id == latest_gate)
+                .group_by(v.c.table_name)
+                .order_by(v.c.table_name)
+            )
+        ]
+    return WarehouseSummary(table_counts(engine), reasons, statuses, retention, validation)
 
 
 def render(summary: WarehouseSummary, zone_files: dict[str, str] | None = None) -> str:
@@ -90,6 +113,13 @@ def render(summary: WarehouseSummary, zone_files: dict[str, str] | None = None) 
         lines += [
             f"  {rule:<24} {table:<26} {due:>7,} {held:>5,} {deleted:>7,}  {'pass' if ok else 'FAIL'}"
             for rule, table, due, held, deleted, ok in summary.retention
+        ]
+    if summary.validation:
+        lines += ["", "Validation gate, latest run (expectations passed / evaluated, suite)"]
+        lines += ["-" * 68]
+        lines += [
+            f"  {table:<26} {passed:>4} / {evaluated:<4} {suite}"
+            for table, passed, evaluated, suite in summary.validation
         ]
     if zone_files:
         lines += ["", "Warehouse files (SQLite, one per zone)", "-" * 38]
