@@ -238,6 +238,60 @@ def _cmd_hold(args: argparse.Namespace) -> int:
     return 0
 
 
+def _timestamp(value: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 date-time") from None
+    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _cmd_request(args: argparse.Namespace) -> int:
+    """Subject requests: submit, verify, extend, list, process. Identities are shown masked."""
+    from ccg_pipeline import requests
+    from ccg_pipeline.requests import intake
+
+    settings = args.settings
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # operator actions happen now
+    command = args.request_command
+    if command == "process":
+        print(json.dumps({"intake": requests.run_intake(settings, now)}))
+        print(json.dumps(requests.run_processing(settings, now)))
+        return 0
+    engine = requests._engine(settings)
+    try:
+        if command == "submit":
+            payload = intake.read_payload_file(args.payload) if args.payload else {}
+            submission = intake.parse_submission(
+                args.type,
+                args.email,
+                payload,
+                received_at=args.received_at or now,
+                source="cli",
+            )
+            request_id = intake.submit(engine, settings.pseudonym_key, submission)
+            print(f"request {request_id} received ({args.type}); awaiting identity verification")
+        elif command == "verify":
+            due = requests.verify(engine, args.request_id, args.at or now)
+            print(f"request {args.request_id} verified; due on {due.isoformat()}")
+        elif command == "extend":
+            due = requests.extend(engine, args.request_id, args.months, args.reason, now.date())
+            print(f"request {args.request_id} extended; due on {due.isoformat()}")
+        else:  # list
+            entries = requests.queue(engine, now.date(), include_closed=args.all)
+            for e in entries:
+                due = e.due_on.isoformat() if e.due_on else "clock stopped"
+                left = "" if e.days_left is None else f"{e.days_left:>4} days left"
+                print(
+                    f"{e.request_id}  {e.request_type:<16} {e.email_masked:<22} "
+                    f"{e.status:<22} received {e.received_on}  due {due:<13} {left}"
+                )
+            print(f"{len(entries)} request(s)")
+    finally:
+        engine.dispose()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ccg", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -324,6 +378,26 @@ def build_parser() -> argparse.ArgumentParser:
     stats_sub.add_parser("role-sql", help="print the SQL that sets up the ccg_analyst role")
     for cmd in (run, dictionary, example, stats_sub.choices["role-sql"]):
         cmd.set_defaults(func=_cmd_statistics)
+
+    request = sub.add_parser("request", help="data-subject requests (N-RIGHTS)")
+    request_sub = request.add_subparsers(dest="request_command", required=True)
+    submit = request_sub.add_parser("submit", help="take in a request (awaits verification)")
+    submit.add_argument("--type", required=True, help="access, rectify, erase, restrict, ...")
+    submit.add_argument("--email", required=True)
+    submit.add_argument("--payload", type=Path, help="JSON file: corrections, export_name, scope")
+    submit.add_argument("--received-at", type=_timestamp, help="when it arrived (default: now)")
+    verify = request_sub.add_parser("verify", help="identity verified: start the clock")
+    verify.add_argument("request_id")
+    verify.add_argument("--at", type=_timestamp, help="when it was verified (default: now)")
+    extend = request_sub.add_parser("extend", help="extend by 1 or 2 months, within the first")
+    extend.add_argument("request_id")
+    extend.add_argument("--months", type=int, required=True, choices=(1, 2))
+    extend.add_argument("--reason", required=True)
+    listing = request_sub.add_parser("list", help="the queue: masked identity, status, days left")
+    listing.add_argument("--all", action="store_true", help="include closed requests")
+    request_sub.add_parser("process", help="drop folder and verified requests, outside Airflow")
+    for cmd in request_sub.choices.values():
+        cmd.set_defaults(func=_cmd_request)
 
     gx_suites = sub.add_parser(
         "expectations", help="the validation gate's GX suites in expectations/ (N-ANON)"

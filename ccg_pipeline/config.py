@@ -28,6 +28,8 @@ class Settings:
     auth_log_dir: Path
     pseudonym_key: str = field(repr=False)
     environment: str = "dev"
+    # Drop folder of JSON subject requests (what a portal form writes); default $CCG_HOME/requests.
+    request_inbox: Path | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -45,6 +47,7 @@ class Settings:
             auth_log_dir=Path(env.get("CCG_AUTH_LOG_DIR", str(sources / "logs" / "auth"))),
             pseudonym_key=env.get("CCG_PSEUDONYM_KEY", DEV_PSEUDONYM_KEY),
             environment=env.get("CCG_ENV", "dev"),
+            request_inbox=Path(env.get("CCG_REQUEST_INBOX", str(home / "requests" / "inbox"))),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -28,6 +28,7 @@ ALERT_CONN_ID = "ccg_alerts"
 PERSONAL_ZONE_URI = "ccg://warehouse/personal"
 RETENTION_URI = "ccg://warehouse/retention"
 STATISTICS_URI = "ccg://warehouse/statistics"
+REQUESTS_URI = "ccg://warehouse/requests"
 
 
 def notify_failure(context: dict[str, Any]) -> None:
@@ -35,15 +36,22 @@ def notify_failure(context: dict[str, Any]) -> None:
 
     Only ids and the exception class go out; exception messages could, in principle, carry data.
     """
+    alert(context, "task failed", {"exception": type(context.get("exception")).__name__})
+
+
+def alert(context: dict[str, Any], what: str, details: dict[str, Any]) -> None:
+    """Raise an alert: an ERROR log line starting `CCG ALERT`, and a webhook post when one is
+    configured. `details` must hold ids and counts only."""
     ti = context.get("task_instance")
     payload = {
+        "alert": what,
         "dag_id": getattr(ti, "dag_id", None),
         "task_id": getattr(ti, "task_id", None),
         "run_id": context.get("run_id"),
         "try_number": getattr(ti, "try_number", None),
-        "exception": type(context.get("exception")).__name__,
+        **details,
     }
-    log.error("CCG ALERT task failed: %s", payload)
+    log.error("CCG ALERT %s: %s", what, payload)
     url = _alert_webhook_url()
     if url:
         request = urllib.request.Request(

@@ -3,7 +3,8 @@
 
 **Schedule:** by Assets. A run starts once both `ccg://warehouse/personal` (from `ccg_ingest`)
 and `ccg://warehouse/retention` (from `ccg_retention`) have new events, so each day's figures
-are built after that day's load and sweep. The as-of date comes from the triggering events
+are built after that day's load and sweep; or when `ccg://warehouse/requests` (from
+`ccg_subject_requests`) says an erasure, restriction or objection changed who may be counted. The as-of date comes from the triggering events
 (`as_of` in their extra), never the clock; a manual run takes the `as_of` param, or the day
 before its logical date. `max_active_runs=1`: staging is one build at a time.
 
@@ -38,6 +39,7 @@ from airflow.sdk import Asset, Param, dag, task
 from ccg_pipeline.dag_support import (
     DEFAULT_ARGS,
     PERSONAL_ZONE_URI,
+    REQUESTS_URI,
     RETENTION_URI,
     START_DATE,
     STATISTICS_URI,
@@ -48,7 +50,7 @@ STATISTICS = Asset(STATISTICS_URI)
 
 @dag(
     dag_id="ccg_statistics",
-    schedule=Asset(PERSONAL_ZONE_URI) & Asset(RETENTION_URI),
+    schedule=(Asset(PERSONAL_ZONE_URI) & Asset(RETENTION_URI)) | Asset(REQUESTS_URI),
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,

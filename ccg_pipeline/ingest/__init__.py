@@ -83,6 +83,7 @@ def ingest_source(
         "rows_loaded": sum(r.rows_loaded for r in results),
         "rows_quarantined": sum(r.rows_quarantined for r in results),
         "rows_retired": sum(r.rows_retired for r in results),
+        "rows_erased": sum(r.rows_erased for r in results),
         "refused": [r.source_ref for r in results if r.status == "refused"],
     }
     log.info("ingest %s done: %s", source, summary)

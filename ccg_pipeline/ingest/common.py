@@ -105,6 +105,8 @@ class BatchResult:
     # Valid rows not loaded because retention already retired them (unchanged since) or because
     # they are past their retention period on arrival: loading them would only resurrect data.
     rows_retired: int = 0
+    # Valid rows not loaded because their subject was erased on request (a tombstone).
+    rows_erased: int = 0
 
     @property
     def rows_quarantined(self) -> int:
@@ -114,9 +116,10 @@ class BatchResult:
         """One log line of counts (reasons are codes, never values)."""
         reasons = f" {dict(self.rejected)}" if self.rejected else ""
         retired = f", already retired {self.rows_retired}" if self.rows_retired else ""
+        erased = f", erased on request {self.rows_erased}" if self.rows_erased else ""
         return (
             f"{self.source} {self.source_ref}: read {self.rows_read}, loaded {self.rows_loaded}, "
-            f"quarantined {self.rows_quarantined}{reasons}{retired}"
+            f"quarantined {self.rows_quarantined}{reasons}{retired}{erased}"
         )
 
 
@@ -449,6 +452,37 @@ def _without_retired(
     return kept
 
 
+def _without_erased(
+    conn: Connection,
+    ctx: IngestContext,
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    result: BatchResult,
+) -> list[dict[str, Any]]:
+    """Drop rows of people erased on request, so a re-ingest of the same sources does not bring
+    them back; note when a CRM export still held one (the CRM erasure is not done yet)."""
+    keys = {row["_email_norm"]: pseudonym(ctx.pseudonym_key, row["_email_norm"]) for row in rows}
+    t = schema.erasure_tombstones
+    erased: set[str] = set()
+    unique = sorted(set(keys.values()))
+    for start in range(0, len(unique), UPSERT_CHUNK_ROWS):
+        chunk = unique[start : start + UPSERT_CHUNK_ROWS]
+        erased.update(
+            conn.execute(sa.select(t.c.subject_key).where(t.c.subject_key.in_(chunk))).scalars()
+        )
+    if not erased:
+        return rows
+    kept = [row for row in rows if keys[row["_email_norm"]] not in erased]
+    result.rows_erased += len(rows) - len(kept)
+    if table.name == "crm_contacts":
+        conn.execute(
+            sa.update(t)
+            .where(t.c.subject_key.in_(sorted(erased)))
+            .values(last_seen_in_crm_at=ctx.window_end)
+        )
+    return kept
+
+
 def load_chunk(
     conn: Connection,
     ctx: IngestContext,
@@ -468,6 +502,8 @@ def load_chunk(
         result.rows_retired += len(rows) - len(fresh)
         rows = fresh
     rows = _without_retired(conn, table, rows, result)
+    if rows and "_email_norm" in rows[0]:
+        rows = _without_erased(conn, ctx, table, rows, result)
     if rows and "_email_norm" in rows[0]:
         subjects = resolve_subjects(
             conn, (r["_email_norm"] for r in rows), ctx.pseudonym_key, ctx.window_end
@@ -504,6 +540,7 @@ def record_batch(
             rows_loaded=result.rows_loaded,
             rows_quarantined=result.rows_quarantined,
             rows_retired=result.rows_retired,
+            rows_erased=result.rows_erased,
             status=result.status,
             error=result.error,
             finished_at=ctx.window_end,

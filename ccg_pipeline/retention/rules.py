@@ -77,25 +77,58 @@ class SweepDates:
 # --- holds ----------------------------------------------------------------------------------------
 
 
-def held_subject_ids(dates: SweepDates) -> sa.Select:
-    """Subjects whose hold is in force: not released, or released only after the as-of date.
+# A hold with this origin restricts what an erasure request could not delete (tax records): the
+# subject is excluded from processing, but retention still deletes the records when they are due.
+ERASURE_RESTRICTION = "erasure_restriction"
 
-    A hold's start date is deliberately not compared with the as-of date: a hold placed today
-    must also stop a backfill for an earlier day from deleting the data it protects.
-    """
+
+def _holds_in_force(dates: SweepDates) -> sa.ColumnElement[bool]:
+    """Not released, or released only after the as-of date. A hold's start date is deliberately
+    not compared with the as-of date: a hold placed today must also stop a backfill for an
+    earlier day from deleting or processing the data it protects."""
     h = s.legal_holds
-    active = sa.or_(h.c.released_at.is_(None), h.c.released_at >= dates.as_of_end)
+    return sa.or_(h.c.released_at.is_(None), h.c.released_at >= dates.as_of_end)
+
+
+def held_subject_ids(dates: SweepDates) -> sa.Select:
+    """Subjects whose data retention must not delete: a hold in force, other than the
+    restriction an erasure request leaves on tax records."""
+    h = s.legal_holds
     return (
         sa.select(s.subjects.c.subject_id)
         .join(h, h.c.subject_key == s.subjects.c.subject_key)
-        .where(active)
+        .where(_holds_in_force(dates), h.c.origin != ERASURE_RESTRICTION)
     )
+
+
+def restricted_subject_ids(dates: SweepDates) -> sa.Select:
+    """Subjects left out of all processing but storage: any hold in force (restriction requests,
+    legal holds, restricted tax records after an erasure), and objections to
+    legitimate-interest processing."""
+    h, o = s.legal_holds, s.processing_objections
+    held = (
+        sa.select(s.subjects.c.subject_id)
+        .join(h, h.c.subject_key == s.subjects.c.subject_key)
+        .where(_holds_in_force(dates))
+    )
+    objected = (
+        sa.select(s.subjects.c.subject_id)
+        .join(o, o.c.subject_key == s.subjects.c.subject_key)
+        .where(o.c.scope == "legitimate_interest")
+    )
+    return held.union(objected)
 
 
 def held_company_ids(dates: SweepDates) -> sa.Select:
     """A company's records are held while any of its people is held (tax records are shared)."""
     u = s.portal_users
     return sa.select(u.c.company_id).where(u.c.subject_id.in_(held_subject_ids(dates)))
+
+
+def restricted_company_ids(dates: SweepDates) -> sa.Select:
+    """Companies left out of processing because one of their people is restricted."""
+    u = s.portal_users
+    return sa.select(u.c.company_id).where(u.c.subject_id.in_(restricted_subject_ids(dates)))
 
 
 # --- customer_basic -------------------------------------------------------------------------------

@@ -28,8 +28,8 @@ from ccg_pipeline.retention.rules import (
     CONSENT_TYPES,
     OPT_OUT_TYPES,
     SweepDates,
-    held_company_ids,
-    held_subject_ids,
+    restricted_company_ids,
+    restricted_subject_ids,
 )
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.sql import month_label
@@ -164,7 +164,7 @@ def customers_by_quarter(ctx: StatisticsContext) -> BuiltTable:
             sa.func.coalesce(c.c.sector, "unknown").label("sector"),
             c.c.created_at,
             c.c.closed_at,
-        ).where(c.c.created_at < ctx.end, c.c.company_id.not_in(held_company_ids(ctx.dates)))
+        ).where(c.c.created_at < ctx.end, c.c.company_id.not_in(restricted_company_ids(ctx.dates)))
     )
     closed = pd.to_datetime(live["closed_at"])
     live_records = pd.DataFrame(
@@ -254,7 +254,7 @@ def revenue_by_service_month(ctx: StatisticsContext) -> BuiltTable:
             sa.func.count(sa.distinct(i.c.company_id)).label("contributors"),
         )
         .select_from(i.outerjoin(o, o.c.order_id == i.c.order_id))
-        .where(i.c.issued_on <= ctx.as_of, i.c.company_id.not_in(held_company_ids(ctx.dates)))
+        .where(i.c.issued_on <= ctx.as_of, i.c.company_id.not_in(restricted_company_ids(ctx.dates)))
         .group_by(month, service)
     )
     retired = ctx.frame(
@@ -308,7 +308,7 @@ def _months(first: str, last: str) -> list[str]:
 def marketing_consent_monthly(ctx: StatisticsContext) -> BuiltTable:
     a, cc = s.crm_activities, s.crm_contacts
     dialect = ctx.conn.dialect.name
-    held = held_subject_ids(ctx.dates)
+    held = restricted_subject_ids(ctx.dates)
     month = month_label(a.c.occurred_at, dialect)
     kind = sa.case((a.c.activity_type.in_(CONSENT_TYPES), "consents"), else_="opt_outs")
     events = ctx.frame(
@@ -414,7 +414,7 @@ def customer_profiles(ctx: StatisticsContext) -> BuiltTable:
             c.c.closed_at,
             sa.func.coalesce(largest, "none").label("main_service"),
         )
-        .where(c.c.created_at < ctx.end, c.c.company_id.not_in(held_company_ids(ctx.dates)))
+        .where(c.c.created_at < ctx.end, c.c.company_id.not_in(restricted_company_ids(ctx.dates)))
         .order_by(c.c.company_id)
     )
     closed = pd.to_datetime(live.pop("closed_at"))

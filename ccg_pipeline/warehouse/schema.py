@@ -259,6 +259,7 @@ ingest_batches = sa.Table(
     sa.Column("rows_loaded", sa.Integer, nullable=False),
     sa.Column("rows_quarantined", sa.Integer, nullable=False),
     sa.Column("rows_retired", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_erased", sa.Integer, nullable=False, server_default="0"),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("error", sa.Text),
     _ts("finished_at", nullable=False),
@@ -505,8 +506,85 @@ subject_requests = sa.Table(
     _ts("verified_at"),
     sa.Column("due_on", sa.Date),
     _ts("completed_at"),
+    # Migration 0006: intake, duplicates, the extension and the outcome.
+    sa.Column("email_masked", sa.Text, comment="For operators: `an***@ex***.se`."),
+    sa.Column("source", sa.String(16), comment="cli or drop_folder."),
+    sa.Column(
+        "source_ref", sa.Text, comment="Drop-folder file name (a re-read file is a duplicate)."
+    ),
+    sa.Column(
+        "dedup_key", sa.String(64), index=True, comment="Keyed hash of type, subject, payload."
+    ),
+    sa.Column("scope", sa.String(24), comment="Objections: marketing or legitimate_interest."),
+    sa.Column("first_due_on", sa.Date, comment="Due date before any extension."),
+    sa.Column("extension_months", sa.Integer),
+    sa.Column("extension_reason", sa.Text),
+    sa.Column(
+        "extended_on", sa.Date, comment="When the extension was decided and the subject told."
+    ),
+    sa.Column("outcome", sa.Text, comment="What was done, in counts (JSON)."),
+    _ts("updated_at"),
     schema=OPS,
     comment="Data-subject requests (N-RIGHTS): type, status and the clock; no personal data.",
+)
+
+# The statuses a request moves through.
+AWAITING_VERIFICATION, VERIFIED, AWAITING_CRM, COMPLETED, REJECTED = (
+    "awaiting_verification",
+    "verified",
+    "awaiting_crm",
+    "completed",
+    "rejected",
+)
+OPEN_STATUSES = (AWAITING_VERIFICATION, VERIFIED, AWAITING_CRM)
+
+request_payloads = sa.Table(
+    "request_payloads",
+    metadata,
+    sa.Column("request_id", sa.String(36), primary_key=True),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False, server_default="{}"),
+    schema=PERSONAL,
+    comment="The requester's email and request details (corrections, export name), kept in the "
+    "personal zone only until the request is closed (migration 0006).",
+)
+
+erasure_tombstones = sa.Table(
+    "erasure_tombstones",
+    metadata,
+    sa.Column("subject_key", sa.String(64), primary_key=True),
+    sa.Column("request_id", sa.String(36), nullable=False),
+    _ts("erased_at", nullable=False),
+    _ts("last_seen_in_crm_at"),
+    schema=OPS,
+    comment="Keyed hashes of erased people: ingest skips their rows, so a re-ingest of the same "
+    "sources does not bring them back; last_seen_in_crm_at tracks the CRM erasure.",
+)
+
+crm_outbox = sa.Table(
+    "crm_outbox",
+    metadata,
+    sa.Column("request_id", sa.String(36), primary_key=True),
+    sa.Column("subject_key", sa.String(64), nullable=False),
+    sa.Column("instruction", sa.String(16), nullable=False),
+    sa.Column("file_name", sa.Text, nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("confirmed_at"),
+    schema=OPS,
+    comment="Erasure instructions for the CRM (a file per request in the outbox folder), open "
+    "until a CRM export taken afterwards no longer holds the subject.",
+)
+
+processing_objections = sa.Table(
+    "processing_objections",
+    metadata,
+    sa.Column("subject_key", sa.String(64), primary_key=True),
+    sa.Column("scope", sa.String(24), primary_key=True),
+    sa.Column("request_id", sa.String(36), nullable=False),
+    _ts("recorded_at", nullable=False),
+    schema=OPS,
+    comment="Objections to legitimate-interest processing: the subject is left out of it "
+    "(statistics).",
 )
 
 statistics_reports = sa.Table(
@@ -738,3 +816,6 @@ STATISTICS_TABLES = (
 
 # Added by migration 0005 (the validation gate).
 VALIDATION_TABLES = (validation_results,)
+
+# Added by migration 0006 (subject requests).
+REQUEST_TABLES = (request_payloads, erasure_tombstones, crm_outbox, processing_objections)

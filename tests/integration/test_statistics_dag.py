@@ -243,7 +243,12 @@ def test_ingest_and_retention_events_carry_the_as_of_date_statistics_runs_for(
     assert extras["ccg://warehouse/personal"]["as_of"] == "2026-11-23"
     assert extras["ccg://warehouse/retention"]["as_of"] == "2026-11-23"
     schedule = load_dag("ccg_statistics").timetable.asset_condition
-    uris = {a.uri for a in schedule.objects}
-    assert uris == {"ccg://warehouse/personal", "ccg://warehouse/retention"}
-    assert type(schedule).__name__ == "AssetAll"
+    assert type(schedule).__name__ == "AssetAny"  # (personal AND retention) OR requests
+    daily, requests = schedule.objects
+    assert type(daily).__name__ == "AssetAll"
+    assert {a.uri for a in daily.objects} == {
+        "ccg://warehouse/personal",
+        "ccg://warehouse/retention",
+    }
+    assert requests.uri == "ccg://warehouse/requests"
     assert load_notice().settings.k_anonymity == 10

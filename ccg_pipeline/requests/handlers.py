@@ -1,0 +1,426 @@
+"""What each verified request does (N-RIGHTS, N-MKT). One transaction per request in the
+warehouse; the customer-portal database and the files written (export package, CRM outbox) are
+written before the warehouse transaction commits, and every step is idempotent, so a retried
+request ends in the same state.
+
+- access: an export package (JSON, plus CSV per table) of everything held about the subject,
+  with the notice's purposes, lawful bases, recipients, retention periods and sources;
+- rectify: corrections applied to the personal zone and to the portal database;
+- erase: everything not under the tax hold deleted; tax records restricted (retention deletes
+  them when due); the portal login deleted; a CRM erasure instruction in the outbox; a tombstone
+  so that re-ingest does not bring the person back;
+- restrict: a hold (no processing but storage, no deletion);
+- object / withdraw-consent: marketing suppression; an objection to legitimate-interest
+  processing also leaves the subject out of the statistics.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ccg_pipeline.config import Settings
+from ccg_pipeline.policy import load_data_map, load_notice
+from ccg_pipeline.retention.rules import ERASURE_RESTRICTION
+from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.sql import audit, upsert_row
+
+log = logging.getLogger(__name__)
+
+# Columns of the portal's `users` table a rectification may change (same names as in the
+# personal zone). Only these names are ever put into the UPDATE statement; values are bound.
+PORTAL_COLUMNS = ("first_name", "last_name", "phone", "job_title")
+WAREHOUSE_RECTIFIABLE = {
+    s.portal_users: ("first_name", "last_name", "phone", "job_title"),
+    s.crm_contacts: ("first_name", "last_name", "phone", "job_title", "company_name"),
+}
+# Profile data an erasure deletes even from a customer contact kept for tax.
+PROFILE_COLUMNS = ("password_hash", "interests", "time_zone", "last_login_at", "job_title")
+
+
+@dataclass(frozen=True)
+class Request:
+    request_id: str
+    request_type: str
+    subject_key: str
+    scope: str | None
+    email: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    counts: dict[str, Any]
+
+
+def exports_root(settings: Settings) -> Path:
+    return settings.home / "exports" / "requests"
+
+
+def crm_outbox_dir(settings: Settings) -> Path:
+    return settings.home / "outbox" / "crm"
+
+
+def _subject_ids(conn: Connection, subject_key: str) -> list[int]:
+    return list(
+        conn.execute(
+            sa.select(s.subjects.c.subject_id).where(s.subjects.c.subject_key == subject_key)
+        ).scalars()
+    )
+
+
+def _rows(conn: Connection, query: sa.Select) -> list[dict[str, Any]]:
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def _subject_data(conn: Connection, subject_key: str) -> dict[str, list[dict[str, Any]]]:
+    """Every row held about the subject, per `zone.table`."""
+    ids = _subject_ids(conn, subject_key)
+    u = s.portal_users
+    user_ids = sa.select(u.c.user_id).where(u.c.subject_id.in_(ids))
+    company_ids = sa.select(u.c.company_id).where(u.c.subject_id.in_(ids))
+    queries = {
+        s.subjects: sa.select(s.subjects).where(s.subjects.c.subject_id.in_(ids)),
+        u: sa.select(u).where(u.c.subject_id.in_(ids)),
+        s.companies: sa.select(s.companies).where(s.companies.c.company_id.in_(company_ids)),
+        s.orders: sa.select(s.orders).where(s.orders.c.user_id.in_(user_ids)),
+        s.crm_contacts: sa.select(s.crm_contacts).where(s.crm_contacts.c.subject_id.in_(ids)),
+        s.crm_activities: sa.select(s.crm_activities).where(s.crm_activities.c.subject_id.in_(ids)),
+        s.auth_events: sa.select(s.auth_events).where(s.auth_events.c.subject_id.in_(ids)),
+        s.legal_holds: sa.select(s.legal_holds).where(s.legal_holds.c.subject_key == subject_key),
+        s.marketing_suppression: sa.select(s.marketing_suppression).where(
+            s.marketing_suppression.c.subject_key == subject_key
+        ),
+        s.processing_objections: sa.select(s.processing_objections).where(
+            s.processing_objections.c.subject_key == subject_key
+        ),
+        s.subject_requests: sa.select(
+            *(
+                c
+                for c in s.subject_requests.columns
+                if c.name not in {"dedup_key", "subject_key", "outcome"}
+            )
+        ).where(s.subject_requests.c.subject_key == subject_key),
+    }
+    return {f"{t.schema}.{t.name}": _rows(conn, q) for t, q in queries.items()}
+
+
+def _policy_section() -> dict[str, Any]:
+    """Art. 15 content from the policy: purposes and lawful bases, recipients, transfers,
+    retention periods and sources."""
+    notice, data_map = load_notice(), load_data_map()
+    return {
+        "controller": notice.controller,
+        "purposes": [
+            {
+                "purpose": a.purpose,
+                "categories": a.categories,
+                "lawful_bases": [str(b) for b in a.lawful_bases],
+                "legitimate_interests": a.legitimate_interests,
+            }
+            for a in notice.processing_activities
+        ],
+        "recipients": [{"name": r.name, "location": r.location} for r in notice.recipients],
+        "transfers": [
+            {"recipient": t.recipient, "destination": t.destination, "safeguard": t.safeguard}
+            for t in notice.transfers
+        ],
+        "retention": [
+            {
+                "rule": r.id,
+                "categories": r.categories,
+                "period": r.period.model_dump(exclude_defaults=True),
+                "trigger": str(r.trigger),
+                "action": str(r.action),
+            }
+            for r in notice.retention_rules
+        ],
+        "sources": {name: m.origin for name, m in data_map.sources.items()},
+        "your_rights": "access, rectification, erasure, restriction, objection, withdrawal of "
+        "consent; complaints to the ICO",
+        "not_linked_to_you": "web server logs are kept with the address cut to its network "
+        "(/24 or /48) and are not linked to a person",
+    }
+
+
+def _json_default(value: Any) -> str:
+    return value.isoformat() if isinstance(value, dt.date | dt.datetime) else str(value)
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, atomically (temporary name, then rename)."""
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+    os.replace(partial, path)
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    from io import StringIO
+
+    out = StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _json_default(v) if v is not None else "" for k, v in row.items()})
+    return out.getvalue()
+
+
+def write_export(settings: Settings, conn: Connection, request: Request, at: dt.datetime) -> dict:
+    """The access package: `<exports>/<request id>[-<export name>]/` with `data.json` (all data
+    and the policy section), one CSV per table that holds rows, and `manifest.json` (sha256)."""
+    name = request.request_id
+    if request.payload.get("export_name"):
+        name += "-" + request.payload["export_name"]  # validated at intake: no separators
+    root = exports_root(settings)
+    target = (root / name).resolve()
+    if target.parent != root.resolve():
+        raise ValueError("the export path escapes the exports folder")
+    _private_dir(root)
+    _private_dir(target)
+    data = _subject_data(conn, request.subject_key)
+    document = {
+        "request_id": request.request_id,
+        "generated_at": at.isoformat(),
+        "data": data,
+        "about_the_processing": _policy_section(),
+    }
+    files = {"data.json": json.dumps(document, indent=2, default=_json_default)}
+    for table, rows in data.items():
+        if rows:
+            files[f"{table}.csv"] = _csv_text(rows)
+    for file_name, text in files.items():
+        _write_private(target / file_name, text)
+    manifest = {n: hashlib.sha256(t.encode()).hexdigest() for n, t in files.items()}
+    _write_private(target / "manifest.json", json.dumps(manifest, indent=2))
+    return {
+        "export": str(target.relative_to(settings.home)),
+        "tables": {t: len(rows) for t, rows in data.items() if rows},
+        "files": len(files) + 1,
+    }
+
+
+def _portal_engine(settings: Settings) -> Engine:
+    return sa.create_engine(settings.portal_url)
+
+
+def rectify(settings: Settings, conn: Connection, request: Request, at: dt.datetime) -> dict:
+    corrections: dict[str, str] = request.payload["corrections"]
+    ids = _subject_ids(conn, request.subject_key)
+    counts: dict[str, int] = {}
+    for table, allowed in WAREHOUSE_RECTIFIABLE.items():
+        values = {k: v for k, v in corrections.items() if k in allowed}
+        if values and ids:
+            changed = conn.execute(
+                sa.update(table).where(table.c.subject_id.in_(ids)).values(**values)
+            ).rowcount
+            counts[f"personal.{table.name}"] = changed
+            audit(
+                conn,
+                run_id=f"request-{request.request_id}",
+                action="rectify",
+                table_name=f"personal.{table.name}",
+                row_count=changed,
+                subject_pseudonym=request.subject_key,
+                at=at,
+            )
+    portal_values = {k: v for k, v in corrections.items() if k in PORTAL_COLUMNS}
+    if portal_values:
+        engine = _portal_engine(settings)
+        try:
+            with engine.begin() as portal:
+                assignments = ", ".join(f"{column} = :{column}" for column in portal_values)
+                changed = portal.execute(
+                    sa.text(f"UPDATE users SET {assignments} WHERE lower(trim(email)) = :email"),
+                    {**portal_values, "email": request.email},
+                ).rowcount
+        finally:
+            engine.dispose()
+        counts["portal.users"] = changed
+    return counts
+
+
+def _tax_held(conn: Connection, ids: list[int]) -> bool:
+    """A customer contact whose company is still in the personal zone: its contact, identity,
+    financial and transaction data are kept for tax until retention retires the company."""
+    u = s.portal_users
+    return bool(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(u.join(s.companies, s.companies.c.company_id == u.c.company_id))
+            .where(u.c.subject_id.in_(ids))
+        ).scalar_one()
+    )
+
+
+def erase(settings: Settings, conn: Connection, request: Request, at: dt.datetime) -> dict:
+    ids = _subject_ids(conn, request.subject_key)
+    u = s.portal_users
+    counts: dict[str, int] = {}
+
+    def delete(table: sa.Table, condition: sa.ColumnElement[bool]) -> None:
+        counts[f"personal.{table.name}"] = conn.execute(sa.delete(table).where(condition)).rowcount
+
+    crm_ids = list(
+        conn.execute(
+            sa.select(s.crm_contacts.c.crm_contact_id).where(s.crm_contacts.c.subject_id.in_(ids))
+        ).scalars()
+    )
+    delete(s.crm_activities, s.crm_activities.c.subject_id.in_(ids))
+    delete(s.crm_contacts, s.crm_contacts.c.subject_id.in_(ids))
+    delete(s.auth_events, s.auth_events.c.subject_id.in_(ids))
+    tax_held = _tax_held(conn, ids)
+    if tax_held:
+        counts["personal.portal_users (profile data nulled)"] = conn.execute(
+            sa.update(u).where(u.c.subject_id.in_(ids)).values(dict.fromkeys(PROFILE_COLUMNS))
+        ).rowcount
+        present = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(s.legal_holds)
+            .where(
+                s.legal_holds.c.subject_key == request.subject_key,
+                s.legal_holds.c.origin == ERASURE_RESTRICTION,
+                s.legal_holds.c.released_at.is_(None),
+            )
+        ).scalar_one()
+        if not present:
+            conn.execute(
+                sa.insert(s.legal_holds).values(
+                    subject_key=request.subject_key,
+                    reason=f"erasure request {request.request_id}: tax records restricted "
+                    "until retention deletes them",
+                    origin=ERASURE_RESTRICTION,
+                    created_at=at,
+                )
+            )
+    else:
+        user_ids = sa.select(u.c.user_id).where(u.c.subject_id.in_(ids))
+        conn.execute(
+            sa.update(s.orders).where(s.orders.c.user_id.in_(user_ids)).values(user_id=None)
+        )
+        delete(u, u.c.subject_id.in_(ids))
+        delete(s.subjects, s.subjects.c.subject_id.in_(ids))
+    upsert_row(
+        conn,
+        s.erasure_tombstones,
+        {
+            "subject_key": request.subject_key,
+            "request_id": request.request_id,
+            "erased_at": at,
+            "last_seen_in_crm_at": None,
+        },
+    )
+    engine = _portal_engine(settings)
+    try:
+        with engine.begin() as portal:
+            counts["portal.users"] = portal.execute(
+                sa.text("DELETE FROM users WHERE lower(trim(email)) = :email"),
+                {"email": request.email},
+            ).rowcount
+    finally:
+        engine.dispose()
+    for table, count in counts.items():
+        audit(
+            conn,
+            run_id=f"request-{request.request_id}",
+            action="erase",
+            table_name=table,
+            row_count=count,
+            subject_pseudonym=request.subject_key,
+            at=at,
+        )
+    counts["tax_records_restricted"] = int(tax_held)
+    if crm_ids:
+        outbox = crm_outbox_dir(settings)
+        _private_dir(outbox)
+        file_name = f"{request.request_id}.json"
+        instruction = {"instruction": "erase", "crm_record_ids": sorted(crm_ids)}
+        _write_private(outbox / file_name, json.dumps(instruction))
+        upsert_row(
+            conn,
+            s.crm_outbox,
+            {
+                "request_id": request.request_id,
+                "subject_key": request.subject_key,
+                "instruction": "erase",
+                "file_name": file_name,
+                "created_at": at,
+                "confirmed_at": None,
+            },
+        )
+        counts["crm_outbox"] = 1
+    return counts
+
+
+def restrict(settings: Settings, conn: Connection, request: Request, at: dt.datetime) -> dict:
+    h = s.legal_holds
+    present = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(h)
+        .where(h.c.reason.contains(request.request_id), h.c.released_at.is_(None))
+    ).scalar_one()
+    if not present:
+        conn.execute(
+            sa.insert(h).values(
+                subject_key=request.subject_key,
+                reason=f"restriction request {request.request_id}",
+                origin="restriction_request",
+                created_at=at,
+            )
+        )
+    return {"ops.legal_holds": 1}
+
+
+def suppress_marketing(
+    settings: Settings, conn: Connection, request: Request, at: dt.datetime
+) -> dict:
+    reason = "consent withdrawn" if request.request_type == "withdraw-consent" else "objection"
+    upsert_row(
+        conn,
+        s.marketing_suppression,
+        {"subject_key": request.subject_key, "reason": reason, "suppressed_at": at},
+    )
+    counts = {"ops.marketing_suppression": 1}
+    if request.scope == "legitimate_interest":
+        upsert_row(
+            conn,
+            s.processing_objections,
+            {
+                "subject_key": request.subject_key,
+                "scope": "legitimate_interest",
+                "request_id": request.request_id,
+                "recorded_at": at,
+            },
+        )
+        counts["ops.processing_objections"] = 1
+    return counts
+
+
+Handler = Callable[[Settings, Connection, Request, dt.datetime], dict]
+HANDLERS: dict[str, Handler] = {
+    "access": write_export,
+    "rectify": rectify,
+    "erase": erase,
+    "restrict": restrict,
+    "object": suppress_marketing,
+    "withdraw-consent": suppress_marketing,
+}
