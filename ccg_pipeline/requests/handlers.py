@@ -85,7 +85,14 @@ def _rows(conn: Connection, query: sa.Select) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in conn.execute(query)]
 
 
-def _subject_data(conn: Connection, subject_key: str) -> dict[str, list[dict[str, Any]]]:
+def _quarantined(email: str) -> sa.ColumnElement[bool]:
+    """Rejected source records that mention the address (kept raw, so matched as text)."""
+    return sa.func.lower(s.quarantine.c.raw_record).contains(email, autoescape=True)
+
+
+def _subject_data(
+    conn: Connection, subject_key: str, email: str
+) -> dict[str, list[dict[str, Any]]]:
     """Every row held about the subject, per `zone.table`."""
     ids = _subject_ids(conn, subject_key)
     u = s.portal_users
@@ -99,6 +106,7 @@ def _subject_data(conn: Connection, subject_key: str) -> dict[str, list[dict[str
         s.crm_contacts: sa.select(s.crm_contacts).where(s.crm_contacts.c.subject_id.in_(ids)),
         s.crm_activities: sa.select(s.crm_activities).where(s.crm_activities.c.subject_id.in_(ids)),
         s.auth_events: sa.select(s.auth_events).where(s.auth_events.c.subject_id.in_(ids)),
+        s.quarantine: sa.select(s.quarantine).where(_quarantined(email)),
         s.legal_holds: sa.select(s.legal_holds).where(s.legal_holds.c.subject_key == subject_key),
         s.marketing_suppression: sa.select(s.marketing_suppression).where(
             s.marketing_suppression.c.subject_key == subject_key
@@ -197,7 +205,7 @@ def write_export(settings: Settings, conn: Connection, request: Request, at: dt.
         raise ValueError("the export path escapes the exports folder")
     _private_dir(root)
     _private_dir(target)
-    data = _subject_data(conn, request.subject_key)
+    data = _subject_data(conn, request.subject_key, request.email)
     document = {
         "request_id": request.request_id,
         "generated_at": at.isoformat(),
@@ -288,6 +296,7 @@ def erase(settings: Settings, conn: Connection, request: Request, at: dt.datetim
     delete(s.crm_activities, s.crm_activities.c.subject_id.in_(ids))
     delete(s.crm_contacts, s.crm_contacts.c.subject_id.in_(ids))
     delete(s.auth_events, s.auth_events.c.subject_id.in_(ids))
+    delete(s.quarantine, _quarantined(request.email))
     tax_held = _tax_held(conn, ids)
     if tax_held:
         counts["personal.portal_users (profile data nulled)"] = conn.execute(

@@ -1,0 +1,282 @@
+"""Real `ccg_subject_requests` DAG runs on SQLite and PostgreSQL: every request type end to end,
+erasure then re-ingest of the same sources, the CRM erasure confirmed by a later export, and the
+tax restriction against retention over time."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from helpers import env_for, query, run_dag, state_of
+
+from ccg_pipeline import requests
+from ccg_pipeline.config import Settings
+from ccg_pipeline.ingest.common import normalise_email
+from ccg_pipeline.retention import run_retention
+from ccg_pipeline.warehouse import migrate
+from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.engine import create_warehouse_engine
+
+pytestmark = pytest.mark.integration
+RUN = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+NOW = RUN.replace(tzinfo=None)
+
+
+def _emails(url: str) -> dict[str, str]:
+    """People to make requests for, chosen by what the demo population holds."""
+    contact_and_user = query(
+        url,
+        "SELECT u.email FROM personal.portal_users u "
+        "JOIN personal.crm_contacts c ON c.subject_id = u.subject_id "
+        "JOIN personal.companies co ON co.company_id = u.company_id "
+        "ORDER BY u.user_id",
+    )
+    prospect = query(
+        url,
+        "SELECT c.email FROM personal.crm_contacts c WHERE c.subject_id NOT IN "
+        "(SELECT subject_id FROM personal.portal_users) ORDER BY c.crm_contact_id",
+    )
+    users = [row[0] for row in contact_and_user]
+    return {
+        "erase_customer": users[0],
+        "access": users[1],
+        "rectify": users[2],
+        "restrict": users[3],
+        "object": users[4],
+        "withdraw-consent": users[5],
+        "erase_prospect": prospect[0][0],
+    }
+
+
+def _drop(inbox: Path, name: str, document: dict) -> None:
+    inbox.mkdir(parents=True, exist_ok=True)
+    (inbox / f"{name}.json").write_text(json.dumps(document))
+
+
+def _statuses(url: str) -> dict[str, str]:
+    return dict(
+        query(url, "SELECT request_type || '/' || request_id, status FROM ops.subject_requests")
+    )
+
+
+def test_every_request_type_through_the_dag_and_erasure_survives_reingest(
+    airflow_db, demo_sources: Path, warehouse_url: str, tmp_path: Path, monkeypatch
+) -> None:
+    sources = tmp_path / "sources"
+    shutil.copytree(demo_sources, sources)  # erasure and rectification change the portal DB
+    env = env_for(warehouse_url, sources, tmp_path)
+    assert state_of(run_dag(monkeypatch, "ccg_ingest", RUN, env)) == "success"
+    people = _emails(warehouse_url)
+    inbox = tmp_path / "requests" / "inbox"
+    # The customer's erasure arrived 27 days ago: still open afterwards (CRM), so it is due soon.
+    _drop(
+        inbox,
+        "erase-customer",
+        {
+            "type": "erase",
+            "email": people["erase_customer"],
+            "received_at": (NOW - dt.timedelta(days=27)).isoformat(),
+        },
+    )
+    _drop(inbox, "erase-prospect", {"type": "erase", "email": people["erase_prospect"]})
+    _drop(
+        inbox,
+        "access",
+        {
+            "type": "access",
+            "email": people["access"].upper(),
+            "payload": {"export_name": "for-the-subject"},
+        },
+    )
+    _drop(
+        inbox,
+        "rectify",
+        {
+            "type": "rectify",
+            "email": people["rectify"],
+            "payload": {"corrections": {"last_name": "Corrected-Name"}},
+        },
+    )
+    _drop(inbox, "restrict", {"type": "restrict", "email": people["restrict"]})
+    _drop(
+        inbox,
+        "object",
+        {"type": "object", "email": people["object"], "payload": {"scope": "legitimate_interest"}},
+    )
+    _drop(inbox, "withdraw", {"type": "withdraw-consent", "email": people["withdraw-consent"]})
+    _drop(
+        inbox,
+        "hostile",
+        {"type": "access", "email": people["access"], "payload": {"export_name": "../../../etc"}},
+    )
+
+    # First run: taken in, waiting for verification, clock stopped, nothing done.
+    assert state_of(run_dag(monkeypatch, "ccg_subject_requests", RUN, env)) == "success"
+    assert set(_statuses(warehouse_url).values()) == {s.AWAITING_VERIFICATION}
+    assert len(_statuses(warehouse_url)) == 7
+    assert (inbox / "rejected" / "hostile.json.reason").read_text().startswith("bad_export_name")
+
+    engine = create_warehouse_engine(warehouse_url)
+    try:
+        for request in requests.queue(engine, NOW.date()):
+            verified_at = NOW - dt.timedelta(days=27) if request.received_on < NOW.date() else NOW
+            requests.verify(engine, request.request_id, verified_at)
+    finally:
+        engine.dispose()
+
+    # Second run: every type handled.
+    second = RUN + dt.timedelta(hours=1)
+    assert state_of(run_dag(monkeypatch, "ccg_subject_requests", second, env)) == "success"
+    statuses = _statuses(warehouse_url)
+    erasures = {k: v for k, v in statuses.items() if k.startswith("erase/")}
+    assert set(erasures.values()) == {s.AWAITING_CRM}  # both were in the CRM
+    assert {v for k, v in statuses.items() if not k.startswith("erase/")} == {s.COMPLETED}
+    # The emails and details are dropped from the personal zone once a request is handled.
+    assert query(warehouse_url, "SELECT count(*) FROM personal.request_payloads") == [(0,)]
+
+    # Access: a private package with the data and the notice's art. 15 content.
+    (package,) = (tmp_path / "exports" / "requests").iterdir()
+    assert package.name.endswith("-for-the-subject")
+    assert stat.S_IMODE(package.stat().st_mode) == 0o700
+    document = json.loads((package / "data.json").read_text())
+    assert document["data"]["personal.portal_users"][0]["email"].lower() == people["access"]
+    assert document["about_the_processing"]["purposes"]
+    assert document["about_the_processing"]["retention"]
+    assert stat.S_IMODE((package / "data.json").stat().st_mode) == 0o600
+    manifest = json.loads((package / "manifest.json").read_text())
+    assert "personal.portal_users.csv" in manifest
+
+    # Rectification: personal zone and the portal database.
+    assert query(
+        warehouse_url,
+        f"SELECT last_name FROM personal.portal_users WHERE email = '{people['rectify']}'",
+    ) == [("Corrected-Name",)]
+    portal = sa.create_engine(f"sqlite:///{sources / 'portal.db'}")
+    with portal.connect() as conn:
+        corrected = conn.execute(
+            sa.text("SELECT last_name FROM users WHERE lower(email) = :e"),
+            {"e": people["rectify"]},
+        ).all()
+        erased_login = conn.execute(
+            sa.text("SELECT count(*) FROM users WHERE lower(email) = :e"),
+            {"e": people["erase_customer"]},
+        ).scalar()
+    portal.dispose()
+    assert corrected == [("Corrected-Name",)] and erased_login == 0
+
+    # Erasure of a customer contact: CRM rows gone, profile nulled, tax records restricted.
+    customer = people["erase_customer"]
+    assert query(
+        warehouse_url, f"SELECT count(*) FROM personal.crm_contacts WHERE email = '{customer}'"
+    ) == [(0,)]
+    (profile,) = query(
+        warehouse_url,
+        f"SELECT password_hash, interests FROM personal.portal_users WHERE email = '{customer}'",
+    )
+    assert profile == (None, None)
+    origins = sorted(r[0] for r in query(warehouse_url, "SELECT origin FROM ops.legal_holds"))
+    assert origins == ["erasure_restriction", "restriction_request"]
+    # Erasure of a prospect: nothing left but the tombstone.
+    prospect = people["erase_prospect"]
+    assert query(
+        warehouse_url, f"SELECT count(*) FROM personal.subjects WHERE email_norm = '{prospect}'"
+    ) == [(0,)]
+    assert query(warehouse_url, "SELECT count(*) FROM ops.erasure_tombstones") == [(2,)]
+    assert len(list((tmp_path / "outbox" / "crm").glob("*.json"))) == 2
+    # Objection and withdrawal: suppressed; the objection also stops legitimate interests.
+    assert query(warehouse_url, "SELECT count(*) FROM ops.marketing_suppression") == [(2,)]
+    assert query(warehouse_url, "SELECT scope FROM ops.processing_objections") == [
+        ("legitimate_interest",)
+    ]
+    # The erasure received 27 days ago is open and due within 7 days: the alert lists it.
+    due = requests.run_due_check(Settings.from_env(env), NOW.date())
+    assert [d["type"] for d in due] == ["erase"] and due[0]["days_left"] <= 7
+
+    # Re-ingest of the same sources (every file read again) brings neither erased person back.
+    reingest = run_dag(monkeypatch, "ccg_ingest", RUN, env, {"full_refresh": True})
+    assert state_of(reingest) == "success"
+    for email in (customer, prospect):
+        assert query(
+            warehouse_url, f"SELECT count(*) FROM personal.crm_contacts WHERE email = '{email}'"
+        ) == [(0,)]
+    assert query(warehouse_url, "SELECT sum(rows_erased) FROM ops.ingest_batches")[0][0] >= 2
+
+    # The CRM carries out the instruction: the next export lacks them, and the erasures close.
+    crm = sources / "crm"
+    latest = sorted(crm.glob("contacts_*.csv"))[-1]
+    erased = {normalise_email(customer), normalise_email(prospect)}
+
+    def still_held(row: list[str]) -> bool:
+        try:
+            return normalise_email(row[3]) in erased  # the Email column
+        except (IndexError, ValueError):
+            return False  # a damaged row stays as it is
+
+    with latest.open(newline="", encoding="utf-8") as fh:
+        rows = [row for row in csv.reader(fh) if not still_held(row)]
+    with (crm / "contacts_20261124.csv").open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows)
+    next_day = RUN + dt.timedelta(days=1)
+    assert state_of(run_dag(monkeypatch, "ccg_ingest", next_day, env)) == "success"
+    assert state_of(run_dag(monkeypatch, "ccg_subject_requests", next_day, env)) == "success"
+    assert set(_statuses(warehouse_url).values()) == {s.COMPLETED}
+
+
+def test_tax_records_restricted_by_an_erasure_are_deleted_when_retention_is_due(
+    demo_sources: Path, warehouse_url: str, tmp_path: Path, settings_for
+) -> None:
+    from ccg_pipeline.ingest import ingest_source
+    from ccg_pipeline.requests.intake import parse_submission, submit
+
+    sources = tmp_path / "sources"
+    shutil.copytree(demo_sources, sources)  # the erasure deletes a portal login
+    settings = settings_for(warehouse_url, sources)
+    engine = create_warehouse_engine(warehouse_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    for source in ("portal", "crm"):
+        ingest_source(settings, source, run_id="load", window_start=None, window_end=NOW)
+    # Two people at companies that closed within the six years: one erased (its tax records
+    # restricted), one under a restriction request's hold.
+    closed = query(
+        warehouse_url,
+        "SELECT u.email, u.company_id FROM personal.portal_users u JOIN personal.companies c "
+        "ON c.company_id = u.company_id WHERE c.closed_at >= '2023-01-01' ORDER BY u.user_id",
+    )
+    erased, erased_company = closed[0]
+    # At another company: a hold on anyone at a company holds the company's shared tax records.
+    restricted = next(email for email, company in closed if company != erased_company)
+    engine = create_warehouse_engine(warehouse_url)
+    try:
+        for kind, email in (("erase", erased), ("restrict", restricted)):
+            request_id = submit(
+                engine,
+                settings.pseudonym_key,
+                parse_submission(kind, email, None, received_at=NOW, source="cli"),
+            )
+            requests.verify(engine, request_id, NOW)
+        report = requests.process_requests(engine, settings, NOW)
+    finally:
+        engine.dispose()
+    assert report.failed == [] and report.handled == {"erase": 1, "restrict": 1}
+
+    def present(email: str) -> bool:
+        return query(
+            warehouse_url,
+            f"SELECT count(*) FROM personal.portal_users WHERE email = '{email}'",
+        ) == [(1,)]
+
+    # Within the six years both are kept: the erased person's tax records only restricted.
+    run_retention(settings, NOW.date(), "retention-now")
+    assert present(erased) and present(restricted)
+    # Long after the six years, retention deletes the restricted tax records; a restriction
+    # request's hold still blocks deletion.
+    run_retention(settings, dt.date(2045, 1, 1), "retention-2045")
+    assert not present(erased)
+    assert present(restricted)
