@@ -215,26 +215,30 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 def _cmd_hold(args: argparse.Namespace) -> int:
     from ccg_pipeline.retention import holds
+    from ccg_pipeline.warehouse.migrate import migrated
 
-    engine = _engine(args.settings)
-    from ccg_pipeline.warehouse import migrate
-
-    migrate.upgrade(engine)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # an operator action happens now
-    if args.hold_command == "add":
-        hold_id = holds.add_hold(
-            engine, args.settings.pseudonym_key, args.email, args.reason, origin=args.origin, at=now
-        )
-        print(f"hold {hold_id} set")
-    elif args.hold_command == "release":
-        holds.release_hold(engine, args.hold_id, at=now, note=args.note)
-        print(f"hold {args.hold_id} released")
-    else:
-        for h in holds.list_holds(engine, include_released=args.all):
-            state = f"released {h.released_at:%Y-%m-%d}" if h.released_at else "active"
-            print(
-                f"{h.hold_id:>5}  {h.subject}  {h.origin:<19} {h.created_at:%Y-%m-%d}  {state:<19} {h.reason}"
+    with migrated(args.settings.warehouse_url) as engine:
+        if args.hold_command == "add":
+            hold_id = holds.add_hold(
+                engine,
+                args.settings.pseudonym_key,
+                args.email,
+                args.reason,
+                origin=args.origin,
+                at=now,
             )
+            print(f"hold {hold_id} set")
+        elif args.hold_command == "release":
+            holds.release_hold(engine, args.hold_id, at=now, note=args.note)
+            print(f"hold {args.hold_id} released")
+        else:
+            for h in holds.list_holds(engine, include_released=args.all):
+                state = f"released {h.released_at:%Y-%m-%d}" if h.released_at else "active"
+                print(
+                    f"{h.hold_id:>5}  {h.subject}  {h.origin:<19} {h.created_at:%Y-%m-%d}  "
+                    f"{state:<19} {h.reason}"
+                )
     return 0
 
 
@@ -258,8 +262,9 @@ def _cmd_request(args: argparse.Namespace) -> int:
         print(json.dumps({"intake": requests.run_intake(settings, now)}))
         print(json.dumps(requests.run_processing(settings, now)))
         return 0
-    engine = requests._engine(settings)
-    try:
+    from ccg_pipeline.warehouse.migrate import migrated
+
+    with migrated(settings.warehouse_url) as engine:
         if command == "submit":
             payload = intake.read_payload_file(args.payload) if args.payload else {}
             submission = intake.parse_submission(
@@ -287,8 +292,6 @@ def _cmd_request(args: argparse.Namespace) -> int:
                     f"{e.status:<22} received {e.received_on}  due {due:<13} {left}"
                 )
             print(f"{len(entries)} request(s)")
-    finally:
-        engine.dispose()
     return 0
 
 

@@ -22,6 +22,7 @@ from ccg_pipeline.policy import load_notice
 from ccg_pipeline.requests import clock
 from ccg_pipeline.requests.handlers import HANDLERS, Request
 from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.migrate import migrated
 from ccg_pipeline.warehouse.sql import audit
 
 log = logging.getLogger(__name__)
@@ -268,23 +269,11 @@ def inbox(settings: Settings) -> Path:
     return settings.request_inbox or settings.home / "requests" / "inbox"
 
 
-def _engine(settings: Settings) -> Engine:
-    from ccg_pipeline.warehouse import migrate
-    from ccg_pipeline.warehouse.engine import create_warehouse_engine
-
-    engine = create_warehouse_engine(settings.warehouse_url)
-    migrate.upgrade(engine)
-    return engine
-
-
 def run_intake(settings: Settings, now: dt.datetime) -> dict[str, Any]:
     from ccg_pipeline.requests.intake import take_in_drop_folder
 
-    engine = _engine(settings)
-    try:
+    with migrated(settings.warehouse_url) as engine:
         report = take_in_drop_folder(engine, settings.pseudonym_key, inbox(settings), now)
-    finally:
-        engine.dispose()
     log.info("drop folder: %s", report.as_dict())
     return report.as_dict()
 
@@ -292,12 +281,9 @@ def run_intake(settings: Settings, now: dt.datetime) -> dict[str, Any]:
 def run_processing(settings: Settings, now: dt.datetime) -> dict[str, Any]:
     """Handle verified requests and close confirmed CRM erasures; raises when a request failed
     (after handling all the others), so the task fails and alerts."""
-    engine = _engine(settings)
-    try:
+    with migrated(settings.warehouse_url) as engine:
         report = process_requests(engine, settings, now)
         confirmed = confirm_crm_erasures(engine, now)
-    finally:
-        engine.dispose()
     summary = {**report.as_dict(), "crm_erasures_confirmed": confirmed}
     log.info("requests processed: %s", summary)
     if report.failed:
@@ -309,11 +295,8 @@ def run_processing(settings: Settings, now: dt.datetime) -> dict[str, Any]:
 
 
 def run_due_check(settings: Settings, today: dt.date) -> list[dict[str, Any]]:
-    engine = _engine(settings)
-    try:
+    with migrated(settings.warehouse_url) as engine:
         soon = due_soon(engine, today)
-    finally:
-        engine.dispose()
     return [
         {"request_id": e.request_id, "type": e.request_type, "days_left": e.days_left} for e in soon
     ]

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_data_map, load_notice
+from ccg_pipeline.retention import holds
 from ccg_pipeline.retention.rules import ERASURE_RESTRICTION
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.sql import audit, upsert_row
@@ -302,25 +303,14 @@ def erase(settings: Settings, conn: Connection, request: Request, at: dt.datetim
         counts["personal.portal_users (profile data nulled)"] = conn.execute(
             sa.update(u).where(u.c.subject_id.in_(ids)).values(dict.fromkeys(PROFILE_COLUMNS))
         ).rowcount
-        present = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(s.legal_holds)
-            .where(
-                s.legal_holds.c.subject_key == request.subject_key,
-                s.legal_holds.c.origin == ERASURE_RESTRICTION,
-                s.legal_holds.c.released_at.is_(None),
-            )
-        ).scalar_one()
-        if not present:
-            conn.execute(
-                sa.insert(s.legal_holds).values(
-                    subject_key=request.subject_key,
-                    reason=f"erasure request {request.request_id}: tax records restricted "
-                    "until retention deletes them",
-                    origin=ERASURE_RESTRICTION,
-                    created_at=at,
-                )
-            )
+        _hold_once(
+            conn,
+            request,
+            ERASURE_RESTRICTION,
+            f"erasure request {request.request_id}: tax records restricted until retention "
+            "deletes them",
+            at,
+        )
     else:
         user_ids = sa.select(u.c.user_id).where(u.c.subject_id.in_(ids))
         conn.execute(
@@ -380,22 +370,16 @@ def erase(settings: Settings, conn: Connection, request: Request, at: dt.datetim
     return counts
 
 
+def _hold_once(
+    conn: Connection, request: Request, origin: str, reason: str, at: dt.datetime
+) -> None:
+    if holds.open_hold_id(conn, request.subject_key, origin) is None:
+        holds.place_hold(conn, request.subject_key, reason, origin, at)
+
+
 def restrict(settings: Settings, conn: Connection, request: Request, at: dt.datetime) -> dict:
-    h = s.legal_holds
-    present = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(h)
-        .where(h.c.reason.contains(request.request_id), h.c.released_at.is_(None))
-    ).scalar_one()
-    if not present:
-        conn.execute(
-            sa.insert(h).values(
-                subject_key=request.subject_key,
-                reason=f"restriction request {request.request_id}",
-                origin="restriction_request",
-                created_at=at,
-            )
-        )
+    reason = f"restriction request {request.request_id}"
+    _hold_once(conn, request, "restriction_request", reason, at)
     return {"ops.legal_holds": 1}
 
 

@@ -13,7 +13,6 @@ from typing import Any
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.warehouse import migrate
-from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
 
 def _summary(outcomes: list[Any]) -> dict[str, Any]:
@@ -32,12 +31,8 @@ def plan_retention(
 ) -> dict[str, Any]:
     from ccg_pipeline.retention.sweep import plan
 
-    engine = create_warehouse_engine(settings.warehouse_url)
-    try:
-        migrate.upgrade(engine)
+    with migrate.migrated(settings.warehouse_url) as engine:
         return _summary(plan(engine, load_notice(), as_of, align_to_year_end=align_to_year_end))
-    finally:
-        engine.dispose()
 
 
 def run_retention(
@@ -50,9 +45,7 @@ def run_retention(
 ) -> dict[str, Any]:
     from ccg_pipeline.retention.sweep import DEFAULT_CHUNK_ROWS, sweep
 
-    engine = create_warehouse_engine(settings.warehouse_url)
-    try:
-        migrate.upgrade(engine)
+    with migrate.migrated(settings.warehouse_url) as engine:
         outcomes = sweep(
             engine,
             load_notice(),
@@ -61,9 +54,7 @@ def run_retention(
             chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS,
             align_to_year_end=align_to_year_end,
         )
-        return _summary(outcomes)
-    finally:
-        engine.dispose()
+    return _summary(outcomes)
 
 
 def render_plan(summary: dict[str, Any], as_of: dt.date) -> str:

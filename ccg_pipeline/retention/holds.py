@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ccg_pipeline.ingest.common import normalise_email, pseudonym
 from ccg_pipeline.warehouse import schema
@@ -50,22 +50,39 @@ def add_hold(
     except ValueError:
         raise HoldError("the email is not a valid address") from None
     with engine.begin() as conn:
-        result = conn.execute(
-            sa.insert(schema.legal_holds).values(
-                subject_key=subject_key, reason=reason, origin=origin, created_at=at
-            )
+        return place_hold(conn, subject_key, reason, origin, at)
+
+
+def place_hold(
+    conn: Connection, subject_key: str, reason: str, origin: str, at: dt.datetime
+) -> int:
+    """Insert a hold and its audit row inside the caller's transaction (checked input only)."""
+    result = conn.execute(
+        sa.insert(schema.legal_holds).values(
+            subject_key=subject_key, reason=reason, origin=origin, created_at=at
         )
-        hold_id = int(result.inserted_primary_key[0])
-        audit(
-            conn,
-            run_id=f"hold-{hold_id}",
-            action="hold_add",
-            table_name="ops.legal_holds",
-            row_count=1,
-            subject_pseudonym=subject_key,
-            at=at,
-        )
-        return hold_id
+    )
+    hold_id = int(result.inserted_primary_key[0])
+    audit(
+        conn,
+        run_id=f"hold-{hold_id}",
+        action="hold_add",
+        table_name="ops.legal_holds",
+        row_count=1,
+        subject_pseudonym=subject_key,
+        at=at,
+    )
+    return hold_id
+
+
+def open_hold_id(conn: Connection, subject_key: str, origin: str) -> int | None:
+    """The subject's unreleased hold of `origin`, if any (so a retried request adds none)."""
+    h = schema.legal_holds
+    return conn.execute(
+        sa.select(h.c.hold_id)
+        .where(h.c.subject_key == subject_key, h.c.origin == origin, h.c.released_at.is_(None))
+        .limit(1)
+    ).scalar()
 
 
 def release_hold(engine: Engine, hold_id: int, *, at: dt.datetime, note: str = "") -> None:

@@ -187,37 +187,22 @@ def export_statistics_file(engine: Engine, target: Path) -> Path:
     return target
 
 
-def _engine(settings: Settings) -> Engine:
-    engine = create_warehouse_engine(settings.warehouse_url)
-    migrate.upgrade(engine)
-    return engine
-
-
 def build_statistics(settings: Settings, as_of: dt.date, run_id: str) -> dict[str, int]:
-    engine = _engine(settings)
-    try:
+    with migrate.migrated(settings.warehouse_url) as engine:
         return build_in_staging(engine, as_of, run_id)
-    finally:
-        engine.dispose()
 
 
 def validate_statistics(settings: Settings, run_id: str) -> dict[str, Any]:
     """The validation gate on this run's staging build; raises `ValidationGateFailed`."""
     from ccg_pipeline.validation.gate import validate_staging
 
-    engine = _engine(settings)
-    try:
+    with migrate.migrated(settings.warehouse_url) as engine:
         return validate_staging(engine, run_id, settings.home).summary()
-    finally:
-        engine.dispose()
 
 
 def publish_statistics(settings: Settings, run_id: str) -> dict[str, Any]:
-    engine = _engine(settings)
-    try:
+    with migrate.migrated(settings.warehouse_url) as engine:
         publication = publish(engine, run_id, export_to=analyst_file(settings))
-    finally:
-        engine.dispose()
     return {
         "as_of": publication.as_of.isoformat(),
         "tables": publication.tables,

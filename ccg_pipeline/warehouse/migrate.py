@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -24,6 +26,20 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Bring the warehouse to `revision`; a no-op when it is already there. Returns the revision."""
     command.upgrade(_config(engine), revision)
     return current_revision(engine)
+
+
+@contextmanager
+def migrated(url: str) -> Iterator[Engine]:
+    """An engine on the warehouse at `url`, brought to the newest revision, disposed after use:
+    how every job (DAG task or command) opens the warehouse."""
+    from ccg_pipeline.warehouse.engine import create_warehouse_engine
+
+    engine = create_warehouse_engine(url)
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -37,6 +37,16 @@ def table_counts(engine: Engine) -> dict[str, int]:
     return counts
 
 
+def _latest_run_id(table: sa.Table, newest: sa.Column) -> sa.ScalarSelect:
+    """The run id of `table`'s newest run by `newest` (ties broken by run id)."""
+    return (
+        sa.select(table.c.run_id)
+        .order_by(newest.desc(), table.c.run_id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 def summarise(engine: Engine) -> WarehouseSummary:
     q, b = schema.quarantine, schema.ingest_batches
     # The reason text names the rule and column, never the value, so it is safe to show.
@@ -56,12 +66,7 @@ def summarise(engine: Engine) -> WarehouseSummary:
             )
         }
         c = schema.retention_checks
-        latest = (
-            sa.select(c.c.run_id)
-            .order_by(c.c.as_of.desc(), c.c.run_id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
+        latest = _latest_run_id(c, c.c.as_of)
         retention = [
             (r.rule_id, r.table_name, r.due, r.held, r.deleted, bool(r.passed))
             for r in conn.execute(
@@ -69,12 +74,7 @@ def summarise(engine: Engine) -> WarehouseSummary:
             )
         ]
         v = schema.validation_results
-        latest_gate = (
-            sa.select(v.c.run_id)
-            .order_by(v.c.validated_at.desc(), v.c.run_id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
+        latest_gate = _latest_run_id(v, v.c.validated_at)
         passed = sa.func.sum(sa.case((v.c.success.is_(True), 1), else_=0))
         validation = [
             (r.table_name, int(r.passed), int(r.evaluated), r.suite_version)
