@@ -171,6 +171,14 @@ class Transfer(Cited):
     data_categories: list[str]
 
 
+class ZoneAccess(Cited):
+    """Who may read a warehouse zone: `pipeline` (the owning role) and/or `analyst`."""
+
+    zone: Literal["personal", "staging", "statistics", "ops"]
+    readers: list[Literal["pipeline", "analyst"]]
+    decided_by: Decision
+
+
 class Settings(Strict):
     k_anonymity: int = Field(10, ge=2)
     min_cell_count: int = Field(10, ge=1)
@@ -194,6 +202,7 @@ class Notice(Strict):
     recipients: list[Recipient]
     safeguards: list[Safeguard]
     transfers: list[Transfer]
+    zone_access: list[ZoneAccess] = []
     settings: Settings = Settings()
 
     @model_validator(mode="after")
