@@ -295,6 +295,21 @@ def _cmd_request(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ropa(args: argparse.Namespace) -> int:
+    """The record of processing activities (GDPR art. 30), from the policy only: no database."""
+    from ccg_pipeline import ropa
+    from ccg_pipeline.policy import load_data_map, load_notice
+
+    as_of = args.as_of or dt.datetime.now(dt.UTC).date()  # an operator's record is as of today
+    record = ropa.build_ropa(load_notice(), load_data_map(), as_of)
+    if args.out is None:
+        print(ropa.render_markdown(record), end="")
+        return 0
+    for path in ropa.write_ropa(record, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ccg", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -409,6 +424,15 @@ def build_parser() -> argparse.ArgumentParser:
     write = gx_sub.add_parser("write", help="regenerate the suites from the table definitions")
     write.add_argument("--check", action="store_true", help="exit 1 if a suite is stale")
     write.set_defaults(func=_cmd_expectations)
+
+    ropa = sub.add_parser(
+        "ropa", help="record of processing activities (GDPR art. 30) from the policy"
+    )
+    ropa.add_argument(
+        "--as-of", type=_date, help="the day transfer safeguards are judged on (default: today)"
+    )
+    ropa.add_argument("--out", type=Path, help="write ropa.md and ropa.csv here, not to stdout")
+    ropa.set_defaults(func=_cmd_ropa)
 
     policy = sub.add_parser("policy", help="policy files")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)

@@ -171,6 +171,32 @@ class Transfer(Cited):
     data_categories: list[str]
 
 
+class DataSubject(Cited):
+    """A category of data subjects (GDPR art. 30(1)(c)), for the record of processing activities.
+
+    `sources` are data-map source names (checked against data_map.yaml by
+    `Notice.check_data_subject_sources`); empty when the data reaches CCG outside the ingested
+    sources, as subject requests do. `activities` are processing activity ids.
+    """
+
+    id: str
+    name: str
+    description: str
+    sources: list[str]
+    activities: list[str] = Field(min_length=1)
+
+
+class SecurityMeasure(Cited):
+    """A technical or organisational measure the pipeline implements (GDPR art. 30(1)(g), 32).
+
+    Only what the code does: the record of processing activities repeats these as fact.
+    """
+
+    id: str
+    name: str
+    description: str
+
+
 class ZoneAccess(Cited):
     """Who may read a warehouse zone: `pipeline` (the owning role) and/or `analyst`."""
 
@@ -202,6 +228,8 @@ class Notice(Strict):
     recipients: list[Recipient]
     safeguards: list[Safeguard]
     transfers: list[Transfer]
+    data_subjects: list[DataSubject]
+    security_measures: list[SecurityMeasure]
     zone_access: list[ZoneAccess] = []
     settings: Settings = Settings()
 
@@ -220,6 +248,8 @@ class Notice(Strict):
             ("recipients", self.recipients),
             ("safeguards", self.safeguards),
             ("transfers", self.transfers),
+            ("data_subjects", self.data_subjects),
+            ("security_measures", self.security_measures),
         ):
             seen: set[str] = set()
             for item in items:
@@ -252,9 +282,36 @@ class Notice(Strict):
                 problems.append(
                     f"transfer {transfer.id!r}: unknown safeguard {transfer.safeguard!r}"
                 )
+        problems += [
+            f"safeguard {sg.id!r}: unknown replaced_by {sg.replaced_by!r}"
+            for sg in self.safeguards
+            if sg.replaced_by is not None and sg.replaced_by not in safeguard_ids
+        ]
+        activity_ids = {a.id for a in self.processing_activities}
+        for subject in self.data_subjects:
+            problems += [
+                f"data subject {subject.id!r}: unknown processing activity {a!r}"
+                for a in subject.activities
+                if a not in activity_ids
+            ]
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def check_data_subject_sources(self, data_map: DataMap) -> None:
+        """Raise ValueError naming every data-subject source the data map lacks.
+
+        A separate step because the notice and the data map are separate files: the notice alone
+        cannot know which sources exist.
+        """
+        unknown = [
+            f"data subject {subject.id!r}: unknown data-map source {source!r}"
+            for subject in self.data_subjects
+            for source in subject.sources
+            if source not in data_map.sources
+        ]
+        if unknown:
+            raise ValueError("; ".join(unknown))
 
     def category(self, category_id: str) -> Category:
         return next(c for c in self.categories if c.id == category_id)
