@@ -310,6 +310,19 @@ def _cmd_ropa(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_breach_impact(args: argparse.Namespace) -> int:
+    """Who and what a leaked table or file affects (N-SEC): counts only. Exit 2 on bad input."""
+    from ccg_pipeline.breach import assess
+
+    engine = _engine(args.settings)
+    try:
+        report = assess(args.source, engine, args.since)
+    finally:
+        engine.dispose()
+    print(report.to_json() if args.format == "json" else report.render())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ccg", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -433,6 +446,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ropa.add_argument("--out", type=Path, help="write ropa.md and ropa.csv here, not to stdout")
     ropa.set_defaults(func=_cmd_ropa)
+
+    breach = sub.add_parser(
+        "breach-impact", help="subjects, categories and countries a leak affects, counts only"
+    )
+    breach.add_argument(
+        "--source", required=True, help="a warehouse table (zone.table) or a leaked file"
+    )
+    breach.add_argument("--since", type=_date, help="only rows written or dated on or after this")
+    breach.add_argument("--format", choices=("text", "json"), default="text")
+    breach.set_defaults(func=_cmd_breach_impact)
 
     policy = sub.add_parser("policy", help="policy files")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
