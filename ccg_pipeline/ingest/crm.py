@@ -31,6 +31,7 @@ from ccg_pipeline.ingest.common import (
     raw_json,
 )
 from ccg_pipeline.ingest.files import has_bad_encoding, name_date, open_text
+from ccg_pipeline.scan.special import special_categories
 from ccg_pipeline.warehouse import schema
 
 MAX_FIELD_CHARS = 10_000
@@ -100,6 +101,11 @@ def _activity(row: dict[str, str], ctx: IngestContext, export_date: dt.date) -> 
     kind = _text(row, "Activity Type")
     if kind is None:
         raise Rejected("missing_field", "Activity Type is empty")
+    # Never collected (N-NOSPECIAL): such a note is quarantined, not loaded; the evidence step
+    # reports the count by category.
+    found = special_categories(row.get("Subject")) | special_categories(row.get("Body"))
+    if found:
+        raise Rejected("special_category", ", ".join(sorted(found)))
     return {
         "activity_id": parse_int(row.get("Activity ID"), "Activity ID"),
         "crm_contact_id": parse_int(row.get("Contact ID"), "Contact ID"),

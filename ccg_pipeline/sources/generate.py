@@ -488,7 +488,8 @@ class _Population:
             events.append(
                 ("CONTACT_US_ENQUIRY", created, "Website enquiry", rng.choice(ENQUIRY_TEXTS))
             )
-        if rng.random() < 0.6:
+        consented = rng.random() < 0.6
+        if consented:
             t = _between(rng, created, self.now)
             events.append(("MAILING_LIST_SUBSCRIBE", t, "Newsletter sign-up", ""))
             events.append(("MARKETING_CONSENT_GRANTED", t, "Consent: email marketing", ""))
@@ -511,7 +512,12 @@ class _Population:
                 "Company Name": company,
                 "Country/Region": country,
                 "Lifecycle Stage": stage,
-                "Marketing Contact Status": "Unsubscribed" if opted_out else "Marketing contact",
+                # Marketed to only with consent or after a purchase (soft opt-in), N-MKT.
+                "Marketing Contact Status": "Unsubscribed"
+                if opted_out
+                else "Marketing contact"
+                if consented or stage == "customer"
+                else "Non-marketing contact",
                 "Create Date": _ts(created),
                 "Last Activity Date": _ts(last_activity) if last_activity else "",
             }
@@ -549,6 +555,30 @@ CREATE TABLE invoices (id INTEGER PRIMARY KEY, company_id INTEGER, order_id INTE
 CREATE TABLE payments (id INTEGER PRIMARY KEY, invoice_id INTEGER, paid_at TEXT, amount NUMERIC,
   method TEXT, card_number_masked TEXT, bank_account_masked TEXT, updated_at TEXT);
 """
+
+
+# What the notice says CCG never collects, as it still turns up in free text (N-NOSPECIAL,
+# N-CHILD): the evidence step must find it. Synthetic sentences, no real person.
+SPECIAL_CATEGORY_NOTES = [
+    "Off on sick leave after a cancer diagnosis, call back in March.",
+    "Är fackligt aktiv, vill ha möten efter arbetstid.",
+]
+CHILD_ENQUIRY = "Hi, I am 14 years old and need help with a school project about customs."
+
+
+def _plant_free_text_findings(rng: random.Random, pop: _Population) -> int:
+    """Overwrite a few note and enquiry bodies (own random stream, so the rest is unchanged)."""
+    notes = [a for a in pop.activities if a["Activity Type"] == "NOTE"]
+    enquiries = [a for a in pop.activities if a["Activity Type"] == "CONTACT_US_ENQUIRY"]
+    planted = 0
+    sampled = rng.sample(notes, min(2, len(notes)))
+    for activity, body in zip(sampled, SPECIAL_CATEGORY_NOTES, strict=False):
+        activity["Body"] = body
+        planted += 1
+    if enquiries:
+        rng.choice(enquiries)["Body"] = CHILD_ENQUIRY
+        planted += 1
+    return planted
 
 
 def _corrupt_portal_rows(rng: random.Random, pop: _Population, rate: float) -> int:
@@ -721,8 +751,11 @@ def generate(options: GenerateOptions) -> GenerateReport:
     out.mkdir(parents=True, exist_ok=True)
     pop = _Population(options)
     pop.build()
-    rng = random.Random(options.seed + 1)
     report = GenerateReport(out=out)
+    report.counts["free_text_findings_planted"] = _plant_free_text_findings(
+        random.Random(options.seed + 2), pop
+    )
+    rng = random.Random(options.seed + 1)
     report.counts["portal_rows_damaged"] = _corrupt_portal_rows(rng, pop, options.malformed_rate)
     _write_portal(out / "portal.db", pop)
     report.files.append(str(out / "portal.db"))

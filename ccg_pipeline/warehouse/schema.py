@@ -819,3 +819,34 @@ VALIDATION_TABLES = (validation_results,)
 
 # Added by migration 0006 (subject requests).
 REQUEST_TABLES = (request_payloads, erasure_tombstones, crm_outbox, processing_objections)
+
+# --- compliance evidence (migration 0007) -------------------------------------------------------
+
+clause_evidence = sa.Table(
+    "clause_evidence",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("clause", sa.String(16), primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("figures", sa.Text, nullable=False, comment="The check's figures (JSON, counts)."),
+    sa.Column("findings", sa.Text, nullable=False, server_default="[]", comment="JSON list."),
+    _ts("checked_at", nullable=False),
+    schema=OPS,
+    comment="Per evidence run and notice clause: pass or fail with its figures (counts only).",
+)
+
+evidence_reports = sa.Table(
+    "evidence_reports",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("clauses_checked", sa.Integer, nullable=False),
+    sa.Column("clauses_failed", sa.Text, nullable=False, comment="Failed clause ids, comma-separated."),
+    sa.Column("report_file", sa.Text, comment="The stored report (HTML), under $CCG_HOME/evidence."),
+    _ts("created_at", nullable=False),
+    schema=OPS,
+    comment="One row per evidence run: the clause-by-clause report an auditor is handed.",
+)
+
+EVIDENCE_TABLES = (clause_evidence, evidence_reports)

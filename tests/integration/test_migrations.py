@@ -34,8 +34,8 @@ def test_0004_rekeys_old_roll_ups_and_keeps_their_rows(warehouse_url: str) -> No
             )
             conn.execute(sa.text("ALTER TABLE personal.web_access DROP COLUMN visitor_region"))
         assert migrate.upgrade(engine, "0004") == "0004"
-        assert migrate.upgrade(engine) == "0006"
-        assert migrate.upgrade(engine) == "0006"  # idempotent
+        assert migrate.upgrade(engine) == "0007"
+        assert migrate.upgrade(engine) == "0007"  # idempotent
         with engine.connect() as conn:
             rows = conn.execute(sa.select(s.anon_customers)).all()
             inspector = sa.inspect(conn)
@@ -43,6 +43,7 @@ def test_0004_rekeys_old_roll_ups_and_keeps_their_rows(warehouse_url: str) -> No
             web_columns = {c["name"] for c in inspector.get_columns("web_access", "personal")}
             assert inspector.has_table("validation_results", schema="ops")  # 0005
             assert inspector.has_table("erasure_tombstones", schema="ops")  # 0006
+            assert inspector.has_table("clause_evidence", schema="ops")  # 0007
             request_columns = {c["name"] for c in inspector.get_columns("subject_requests", "ops")}
             assert {"email_masked", "dedup_key", "first_due_on"} <= request_columns
         assert [tuple(r) for r in rows] == [("unknown", "2019-Q2", "GB", "Retail", 12)]
