@@ -323,6 +323,41 @@ def _cmd_breach_impact(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evidence(args: argparse.Namespace) -> int:
+    """The clause-by-clause compliance report. Read-only unless --record."""
+    from ccg_pipeline import evidence
+    from ccg_pipeline.evidence.render import RENDERERS
+    from ccg_pipeline.warehouse.migrate import migrated
+
+    settings = args.settings
+    run_id = args.run_id or f"manual__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
+    with migrated(settings.warehouse_url) as engine:
+        report = evidence.collect(engine, settings, args.as_of, run_id, apply=args.record)
+        if args.record:
+            files = evidence.store(settings, report)
+            evidence.record(engine, report, files["html"])
+            print(f"recorded run {run_id}; report in {files['html']}", file=sys.stderr)
+    text = RENDERERS[args.format](report)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        print(text, end="")
+    return 1 if args.fail_on_findings and report.failed else 0
+
+
+def _cmd_marketing_list(args: argparse.Namespace) -> int:
+    from ccg_pipeline.marketing import write_marketing_list
+
+    written = write_marketing_list(args.settings, args.as_of)
+    print(
+        f"marketing list as of {written['as_of']}: {written['recipients']} recipient(s) "
+        f"({written['consent']} by consent, {written['purchase']} after a purchase) in "
+        f"{written['file']}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ccg", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -456,6 +491,29 @@ def build_parser() -> argparse.ArgumentParser:
     breach.add_argument("--since", type=_date, help="only rows written or dated on or after this")
     breach.add_argument("--format", choices=("text", "json"), default="text")
     breach.set_defaults(func=_cmd_breach_impact)
+
+    evidence = sub.add_parser(
+        "evidence", help="check every notice clause against the data, as of a date"
+    )
+    evidence.add_argument("--as-of", type=_date, required=True)
+    evidence.add_argument("--format", choices=("md", "json", "html"), default="md")
+    evidence.add_argument("--output", type=Path, help="write the report here, not to stdout")
+    evidence.add_argument(
+        "--record",
+        action="store_true",
+        help="store the report and the results in ops, and quarantine special-category finds",
+    )
+    evidence.add_argument("--run-id", help="run id to record under (default manual__<time>)")
+    evidence.add_argument(
+        "--fail-on-findings", action="store_true", help="exit 1 when any clause fails"
+    )
+    evidence.set_defaults(func=_cmd_evidence)
+
+    marketing = sub.add_parser(
+        "marketing-list", help="write who may receive marketing as of a date (N-MKT)"
+    )
+    marketing.add_argument("--as-of", type=_date, required=True)
+    marketing.set_defaults(func=_cmd_marketing_list)
 
     policy = sub.add_parser("policy", help="policy files")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)

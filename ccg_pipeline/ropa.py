@@ -140,7 +140,7 @@ def _validity(safeguard: Safeguard) -> str:
     return ", ".join(dates) or "no dates recorded"
 
 
-def _transfer_finding(
+def transfer_finding(
     notice: Notice, transfer_id: str, destination: str, safeguard: Safeguard, as_of: dt.date
 ) -> str:
     """Name the lapsed safeguard, its dates, and the replacement (with whether that is in force
@@ -154,7 +154,18 @@ def _transfer_finding(
         return text + " No replacement is recorded."
     replacement = next(s for s in notice.safeguards if s.id == safeguard.replaced_by)
     state = "in force" if safeguard_in_force(replacement, as_of) else "not yet in force"
-    return f"{text} Replaced by {replacement.name} ({_validity(replacement)}), {state} on {as_of}."
+    text += f" Replaced by {replacement.name} ({_validity(replacement)}), {state} on {as_of}."
+    # Later frameworks beside the named replacement (the UK extension for transfers from the UK).
+    also = [
+        s.name
+        for s in notice.safeguards
+        if s.id != replacement.id
+        and s.valid_from is not None
+        and safeguard.valid_until is not None
+        and s.valid_from > safeguard.valid_until
+        and safeguard_in_force(s, as_of)
+    ]
+    return text + (f" Also in force: {', '.join(also)}." if also else "")
 
 
 def _period(period: Period) -> str:
@@ -202,7 +213,7 @@ def build_ropa(notice: Notice, data_map: DataMap, as_of: dt.date) -> Ropa:
                     in_force=in_force,
                     finding=None
                     if in_force
-                    else _transfer_finding(
+                    else transfer_finding(
                         notice, transfer.id, transfer.destination, safeguard, as_of
                     ),
                 )

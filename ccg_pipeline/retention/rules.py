@@ -207,12 +207,17 @@ def marketing_retiring_subject_ids(dates: SweepDates) -> sa.Select:
 
 def opted_out_subject_ids(dates: SweepDates) -> sa.Select:
     """Subjects whose last word on marketing is an opt-out or withdrawal on or before the cutoff."""
+    return opted_out_before(dates.before_end_of("marketing_after_opt_out"))
+
+
+def opted_out_before(before: dt.datetime) -> sa.Select:
+    """Subjects who opted out before `before` and have not consented again since."""
     a = s.crm_activities
     later = a.alias("later")
     return sa.select(a.c.subject_id).where(
         a.c.subject_id.is_not(None),
         a.c.activity_type.in_(OPT_OUT_TYPES),
-        a.c.occurred_at < dates.before_end_of("marketing_after_opt_out"),
+        a.c.occurred_at < before,
         ~sa.exists().where(
             later.c.subject_id == a.c.subject_id,
             later.c.activity_type.in_(CONSENT_TYPES),

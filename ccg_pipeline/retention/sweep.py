@@ -73,6 +73,11 @@ def _unheld(target: Target, dates: SweepDates) -> sa.ColumnElement[bool]:
     return expired if target.held is None else sa.and_(expired, sa.not_(target.held(dates)))
 
 
+def expired_unheld_query(target: Target, dates: SweepDates) -> sa.Select:
+    """Count of the target's rows past their deadline and not held: what must be zero (N-RET)."""
+    return sa.select(sa.func.count()).select_from(target.table).where(_unheld(target, dates))
+
+
 def _held(conn: Connection, target: Target, dates: SweepDates) -> int:
     """Expired rows kept back by a hold (none for targets without subjects)."""
     if target.held is None:
@@ -92,7 +97,7 @@ def plan(
         for target in targets():
             held = _held(conn, target, dates)
             due = _count(conn, target.table, target.expired(dates))
-            would = due - held
+            would = conn.execute(expired_unheld_query(target, dates)).scalar_one()
             outcomes.append(
                 TargetOutcome(
                     target.rule_id,

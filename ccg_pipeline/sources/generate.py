@@ -569,7 +569,13 @@ CHILD_ENQUIRY = "Hi, I am 14 years old and need help with a school project about
 def _plant_free_text_findings(rng: random.Random, pop: _Population) -> int:
     """Overwrite a few note and enquiry bodies (own random stream, so the rest is unchanged)."""
     notes = [a for a in pop.activities if a["Activity Type"] == "NOTE"]
-    enquiries = [a for a in pop.activities if a["Activity Type"] == "CONTACT_US_ENQUIRY"]
+    # A recent enquiry, so that retention has not deleted it by the as-of date.
+    recent = _ts(pop.now - dt.timedelta(days=300))
+    enquiries = [
+        a
+        for a in pop.activities
+        if a["Activity Type"] == "CONTACT_US_ENQUIRY" and a["Activity Date"] >= recent
+    ]
     planted = 0
     sampled = rng.sample(notes, min(2, len(notes)))
     for activity, body in zip(sampled, SPECIAL_CATEGORY_NOTES, strict=False):

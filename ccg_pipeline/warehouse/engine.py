@@ -68,7 +68,12 @@ def create_warehouse_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         files = sqlite_zone_files(url)
-        next(iter(files.values())).parent.mkdir(parents=True, exist_ok=True)
+        folder = next(iter(files.values())).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        # Owner-only from the start (N-SEC): SQLite gives its WAL and journal files the same
+        # permissions. The analyst receives a separate copy of the statistics zone.
+        for path in (folder / Path(sa.make_url(url).database or "").name, *files.values()):
+            path.touch(mode=0o600, exist_ok=True)
         engine = sa.create_engine(url, **kwargs)
         _install_sqlite_hooks(engine, files)
         return engine

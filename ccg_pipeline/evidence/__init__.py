@@ -1,0 +1,203 @@
+"""Compliance evidence: every clause of the privacy notice that the data can answer, checked
+against the data as of a date, with the figures and the queries behind them.
+
+`collect()` runs the checks in `checks.CHECKS` (read-only unless `apply=True`, which lets the
+N-NOSPECIAL check quarantine what it finds). `record()` writes the outcome to
+`ops.clause_evidence` and `ops.evidence_reports`; `store()` writes the report as Markdown, JSON
+and HTML under `$CCG_HOME/evidence/`. `run_evidence()` is the daily step (`ccg_evidence` DAG).
+
+Everything here is counts, ids, clause ids and SQL text: never a value from the data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ccg_pipeline.config import Settings
+from ccg_pipeline.policy import load_notice
+from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.migrate import migrated
+from ccg_pipeline.warehouse.sql import upsert_row
+
+log = logging.getLogger(__name__)
+
+PASS, FAIL = "pass", "fail"
+
+
+@dataclass
+class ClauseResult:
+    """One clause: pass or fail, the figures that decide it, findings and the evidence queries."""
+
+    clause: str
+    title: str
+    passed: bool
+    figures: dict[str, Any]
+    queries: dict[str, str] = field(default_factory=dict)
+    findings: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return PASS if self.passed else FAIL
+
+
+@dataclass
+class EvidenceReport:
+    as_of: dt.date
+    run_id: str
+    backend: str
+    generated_at: dt.datetime
+    controller: str
+    clauses: list[ClauseResult]
+    # Clause id -> why the data cannot answer it (reviewed by people, not by this report).
+    not_checked: dict[str, str]
+
+    @property
+    def failed(self) -> list[str]:
+        return [c.clause for c in self.clauses if not c.passed]
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["as_of"] = self.as_of.isoformat()
+        data["generated_at"] = self.generated_at.isoformat(timespec="seconds")
+        for clause, result in zip(data["clauses"], self.clauses, strict=True):
+            clause["status"] = result.status
+        data["failed"] = self.failed
+        return data
+
+    def summary(self) -> dict[str, Any]:
+        """For logs and XCom: clause ids and counts only."""
+        return {
+            "as_of": self.as_of.isoformat(),
+            "clauses_checked": len(self.clauses),
+            "clauses_failed": self.failed,
+        }
+
+
+def collect(
+    engine: Engine,
+    settings: Settings,
+    as_of: dt.date,
+    run_id: str,
+    *,
+    apply: bool = False,
+    at: dt.datetime | None = None,
+) -> EvidenceReport:
+    """Run every check as of `as_of`. With `apply`, findings that must leave processing
+    (special-category notes) are quarantined in the same transaction as their check."""
+    from ccg_pipeline.evidence.checks import CHECKS, NOT_CHECKED, CheckContext
+
+    notice = load_notice()
+    results = []
+    for check in CHECKS:
+        with engine.begin() as conn:
+            ctx = CheckContext(conn, settings, notice, as_of, run_id, apply=apply)
+            result = check(ctx)
+        log.info(
+            "evidence %s: %s %s",
+            result.clause,
+            result.status,
+            {k: v for k, v in result.figures.items() if isinstance(v, int | float)},
+        )
+        results.append(result)
+    return EvidenceReport(
+        as_of=as_of,
+        run_id=run_id,
+        backend=engine.dialect.name,
+        generated_at=at or dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        controller=notice.controller,
+        clauses=results,
+        not_checked=dict(NOT_CHECKED),
+    )
+
+
+def evidence_folder(settings: Settings) -> Path:
+    return settings.home / "evidence"
+
+
+def _safe(run_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:120]
+
+
+def _write(path: Path, text: str) -> None:
+    """Atomic and owner-only (the report holds no personal data, but it is an audit record)."""
+    partial = path.with_name(path.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    partial.replace(path)
+
+
+def store(settings: Settings, report: EvidenceReport) -> dict[str, Path]:
+    """Write the report in every format, plus `latest.*` copies the privacy view links to."""
+    from ccg_pipeline.evidence.render import RENDERERS
+
+    folder = evidence_folder(settings)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stem = f"evidence-{report.as_of.isoformat()}-{_safe(report.run_id)}"
+    written = {}
+    for fmt, render in RENDERERS.items():
+        text = render(report)
+        written[fmt] = folder / f"{stem}.{fmt}"
+        _write(written[fmt], text)
+        _write(folder / f"latest.{fmt}", text)
+    return written
+
+
+def record(engine: Engine, report: EvidenceReport, report_file: Path | None) -> None:
+    """One row per clause and one per run in ops; a rerun of the run replaces its rows."""
+    with engine.begin() as conn:
+        for result in report.clauses:
+            upsert_row(
+                conn,
+                s.clause_evidence,
+                {
+                    "run_id": report.run_id,
+                    "clause": result.clause,
+                    "as_of": report.as_of,
+                    "passed": result.passed,
+                    "figures": json.dumps(result.figures, sort_keys=True, default=str),
+                    "findings": json.dumps(result.findings),
+                    "checked_at": report.generated_at,
+                },
+            )
+        upsert_row(
+            conn,
+            s.evidence_reports,
+            {
+                "run_id": report.run_id,
+                "as_of": report.as_of,
+                "clauses_checked": len(report.clauses),
+                "clauses_failed": ",".join(report.failed),
+                "report_file": str(report_file) if report_file else None,
+                "created_at": report.generated_at,
+            },
+        )
+
+
+def run_evidence(settings: Settings, as_of: dt.date, run_id: str) -> dict[str, Any]:
+    """The daily step: check, quarantine special-category findings, record, store the report."""
+    with migrated(settings.warehouse_url) as engine:
+        report = collect(engine, settings, as_of, run_id, apply=True)
+        files = store(settings, report)
+        record(engine, report, files["html"])
+    return {**report.summary(), "report": str(files["html"])}
+
+
+def latest_report(engine: Engine) -> dict[str, Any] | None:
+    """The newest evidence run, for summaries and the privacy view."""
+    r = s.evidence_reports
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(r).order_by(r.c.created_at.desc(), r.c.run_id.desc()).limit(1)
+        ).first()
+    return dict(row._mapping) if row else None

@@ -1,0 +1,675 @@
+"""One check per notice clause the data can answer (DESIGN.md section 2).
+
+Each check reads the warehouse as of the date, decides pass or fail from figures it computes, and
+returns the SQL behind those figures, so an auditor can rerun it. Figures are counts, dates and
+ids; findings are sentences built from them. No check returns a value from the personal zone.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ccg_pipeline.config import Settings
+from ccg_pipeline.evidence import ClauseResult
+from ccg_pipeline.policy.models import Notice
+from ccg_pipeline.warehouse import schema as s
+
+# The clauses no query can settle, and why: they are reviewed by people against the policy.
+NOT_CHECKED = {
+    "N-SRC": "Sources are a property of the collection channels; the data map records each "
+    "source's origin (`ccg ropa`).",
+    "N-BASIS": "A lawful basis is a legal judgement recorded in the policy (`ccg ropa`), not a "
+    "property of rows.",
+    "N-SHARE": "Disclosures to recipients happen outside the warehouse; the recipients register "
+    "is in the policy (`ccg ropa`).",
+    "N-ANON": "Covered by N-AGG and the validation gate: only anonymised aggregates leave the "
+    "personal zone.",
+}
+
+CHUNK_ROWS = 20_000
+
+
+@dataclass
+class CheckContext:
+    conn: Connection
+    settings: Settings
+    notice: Notice
+    as_of: dt.date
+    run_id: str
+    apply: bool = False
+
+    @property
+    def dialect(self) -> str:
+        return self.conn.dialect.name
+
+    @property
+    def as_of_end(self) -> dt.datetime:
+        return dt.datetime.combine(self.as_of + dt.timedelta(days=1), dt.time())
+
+    def sql(self, query: sa.ClauseElement) -> str:
+        """The query as text, with its parameters inlined, for the report."""
+        return str(query.compile(dialect=self.conn.dialect, compile_kwargs={"literal_binds": True}))
+
+    def scalar(self, query: sa.Select) -> Any:
+        return self.conn.execute(query).scalar_one()
+
+
+Check = Callable[[CheckContext], ClauseResult]
+
+
+def _count(table: sa.Table | sa.Subquery, *where: sa.ColumnElement[bool]) -> sa.Select:
+    return sa.select(sa.func.count()).select_from(table).where(*where)
+
+
+# --- N-RET --------------------------------------------------------------------------------------
+
+
+def check_retention(ctx: CheckContext) -> ClauseResult:
+    """No unheld row past its deadline, per retention rule and table."""
+    from ccg_pipeline.retention.rules import SweepDates, targets
+    from ccg_pipeline.retention.sweep import expired_unheld_query
+
+    dates = SweepDates.for_date(ctx.notice, ctx.as_of, use_worklist=False)
+    remaining: dict[str, int] = {}
+    queries = {}
+    for target in targets():
+        query = expired_unheld_query(target, dates)
+        name = f"{target.rule_id} {target.name}"
+        remaining[name] = ctx.scalar(query)
+        queries[name] = ctx.sql(query)
+    h = s.legal_holds
+    holds = ctx.scalar(
+        _count(h, sa.or_(h.c.released_at.is_(None), h.c.released_at >= ctx.as_of_end))
+    )
+    overdue = {k: v for k, v in remaining.items() if v}
+    return ClauseResult(
+        "N-RET",
+        "Data is kept no longer than its retention period",
+        passed=not overdue,
+        figures={
+            "targets_checked": len(remaining),
+            "expired_unheld_rows": sum(remaining.values()),
+            "holds_in_force": holds,
+            "expired_unheld_by_target": remaining,
+        },
+        queries=queries,
+        findings=[f"{n} row(s) past their deadline in {k}" for k, n in overdue.items()],
+    )
+
+
+# --- N-AGG --------------------------------------------------------------------------------------
+
+
+def check_aggregates(ctx: CheckContext) -> ClauseResult:
+    """The published statistics: smallest non-zero count and smallest profile class."""
+    settings = ctx.notice.settings
+    min_cell, k = settings.min_cell_count, settings.k_anonymity
+    smallest_count: dict[str, int | None] = {}
+    queries = {}
+    rows = 0
+    for _build, table in s.PUBLISHED:
+        rows += ctx.scalar(_count(table))
+        counts = s.columns_of_kind(table, s.COUNT)
+        if counts:
+            parts = [
+                sa.select(sa.func.min(table.c[c]).label("m")).where(table.c[c] > 0) for c in counts
+            ]
+            query = sa.select(sa.func.min(sa.union_all(*parts).subquery().c.m))
+            smallest_count[table.name] = ctx.scalar(query)
+            queries[f"smallest non-zero count in statistics.{table.name}"] = ctx.sql(query)
+    profiles = s.customer_profiles
+    qis = [profiles.c[c] for c in s.columns_of_kind(profiles, s.QUASI_IDENTIFIER)]
+    classes = sa.select(sa.func.count().label("n")).select_from(profiles).group_by(*qis).subquery()
+    class_query = sa.select(sa.func.min(classes.c.n))
+    smallest_class = ctx.scalar(class_query)
+    queries["smallest class of statistics.customer_profiles over its quasi-identifiers"] = ctx.sql(
+        class_query
+    )
+    found = [v for v in smallest_count.values() if v is not None]
+    min_count = min(found) if found else None
+    violations = [
+        f"statistics.{t} publishes a count of {v}, below {min_cell}"
+        for t, v in smallest_count.items()
+        if v is not None and v < min_cell
+    ]
+    if smallest_class is not None and smallest_class < k:
+        violations.append(
+            f"statistics.customer_profiles has a class of {smallest_class}, below k={k}"
+        )
+    findings = violations + (["nothing is published yet"] if rows == 0 else [])
+    return ClauseResult(
+        "N-AGG",
+        "Published statistics single nobody out",
+        passed=not violations,
+        figures={
+            "published_rows": rows,
+            "min_cell_count_required": min_cell,
+            "smallest_published_count": min_count,
+            "k_required": k,
+            "smallest_profile_class": smallest_class,
+            "smallest_count_by_table": smallest_count,
+        },
+        queries=queries,
+        findings=findings,
+    )
+
+
+# --- N-RIGHTS -----------------------------------------------------------------------------------
+
+
+def check_rights(ctx: CheckContext) -> ClauseResult:
+    """Every request answered or validly extended inside its deadline; none overdue."""
+    r = s.subject_requests
+    end = ctx.as_of_end
+    received = r.c.received_at < end
+    done = sa.and_(r.c.completed_at.is_not(None), r.c.completed_at < end)
+    due_end = sa.func.coalesce(r.c.due_on, r.c.first_due_on)
+    # Completed after the end of the due day (timestamps vs dates: compare with the next day).
+    conditions = {
+        "received": received,
+        "answered_in_time": sa.and_(received, done, r.c.completed_at < _day_after(due_end, ctx)),
+        "answered_late": sa.and_(received, done, r.c.completed_at >= _day_after(due_end, ctx)),
+        "open_in_time": sa.and_(
+            received, sa.not_(done), r.c.status != s.REJECTED, due_end >= ctx.as_of
+        ),
+        "overdue": sa.and_(received, sa.not_(done), r.c.status != s.REJECTED, due_end < ctx.as_of),
+        "awaiting_verification": sa.and_(received, r.c.status == s.AWAITING_VERIFICATION),
+        "extended": sa.and_(received, r.c.extension_months > 0),
+        "extension_not_in_first_month": sa.and_(
+            received, r.c.extension_months > 0, r.c.extended_on > r.c.first_due_on
+        ),
+        "extension_too_long": sa.and_(
+            received, r.c.extension_months > ctx.notice.settings.request_max_extension_months
+        ),
+        "rejected": sa.and_(received, r.c.status == s.REJECTED),
+    }
+    figures, queries = {}, {}
+    for name, where in conditions.items():
+        query = _count(r, where)
+        figures[name] = ctx.scalar(query)
+        queries[name] = ctx.sql(query)
+    bad = ("answered_late", "overdue", "extension_not_in_first_month", "extension_too_long")
+    return ClauseResult(
+        "N-RIGHTS",
+        "Requests are answered within one month, or validly extended",
+        passed=not any(figures[b] for b in bad),
+        figures=figures,
+        queries={k: queries[k] for k in ("overdue", "answered_late", *bad[2:])},
+        findings=[f"{figures[b]} request(s) {b.replace('_', ' ')}" for b in bad if figures[b]],
+    )
+
+
+def _day_after(day: sa.ColumnElement, ctx: CheckContext) -> sa.ColumnElement:
+    if ctx.dialect == "sqlite":
+        return sa.func.datetime(day, "+1 day")
+    return day + sa.text("interval '1 day'")
+
+
+# --- N-MKT --------------------------------------------------------------------------------------
+
+
+def _extract_emails(path: Path) -> Iterator[str]:
+    """Email cells of a marketing extract (the column whose header names an email)."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        columns = [i for i, name in enumerate(header) if "mail" in name.lower()]
+        for row in reader:
+            for i in columns:
+                if i < len(row) and row[i].strip():
+                    yield row[i]
+
+
+def check_marketing(ctx: CheckContext) -> ClauseResult:
+    """Nobody suppressed or opted out on a marketing list; every marketable contact's basis and
+    every opt-out is on record."""
+    from ccg_pipeline.ingest.common import normalise_email, pseudonym
+    from ccg_pipeline.marketing import (
+        MARKETING_CONTACT,
+        consented_as_of,
+        do_not_market_keys,
+        marketing_exports,
+        purchased_as_of,
+    )
+    from ccg_pipeline.retention.rules import OPT_OUT_TYPES, opted_out_before
+
+    c, subj, a = s.crm_contacts, s.subjects, s.crm_activities
+    opted_out = opted_out_before(ctx.as_of_end)
+    blocked = sa.or_(
+        c.c.subject_id.in_(opted_out),
+        c.c.subject_id.in_(
+            sa.select(subj.c.subject_id).where(subj.c.subject_key.in_(do_not_market_keys()))
+        ),
+    )
+    marketable = c.c.marketing_status == MARKETING_CONTACT
+    queries = {
+        "crm_marketing_contacts": _count(c, marketable),
+        "crm_marketing_contacts_suppressed_or_opted_out": _count(c, marketable, blocked),
+        "marketing_contacts_without_consent_or_purchase": _count(
+            c,
+            marketable,
+            c.c.subject_id.not_in(consented_as_of(ctx.as_of)),
+            c.c.subject_id.not_in(purchased_as_of(ctx.as_of)),
+        ),
+        "unsubscribed_without_opt_out_record": _count(
+            c,
+            c.c.marketing_status == "Unsubscribed",
+            c.c.subject_id.not_in(
+                sa.select(a.c.subject_id).where(
+                    a.c.activity_type.in_(OPT_OUT_TYPES), a.c.subject_id.is_not(None)
+                )
+            ),
+            c.c.subject_id.not_in(
+                sa.select(subj.c.subject_id).where(
+                    subj.c.subject_key.in_(sa.select(s.marketing_suppression.c.subject_key))
+                )
+            ),
+        ),
+        "consent_events_without_date_or_channel": _count(
+            a,
+            a.c.activity_type.in_(("MARKETING_CONSENT_GRANTED", "MAILING_LIST_SUBSCRIBE")),
+            sa.or_(a.c.occurred_at.is_(None), a.c.channel.is_(None)),
+        ),
+    }
+    figures: dict[str, Any] = {name: ctx.scalar(q) for name, q in queries.items()}
+    # Extracts on disk: every address, as its keyed pseudonym, against the do-not-market set.
+    blocked_keys = {row[0] for row in ctx.conn.execute(do_not_market_keys())}
+    blocked_keys |= {
+        row[0]
+        for row in ctx.conn.execute(
+            sa.select(subj.c.subject_key).where(subj.c.subject_id.in_(opted_out))
+        )
+    }
+    files = sorted(marketing_exports(ctx.settings).glob("*.csv"))
+    listed = hits = 0
+    for path in files:
+        for email in _extract_emails(path):
+            listed += 1
+            hits += pseudonym(ctx.settings.pseudonym_key, normalise_email(email)) in blocked_keys
+    figures.update(extracts_checked=len(files), extract_rows=listed, extract_rows_suppressed=hits)
+    findings = []
+    if figures["crm_marketing_contacts_suppressed_or_opted_out"]:
+        findings.append(
+            f"{figures['crm_marketing_contacts_suppressed_or_opted_out']} CRM marketing "
+            "contact(s) are suppressed, erased or opted out"
+        )
+    if hits:
+        findings.append(f"{hits} row(s) of marketing extracts are suppressed people")
+    for name in (
+        "marketing_contacts_without_consent_or_purchase",
+        "unsubscribed_without_opt_out_record",
+        "consent_events_without_date_or_channel",
+    ):
+        if figures[name]:
+            findings.append(f"consent history incomplete: {figures[name]} {name.replace('_', ' ')}")
+    return ClauseResult(
+        "N-MKT",
+        "Marketing only with a basis; opt-outs and suppressions always honoured",
+        passed=not findings,
+        figures=figures,
+        queries={name: ctx.sql(q) for name, q in queries.items()},
+        findings=findings,
+    )
+
+
+# --- free text: N-NOSPECIAL and N-CHILD ---------------------------------------------------------
+
+
+def _stream(ctx: CheckContext, query: sa.Select) -> Iterator[Any]:
+    result = ctx.conn.execution_options(yield_per=CHUNK_ROWS).execute(query)
+    yield from result
+
+
+def check_special_categories(ctx: CheckContext) -> ClauseResult:
+    """Free text (CRM notes and enquiries) scanned for special-category and criminal-offence
+    content; hits leave processing for quarantine (with `apply`) and are reported as counts."""
+    from ccg_pipeline.scan.special import special_categories
+
+    a, q = s.crm_activities, s.quarantine
+    text_query = sa.select(
+        a.c.activity_id, a.c.subject_line, a.c.body, a.c.occurred_at, a.c.export_date
+    ).where(sa.or_(a.c.body.is_not(None), a.c.subject_line.is_not(None)))
+    by_category: Counter[str] = Counter()
+    hits: list[tuple[Any, set[str]]] = []
+    scanned = 0
+    for row in _stream(ctx, text_query):
+        scanned += 1
+        found = special_categories(row.subject_line) | special_categories(row.body)
+        if found:
+            hits.append((row, found))
+            by_category.update(found)
+    quarantined_now = _quarantine_activities(ctx, hits) if ctx.apply and hits else 0
+    at_ingest_query = (
+        sa.select(q.c.reason, sa.func.count())
+        .where(q.c.reason.like("special_category:%"))
+        .group_by(q.c.reason)
+    )
+    at_ingest: Counter[str] = Counter()
+    for reason, n in ctx.conn.execute(at_ingest_query):
+        for category in reason.split(":", 1)[1].split(","):
+            at_ingest[category.strip()] += n
+    figures = {
+        "free_text_records_scanned": scanned,
+        "live_records_with_special_categories": len(hits),
+        "live_hits_by_category": dict(sorted(by_category.items())),
+        "quarantined_now": quarantined_now,
+        "in_quarantine_by_category": dict(sorted(at_ingest.items())),
+    }
+    findings = []
+    if hits:
+        action = "quarantined" if quarantined_now else "NOT quarantined (read-only check)"
+        findings.append(
+            f"{len(hits)} CRM record(s) in processing held special-category or criminal-offence "
+            f"content ({', '.join(f'{k} {v}' for k, v in sorted(by_category.items()))}): {action}"
+        )
+    if at_ingest:
+        findings.append(
+            f"{sum(at_ingest.values())} record(s) stopped at ingest are in quarantine, deleted "
+            "30 days after (rule quarantine_raw)"
+        )
+    return ClauseResult(
+        "N-NOSPECIAL",
+        "No special-category or criminal-offence data in processing",
+        passed=not hits,
+        figures=figures,
+        queries={
+            "free text scanned (English and Swedish lexicon, ccg_pipeline/scan/special.py)": (
+                ctx.sql(text_query)
+            ),
+            "quarantined at ingest": ctx.sql(at_ingest_query),
+        },
+        findings=findings,
+    )
+
+
+def _quarantine_activities(ctx: CheckContext, hits: list[tuple[Any, set[str]]]) -> int:
+    """Move hits to the quarantine, delete them from processing, and retire their keys so a
+    re-ingest of the same export does not load them again."""
+    from ccg_pipeline.warehouse.sql import audit, insert_for
+
+    a, q, rk = s.crm_activities, s.quarantine, s.retired_keys
+    now = ctx.as_of_end
+    rows = [
+        {
+            "source": "crm.activities",
+            "source_ref": f"evidence {ctx.run_id}",
+            "record_ref": str(row.activity_id),
+            "reason": "special_category: " + ", ".join(sorted(found)),
+            "raw_record": json.dumps({k: str(v) for k, v in row._mapping.items()}),
+            "run_id": ctx.run_id,
+            "quarantined_at": now,
+        }
+        for row, found in hits
+    ]
+    ctx.conn.execute(
+        insert_for(ctx.conn, q).on_conflict_do_nothing(
+            index_elements=["source", "source_ref", "record_ref"]
+        ),
+        rows,
+    )
+    ctx.conn.execute(
+        insert_for(ctx.conn, rk).on_conflict_do_nothing(index_elements=["table_name", "key"]),
+        [
+            {
+                "table_name": a.name,
+                "key": str(row.activity_id),
+                "rule_id": "special_category",
+                "retired_on": ctx.as_of,
+            }
+            for row, _ in hits
+        ],
+    )
+    ids = [row.activity_id for row, _ in hits]
+    deleted = ctx.conn.execute(sa.delete(a).where(a.c.activity_id.in_(ids))).rowcount
+    audit(
+        ctx.conn,
+        run_id=ctx.run_id,
+        action="quarantine",
+        table_name=f"{a.schema}.{a.name}",
+        row_count=deleted,
+        at=now,
+        rule_id="special_category",
+    )
+    return deleted
+
+
+def check_children(ctx: CheckContext) -> ClauseResult:
+    """Any record indicating a child: a stated age under 18, school or guardian wording in free
+    text or job titles, or a school email domain."""
+    from ccg_pipeline.scan.special import CHILD_EMAIL_DOMAIN, child_indicators
+
+    a, c, u = s.crm_activities, s.crm_contacts, s.portal_users
+    sources = {
+        "personal.crm_activities": sa.select(a.c.subject_id, a.c.subject_line, a.c.body).where(
+            sa.or_(a.c.body.is_not(None), a.c.subject_line.is_not(None))
+        ),
+        "personal.crm_contacts": sa.select(c.c.subject_id, c.c.job_title, c.c.email),
+        "personal.portal_users": sa.select(u.c.subject_id, u.c.job_title, u.c.email),
+    }
+    by_kind: Counter[str] = Counter()
+    by_table: Counter[str] = Counter()
+    subjects: set[int] = set()
+    for table, query in sources.items():
+        for row in _stream(ctx, query):
+            subject_id, *texts = row
+            kinds = set().union(*(child_indicators(t) for t in texts[:2]))
+            if table != "personal.crm_activities" and CHILD_EMAIL_DOMAIN.search(texts[-1] or ""):
+                kinds.add("school_email")
+            if kinds:
+                by_kind.update(kinds)
+                by_table[table] += 1
+                if subject_id is not None:
+                    subjects.add(subject_id)
+    records = sum(by_table.values())
+    return ClauseResult(
+        "N-CHILD",
+        "No children's data is knowingly held",
+        passed=records == 0,
+        figures={
+            "records_indicating_a_child": records,
+            "subjects": len(subjects),
+            "by_indicator": dict(sorted(by_kind.items())),
+            "by_table": dict(sorted(by_table.items())),
+        },
+        queries={f"text read from {t}": ctx.sql(q) for t, q in sources.items()},
+        findings=[
+            f"{records} record(s) about {len(subjects)} subject(s) indicate a child: review, "
+            "then erase or restrict"
+        ]
+        if records
+        else [],
+    )
+
+
+# --- N-XFER -------------------------------------------------------------------------------------
+
+
+def check_transfers(ctx: CheckContext) -> ClauseResult:
+    """Each transfer in the register against the safeguards in force on the date."""
+    from ccg_pipeline.ropa import safeguard_in_force, transfer_finding
+
+    safeguards = {g.id: g for g in ctx.notice.safeguards}
+    findings, lapsed = [], []
+    for transfer in ctx.notice.transfers:
+        safeguard = safeguards[transfer.safeguard]
+        if not safeguard_in_force(safeguard, ctx.as_of):
+            lapsed.append(transfer.id)
+            findings.append(
+                transfer_finding(
+                    ctx.notice, transfer.id, transfer.destination, safeguard, ctx.as_of
+                )
+            )
+    unstated = [r.id for r in ctx.notice.recipients if r.location.strip().lower() == "not stated"]
+    if unstated:
+        findings.append(
+            f"{len(unstated)} recipient(s) have no stated location ({', '.join(unstated)}), so "
+            "transfers to them cannot be checked"
+        )
+    return ClauseResult(
+        "N-XFER",
+        "Transfers outside the EEA rely on a safeguard in force",
+        passed=not lapsed,
+        figures={
+            "transfers": len(ctx.notice.transfers),
+            "relying_on_a_safeguard_not_in_force": len(lapsed),
+            "lapsed_transfers": lapsed,
+            "recipients_without_location": len(unstated),
+        },
+        queries={"register": "policy: notice.yaml `transfers` and `safeguards`"},
+        findings=findings,
+    )
+
+
+# --- N-SEC --------------------------------------------------------------------------------------
+
+_PG_READERS = sa.text(
+    """
+    SELECT r.rolname AS role, r.rolsuper AS superuser, n.nspname AS zone,
+           has_schema_privilege(r.oid, n.oid, 'USAGE') AND EXISTS (
+               SELECT 1 FROM pg_class c
+               WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'v', 'm', 'p')
+                 AND has_any_column_privilege(r.oid, c.oid, 'SELECT')
+           ) AS can_read
+    FROM pg_roles r CROSS JOIN pg_namespace n
+    WHERE n.nspname IN ('personal', 'staging', 'statistics', 'ops')
+      AND r.rolname NOT LIKE 'pg\\_%'
+    ORDER BY r.rolname, n.nspname
+    """
+)
+
+
+def check_access(ctx: CheckContext) -> ClauseResult:
+    """Who can read each zone, compared with the policy's `zone_access`."""
+    from ccg_pipeline.statistics.access import ANALYST_ROLE
+
+    allowed = {z.zone: set(z.readers) for z in ctx.notice.zone_access}
+    if ctx.dialect == "postgresql":
+        return _access_postgres(ctx, allowed, ANALYST_ROLE)
+    return _access_sqlite(ctx, allowed)
+
+
+def _access_postgres(ctx: CheckContext, allowed: dict[str, set[str]], analyst: str) -> ClauseResult:
+    pipeline = ctx.scalar(sa.select(sa.text("current_user")))
+    logical = {pipeline: "pipeline", analyst: "analyst"}
+    readers: dict[str, list[str]] = {zone: [] for zone in allowed}
+    superusers: set[str] = set()
+    violations = []
+    for row in ctx.conn.execute(_PG_READERS):
+        if row.superuser:
+            superusers.add(row.role)
+            continue
+        if not row.can_read:
+            continue
+        readers[row.zone].append(row.role)
+        if logical.get(row.role) not in allowed.get(row.zone, set()):
+            violations.append(f"role {row.role} can read the {row.zone} zone")
+    for zone, roles in allowed.items():
+        if "analyst" in roles and analyst not in readers[zone]:
+            violations.append(f"role {analyst} cannot read the {zone} zone it is meant to")
+    findings = list(violations)
+    if pipeline in superusers:
+        findings.append(
+            f"the pipeline connects as a superuser ({pipeline}); a dedicated owner role without "
+            "superuser rights is safer"
+        )
+    return ClauseResult(
+        "N-SEC",
+        "Each zone is readable only by the roles with a business need",
+        passed=not violations,
+        figures={
+            "readers_by_zone": {z: sorted(r) for z, r in readers.items()},
+            "superusers_bypassing_grants": sorted(superusers),
+            "policy": {z: sorted(r) for z, r in allowed.items()},
+            "violations": len(violations),
+        },
+        queries={"database grants": " ".join(_PG_READERS.text.split())},
+        findings=findings,
+    )
+
+
+def _access_sqlite(ctx: CheckContext, allowed: dict[str, set[str]]) -> ClauseResult:
+    """On SQLite a zone is a file: access is the file's permission bits."""
+    from ccg_pipeline.statistics import analyst_file
+    from ccg_pipeline.warehouse.engine import sqlite_zone_files
+
+    files = sqlite_zone_files(str(ctx.conn.engine.url))
+    modes, violations = {}, []
+    for zone, path in files.items():
+        if not path.exists():
+            continue
+        mode = path.stat().st_mode & 0o777
+        modes[zone] = f"{mode:04o}"
+        if "analyst" not in allowed.get(zone, set()) and mode & 0o077:
+            violations.append(f"the {zone} zone file is readable beyond its owner ({mode:04o})")
+    analyst_copy = analyst_file(ctx.settings)
+    extra_tables: list[str] = []
+    if analyst_copy.exists():
+        with sa.create_engine(f"sqlite:///{analyst_copy}").connect() as conn:
+            names = sa.inspect(conn).get_table_names()
+        published = {t.name for _b, t in s.PUBLISHED} | {s.publications.name}
+        extra_tables = sorted(set(names) - published)
+        if extra_tables:
+            violations.append(f"the analyst file holds {len(extra_tables)} non-statistics table(s)")
+    return ClauseResult(
+        "N-SEC",
+        "Each zone is readable only by the roles with a business need",
+        passed=not violations,
+        figures={
+            "zone_file_modes": modes,
+            "analyst_file_present": analyst_copy.exists(),
+            "analyst_file_extra_tables": extra_tables,
+            "policy": {z: sorted(r) for z, r in allowed.items()},
+            "violations": len(violations),
+        },
+        queries={"file permissions": "stat() of each zone file; table list of the analyst file"},
+        findings=violations,
+    )
+
+
+# --- N-CAT --------------------------------------------------------------------------------------
+
+
+def check_categories(ctx: CheckContext) -> ClauseResult:
+    """Every column actually present in the personal zone has a notice category."""
+    from ccg_pipeline.breach import TABLES
+
+    inspector = sa.inspect(ctx.conn)
+    unmapped = []
+    columns = 0
+    for table in inspector.get_table_names(schema=s.PERSONAL):
+        spec = TABLES.get(f"{s.PERSONAL}.{table}")
+        for column in inspector.get_columns(table, schema=s.PERSONAL):
+            columns += 1
+            if spec is None or column["name"] not in spec.columns:
+                unmapped.append(f"{s.PERSONAL}.{table}.{column['name']}")
+    return ClauseResult(
+        "N-CAT",
+        "Every personal data column belongs to a notice category",
+        passed=not unmapped,
+        figures={"columns": columns, "unmapped_columns": unmapped},
+        queries={"columns": "information schema of the personal zone vs ccg_pipeline/breach.py"},
+        findings=[f"column {c} has no category" for c in unmapped],
+    )
+
+
+CHECKS: tuple[Check, ...] = (
+    check_categories,
+    check_special_categories,
+    check_aggregates,
+    check_marketing,
+    check_transfers,
+    check_access,
+    check_retention,
+    check_rights,
+    check_children,
+)

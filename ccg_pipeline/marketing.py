@@ -1,0 +1,137 @@
+"""The marketing list (N-MKT): who may be sent marketing on a date, and the suppression that
+overrides everything else.
+
+The notice allows marketing on request, after a purchase without an opt-out (soft opt-in), or
+with consent, and an opt-out stops it at any time. A person is on the list when the CRM marks
+them a marketing contact, they have a basis (a consent or sign-up on record, or an invoiced
+purchase by their company), their last word on marketing is not an opt-out, and they are not
+suppressed (`ops.marketing_suppression`), erased (`ops.erasure_tombstones`) or restricted (a
+hold, or an objection to legitimate-interest processing).
+
+`ccg marketing-list` writes the list as an owner-only CSV under `$CCG_HOME/exports/marketing/`,
+for the campaign tool; the evidence step checks every file there against the suppression list.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ccg_pipeline.config import Settings
+from ccg_pipeline.policy import load_notice
+from ccg_pipeline.retention.rules import (
+    CONSENT_TYPES,
+    SweepDates,
+    opted_out_before,
+    restricted_subject_ids,
+)
+from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.migrate import migrated
+
+log = logging.getLogger(__name__)
+
+MARKETING_CONTACT = "Marketing contact"
+EXTRACT_HEADER = ("email", "first_name", "basis")
+
+
+def marketing_exports(settings: Settings) -> Path:
+    """Where marketing extracts live; the evidence step checks every CSV file here."""
+    return settings.home / "exports" / "marketing"
+
+
+def _before(as_of: dt.date) -> dt.datetime:
+    return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+
+
+def consented_as_of(as_of: dt.date) -> sa.Select:
+    """Subject ids with a consent or mailing-list sign-up on record by the date."""
+    a = s.crm_activities
+    return sa.select(a.c.subject_id).where(
+        a.c.subject_id.is_not(None),
+        a.c.activity_type.in_(CONSENT_TYPES),
+        a.c.occurred_at < _before(as_of),
+    )
+
+
+def purchased_as_of(as_of: dt.date) -> sa.Select:
+    """Subject ids with a purchase on record (soft opt-in): a portal user whose company was
+    invoiced by the date, or a CRM contact the CRM records as a customer."""
+    u, i, c = s.portal_users, s.invoices, s.crm_contacts
+    return sa.union(
+        sa.select(u.c.subject_id).where(
+            u.c.company_id.in_(sa.select(i.c.company_id).where(i.c.issued_on <= as_of))
+        ),
+        sa.select(c.c.subject_id).where(c.c.lifecycle_stage == "customer"),
+    )
+
+
+def do_not_market_keys() -> sa.Select:
+    """Keyed pseudonyms that must never receive marketing: suppressed or erased."""
+    return sa.union(
+        sa.select(s.marketing_suppression.c.subject_key),
+        sa.select(s.erasure_tombstones.c.subject_key),
+    )
+
+
+def eligible(as_of: dt.date, dates: SweepDates) -> sa.Select:
+    """The marketing list on a date: email, first name and the basis relied on."""
+    c, subj = s.crm_contacts, s.subjects
+    consented = c.c.subject_id.in_(consented_as_of(as_of))
+    return (
+        sa.select(
+            c.c.email,
+            c.c.first_name,
+            sa.case((consented, sa.literal("consent")), else_=sa.literal("purchase")).label(
+                "basis"
+            ),
+        )
+        .join(subj, subj.c.subject_id == c.c.subject_id)
+        .where(
+            c.c.marketing_status == MARKETING_CONTACT,
+            sa.or_(consented, c.c.subject_id.in_(purchased_as_of(as_of))),
+            c.c.subject_id.not_in(opted_out_before(_before(as_of))),
+            c.c.subject_id.not_in(restricted_subject_ids(dates)),
+            subj.c.subject_key.not_in(do_not_market_keys()),
+        )
+        .order_by(c.c.crm_contact_id)
+    )
+
+
+def marketing_list(conn: Connection, as_of: dt.date) -> list[dict[str, Any]]:
+    dates = SweepDates.for_date(load_notice(), as_of, use_worklist=False)
+    seen: set[str] = set()
+    rows = []
+    for row in conn.execute(eligible(as_of, dates)).mappings():
+        if row["email"].lower() not in seen:  # one line per address, however often the CRM has it
+            seen.add(row["email"].lower())
+            rows.append(dict(row))
+    return rows
+
+
+def write_marketing_list(settings: Settings, as_of: dt.date) -> dict[str, Any]:
+    """Write `marketing-list-<date>.csv` (0600, atomic) and return counts and the path."""
+    with migrated(settings.warehouse_url) as engine, engine.connect() as conn:
+        rows = marketing_list(conn, as_of)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EXTRACT_HEADER, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    folder = marketing_exports(settings)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = folder / f"marketing-list-{as_of.isoformat()}.csv"
+    partial = target.with_suffix(".csv.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(buffer.getvalue())
+    partial.replace(target)
+    by_basis = {b: sum(r["basis"] == b for r in rows) for b in ("consent", "purchase")}
+    log.info("marketing list as of %s: %d recipients %s", as_of, len(rows), by_basis)
+    return {"as_of": as_of.isoformat(), "recipients": len(rows), **by_basis, "file": str(target)}
