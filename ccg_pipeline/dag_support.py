@@ -192,3 +192,14 @@ def triggered_as_of(context: dict[str, Any]) -> dt.date:
     if moment is None:
         raise ValueError("the run has no as_of param, no triggering event and no logical date")
     return (moment.astimezone(dt.UTC) - dt.timedelta(microseconds=1)).date()
+
+
+def evidence_as_of(context: dict[str, Any]) -> dt.date:
+    """The as-of date of an evidence run: the param or the triggering publication's date; a
+    time-triggered run checks the day before it ran, the day the daily cycle has finished."""
+    if (context.get("params") or {}).get("as_of") or context.get("triggering_asset_events"):
+        return triggered_as_of(context)
+    moment = context.get("logical_date") or getattr(context.get("dag_run"), "run_after", None)
+    if moment is None:
+        raise ValueError("the run has no as_of param, no triggering event and no logical date")
+    return moment.astimezone(dt.UTC).date() - dt.timedelta(days=1)

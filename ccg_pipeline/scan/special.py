@@ -91,7 +91,7 @@ SPECIAL_CATEGORY_TERMS: dict[str, tuple[str, ...]] = {
         r"bisexual\w*",
         r"transgender\w*",
         r"homosexu\w*",
-        r"sexuell (?:läggning|l[äa]ggning)",
+        r"sexuell\w* l[äa]ggning",
         r"bisexuell\w*",
         r"hbtq\w*",
         r"lgbt\w*",

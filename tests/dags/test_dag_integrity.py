@@ -12,7 +12,13 @@ import pytest
 
 pytestmark = pytest.mark.dags
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED_DAGS = {"ccg_ingest", "ccg_retention", "ccg_statistics", "ccg_subject_requests"}
+EXPECTED_DAGS = {
+    "ccg_ingest",
+    "ccg_retention",
+    "ccg_statistics",
+    "ccg_subject_requests",
+    "ccg_evidence",
+}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,127 @@
+"""The special-category and child lexicons (N-NOSPECIAL, N-CHILD), English and Swedish."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ccg_pipeline.scan.special import (
+    CHILD_EMAIL_DOMAIN,
+    SPECIAL_CATEGORY_TERMS,
+    child_indicators,
+    special_categories,
+)
+from ccg_pipeline.sources.generate import ENQUIRY_TEXTS, NOTE_TEXTS
+
+SPECIAL = [
+    ("She is on sick leave after a cancer diagnosis.", {"health"}),
+    ("Han är sjukskriven sedan mars.", {"health"}),
+    ("Customer mentioned she is pregnant and wants calls before noon.", {"health"}),
+    ("Asked about our policy on ethnic origin monitoring.", {"ethnicity"}),
+    ("Uppgav sin etniska bakgrund i formuläret.", {"ethnicity"}),
+    ("Cannot meet on Fridays, attends the mosque.", {"religion"}),
+    ("Är muslim och fastar under ramadan.", {"religion"}),
+    ("Said he is a Labour party member and canvasses at weekends.", {"politics"}),
+    ("Hon är partimedlem i ett parti i kommunen.", {"politics"}),
+    ("He is the trade union rep for the warehouse staff.", {"trade_union"}),
+    ("Är fackligt aktiv och vill ha möten efter arbetstid.", {"trade_union"}),
+    ("Mentioned his sexual orientation during the call.", {"sex_life"}),
+    ("Berättade om sin sexuella läggning.", {"sex_life"}),
+    ("Sent her fingerprints for the site access badge.", {"biometrics"}),
+    ("Skickade fingeravtryck till säkerhetsavdelningen.", {"biometrics"}),
+    ("He has a criminal record for smuggling.", {"criminal"}),
+    ("Han är dömd för bedrägeri och satt i fängelse.", {"criminal"}),
+    ("Diabetic, and a trade union member.", {"health", "trade_union"}),
+]
+
+CUSTOMS_LOOK_ALIKES = [
+    "Health certificate needed for the food import.",
+    "Goods moving within the customs union and the European Union.",
+    "The importer acted in good faith.",
+    "Halal and kosher certification for meat imports.",
+    "Penalty for the offence of late declaration.",
+    "Christian from the Leeds office called about tariffs.",
+    "Kristen på kontoret i Malmö ringde om tullklassificering.",
+    "A 10-year-old vehicle imported from Japan.",
+    "Whisky aged 12 years, excise duty query.",
+    "Sanitary and phytosanitary checks at the border control post.",
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), SPECIAL)
+def test_each_category_is_found_in_english_and_swedish(text: str, expected: set[str]) -> None:
+    assert special_categories(text) == expected
+
+
+@pytest.mark.parametrize("text", CUSTOMS_LOOK_ALIKES + NOTE_TEXTS + ENQUIRY_TEXTS)
+def test_customs_vocabulary_and_generated_notes_are_not_flagged(text: str) -> None:
+    assert special_categories(text) == set()
+    assert child_indicators(text) == set()
+
+
+def test_every_category_of_the_issue_has_terms() -> None:
+    assert set(SPECIAL_CATEGORY_TERMS) == {
+        "health",
+        "ethnicity",
+        "religion",
+        "politics",
+        "trade_union",
+        "sex_life",
+        "biometrics",
+        "criminal",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Hi, I am 14 years old and need help with a school project.", {"stated_age", "school"}),
+        ("I'm 15 and my teacher said to ask you.", {"stated_age", "school"}),
+        ("Hej, jag är 13 år och gör ett skolarbete om tull.", {"stated_age", "school"}),
+        ("Please ask my parent or guardian.", {"guardian"}),
+        ("Min vårdnadshavare vet om det.", {"guardian"}),
+        ("I am 45 years old and run an import business.", set()),
+        ("I am 15 minutes late for the call.", set()),
+        ("We have been trading for 12 years.", set()),
+    ],
+)
+def test_child_indicators(text: str, expected: set[str]) -> None:
+    assert child_indicators(text) == expected
+
+
+def test_school_email_domains() -> None:
+    assert CHILD_EMAIL_DOMAIN.search("pupil@northfield.sch.uk")
+    assert CHILD_EMAIL_DOMAIN.search("a.b@mail.st-marys.sch.uk")
+    assert not CHILD_EMAIL_DOMAIN.search("buyer@schenker.co.uk")
+    assert not CHILD_EMAIL_DOMAIN.search("x@sch.uk.example.com")
+
+
+def test_only_category_names_leave_the_scan() -> None:
+    found = special_categories("He has a criminal record and a cancer diagnosis.")
+    assert found == {"criminal", "health"}
+    assert all(name in SPECIAL_CATEGORY_TERMS for name in found)
+
+
+_words = st.sampled_from(
+    " ".join(NOTE_TEXTS + ENQUIRY_TEXTS + CUSTOMS_LOOK_ALIKES).replace(".", " ").split()
+)
+
+
+@given(
+    before=st.lists(_words, max_size=12),
+    after=st.lists(_words, max_size=12),
+    planted=st.sampled_from(SPECIAL[:-1]),
+    upper=st.booleans(),
+)
+def test_a_planted_phrase_is_found_anywhere_in_ordinary_text(
+    before: list[str], after: list[str], planted: tuple[str, set[str]], upper: bool
+) -> None:
+    phrase, expected = planted
+    text = " ".join([*before, phrase, *after])
+    assert special_categories(text.upper() if upper else text) == expected
+
+
+@given(st.lists(_words, max_size=40))
+def test_ordinary_customs_text_is_never_flagged(words: list[str]) -> None:
+    assert special_categories(" ".join(words)) == set()
