@@ -326,8 +326,8 @@ def check_marketing(ctx: CheckContext) -> ClauseResult:
 
 
 def _stream(ctx: CheckContext, query: sa.Select) -> Iterator[Any]:
-    result = ctx.conn.execution_options(yield_per=CHUNK_ROWS).execute(query)
-    yield from result
+    # A statement option: on the connection it would stay on for later statements.
+    yield from ctx.conn.execute(query.execution_options(yield_per=CHUNK_ROWS))
 
 
 def check_special_categories(ctx: CheckContext) -> ClauseResult:

@@ -842,8 +842,12 @@ evidence_reports = sa.Table(
     sa.Column("run_id", sa.Text, primary_key=True),
     sa.Column("as_of", sa.Date, nullable=False),
     sa.Column("clauses_checked", sa.Integer, nullable=False),
-    sa.Column("clauses_failed", sa.Text, nullable=False, comment="Failed clause ids, comma-separated."),
-    sa.Column("report_file", sa.Text, comment="The stored report (HTML), under $CCG_HOME/evidence."),
+    sa.Column(
+        "clauses_failed", sa.Text, nullable=False, comment="Failed clause ids, comma-separated."
+    ),
+    sa.Column(
+        "report_file", sa.Text, comment="The stored report (HTML), under $CCG_HOME/evidence."
+    ),
     _ts("created_at", nullable=False),
     schema=OPS,
     comment="One row per evidence run: the clause-by-clause report an auditor is handed.",
