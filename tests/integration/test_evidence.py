@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from helpers import env_for, query, run_dag, state_of
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from ccg_pipeline import evidence
 from ccg_pipeline.config import Settings
@@ -610,3 +613,70 @@ def test_evidence_dag_records_stores_and_quarantines(
         "SELECT passed FROM ops.clause_evidence WHERE clause = 'N-NOSPECIAL' ORDER BY as_of DESC",
     )
     assert [bool(p) for (p,) in passed] == [True, False]
+
+
+# --- Hypothesis: the N-RIGHTS SQL against a plain-Python reading of the rule ------------------
+
+_request = st.fixed_dictionaries(
+    {
+        # Narrow ranges, so that due dates, completions and the as-of day often coincide.
+        "received": st.integers(0, 2),  # days after 1 August 2026
+        "verified_after": st.none() | st.integers(0, 1),
+        "completed_after": st.none() | st.integers(28, 34),  # days after verification
+        "completed_hour": st.sampled_from([0, 12, 23]),
+        "extension": st.sampled_from([0, 0, 0, 1, 2, 3]),
+        "told_after": st.integers(28, 32),  # days after verification the extension was decided
+        "rejected": st.booleans(),
+    }
+)
+
+
+@hyp_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests=st.lists(_request, max_size=3), as_of_offset=st.integers(28, 36))
+def test_rights_sql_agrees_with_the_rule_as_stated(
+    tmp_path_factory: pytest.TempPathFactory, requests: list[dict], as_of_offset: int
+) -> None:
+    start = dt.date(2026, 8, 1)
+    as_of = start + dt.timedelta(days=as_of_offset)
+    home = tmp_path_factory.mktemp("rights")
+    world = World(f"sqlite:///{home / 'wh' / 'main.db'}", home)
+    expected_failures = 0
+    try:
+        for i, spec in enumerate(requests):
+            received = dt.datetime.combine(start + dt.timedelta(days=spec["received"]), dt.time(9))
+            row: dict = {"request_id": f"h{i}", "received_at": received, "completed_at": None}
+            if spec["verified_after"] is None:
+                row.update(status=s.AWAITING_VERIFICATION, verified_at=None)
+                row.update(first_due_on=None, due_on=None)
+            else:
+                verified = received + dt.timedelta(days=spec["verified_after"])
+                first_due = verified.date() + dt.timedelta(days=30)
+                due = first_due + dt.timedelta(days=30 * spec["extension"])
+                told = verified.date() + dt.timedelta(days=spec["told_after"])
+                row.update(verified_at=verified, first_due_on=first_due, due_on=due)
+                if spec["extension"]:
+                    row.update(extension_months=spec["extension"], extended_on=told)
+                done_at = (
+                    None
+                    if spec["completed_after"] is None
+                    else dt.datetime.combine(
+                        verified.date() + dt.timedelta(days=spec["completed_after"]),
+                        dt.time(spec["completed_hour"]),
+                    )
+                )
+                status = s.REJECTED if spec["rejected"] else s.COMPLETED if done_at else s.VERIFIED
+                row.update(status=status, completed_at=done_at)
+                # The rule: judged on the as-of day, for requests received by then.
+                if received.date() <= as_of:
+                    done = done_at is not None and done_at.date() <= as_of
+                    late = done and done_at.date() > due
+                    overdue = not done and status != s.REJECTED and due < as_of
+                    bad_extension = bool(spec["extension"]) and (
+                        told > first_due or spec["extension"] > 2
+                    )
+                    expected_failures += late or overdue or bad_extension
+            world.request(**row)
+        result = world.check(checks.check_rights, as_of=as_of)
+        assert result.passed is (expected_failures == 0), (result.figures, requests)
+    finally:
+        world.engine.dispose()
