@@ -489,12 +489,14 @@ class _Population:
                 ("CONTACT_US_ENQUIRY", created, "Website enquiry", rng.choice(ENQUIRY_TEXTS))
             )
         consented = rng.random() < 0.6
+        consented_at = created
         if consented:
-            t = _between(rng, created, self.now)
+            consented_at = t = _between(rng, created, self.now)
             events.append(("MAILING_LIST_SUBSCRIBE", t, "Newsletter sign-up", ""))
             events.append(("MARKETING_CONSENT_GRANTED", t, "Consent: email marketing", ""))
         if opted_out:
-            t = _between(rng, created, self.now)
+            # After any consent: the CRM's "Unsubscribed" status is the last word in the history.
+            t = _between(rng, consented_at, self.now)
             events.append(("MARKETING_OPT_OUT", t, "Unsubscribed via link", ""))
         for _ in range(rng.randrange(0, 3)):
             events.append(

@@ -19,6 +19,8 @@ class WarehouseSummary:
         tuple[str, str, int, int, int, bool]
     ]  # latest run: rule, table, due, held, deleted, passed
     validation: list[tuple[str, int, int, str]]  # latest run: table, passed, evaluated, suite
+    evidence: list[tuple[str, bool]]  # latest evidence run: clause, passed
+    evidence_report: str | None  # where that run's report is
 
 
 def table_counts(engine: Engine) -> dict[str, int]:
@@ -90,7 +92,20 @@ def summarise(engine: Engine) -> WarehouseSummary:
                 .order_by(v.c.table_name)
             )
         ]
-    return WarehouseSummary(table_counts(engine), reasons, statuses, retention, validation)
+        e, reports = schema.clause_evidence, schema.evidence_reports
+        latest_evidence = _latest_run_id(reports, reports.c.created_at)
+        evidence = [
+            (r.clause, bool(r.passed))
+            for r in conn.execute(
+                sa.select(e.c.clause, e.c.passed).where(e.c.run_id == latest_evidence)
+            )
+        ]
+        report = conn.execute(
+            sa.select(reports.c.report_file).where(reports.c.run_id == latest_evidence)
+        ).scalar()
+    return WarehouseSummary(
+        table_counts(engine), reasons, statuses, retention, validation, evidence, report
+    )
 
 
 def render(summary: WarehouseSummary, zone_files: dict[str, str] | None = None) -> str:
@@ -121,6 +136,14 @@ def render(summary: WarehouseSummary, zone_files: dict[str, str] | None = None) 
             f"  {table:<26} {passed:>4} / {evaluated:<4} {suite}"
             for table, passed, evaluated, suite in summary.validation
         ]
+    if summary.evidence:
+        failed = [clause for clause, ok in summary.evidence if not ok]
+        lines += ["", "Compliance evidence, latest run (notice clauses checked against the data)"]
+        lines += ["-" * 72]
+        lines += ["  " + "  ".join(f"{c} {'pass' if ok else 'FAIL'}" for c, ok in summary.evidence)]
+        lines += [f"  {len(summary.evidence) - len(failed)} of {len(summary.evidence)} pass"]
+        if summary.evidence_report:
+            lines += [f"  report: {summary.evidence_report}"]
     if zone_files:
         lines += ["", "Warehouse files (SQLite, one per zone)", "-" * 38]
         lines += [f"  {zone:<10} {path}" for zone, path in zone_files.items()]
