@@ -73,7 +73,7 @@ def ccg_subject_requests() -> None:
     @task(outlets=[REQUESTS])
     def signal_statistics(processed: dict, **context) -> None:
         """Tell ccg_statistics to rebuild when erasures or objections changed its population."""
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from ccg_pipeline.dag_support import asset_extra
 
