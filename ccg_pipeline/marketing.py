@@ -9,7 +9,8 @@ suppressed (`ops.marketing_suppression`), erased (`ops.erasure_tombstones`) or r
 hold, or an objection to legitimate-interest processing).
 
 `ccg marketing-list` writes the list as an owner-only CSV under `$CCG_HOME/exports/marketing/`,
-for the campaign tool; the evidence step checks every file there against the suppression list.
+for the campaign tool, and removes its earlier lists; the evidence step checks every CSV file
+there (hand-made extracts too) against the suppressions in force.
 """
 
 from __future__ import annotations
@@ -73,11 +74,12 @@ def purchased_as_of(as_of: dt.date) -> sa.Select:
     )
 
 
-def do_not_market_keys() -> sa.Select:
-    """Keyed pseudonyms that must never receive marketing: suppressed or erased."""
+def do_not_market_keys(as_of: dt.date) -> sa.Select:
+    """Keyed pseudonyms that must not receive marketing on the date: suppressed or erased."""
+    m, e = s.marketing_suppression, s.erasure_tombstones
     return sa.union(
-        sa.select(s.marketing_suppression.c.subject_key),
-        sa.select(s.erasure_tombstones.c.subject_key),
+        sa.select(m.c.subject_key).where(m.c.suppressed_at < _before(as_of)),
+        sa.select(e.c.subject_key).where(e.c.erased_at < _before(as_of)),
     )
 
 
@@ -97,9 +99,9 @@ def eligible(as_of: dt.date, dates: SweepDates) -> sa.Select:
         .where(
             c.c.marketing_status == MARKETING_CONTACT,
             sa.or_(consented, c.c.subject_id.in_(purchased_as_of(as_of))),
-            c.c.subject_id.not_in(opted_out_before(_before(as_of))),
+            c.c.subject_id.not_in(opted_out_before(_before(as_of), as_of_only=True)),
             c.c.subject_id.not_in(restricted_subject_ids(dates)),
-            subj.c.subject_key.not_in(do_not_market_keys()),
+            subj.c.subject_key.not_in(do_not_market_keys(as_of)),
         )
         .order_by(c.c.crm_contact_id)
     )
@@ -132,6 +134,10 @@ def write_marketing_list(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(buffer.getvalue())
     partial.replace(target)
+    # Only the current list is kept: an older one would go on naming people who opted out since.
+    for stale in folder.glob("marketing-list-*.csv"):
+        if stale != target:
+            stale.unlink()
     by_basis = {b: sum(r["basis"] == b for r in rows) for b in ("consent", "purchase")}
     log.info("marketing list as of %s: %d recipients %s", as_of, len(rows), by_basis)
     return {"as_of": as_of.isoformat(), "recipients": len(rows), **by_basis, "file": str(target)}

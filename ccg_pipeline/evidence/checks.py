@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ NOT_CHECKED = {
 }
 
 CHUNK_ROWS = 20_000
+ID_CHUNK = 900  # bound parameters per IN list, under SQLite's historical limit of 999
 
 
 @dataclass
@@ -127,6 +129,20 @@ def check_aggregates(ctx: CheckContext) -> ClauseResult:
             query = sa.select(sa.func.min(sa.union_all(*parts).subquery().c.m))
             smallest_count[table.name] = ctx.scalar(query)
             queries[f"smallest non-zero count in statistics.{table.name}"] = ctx.sql(query)
+    # A sum shown beside a suppressed count would disclose what the suppression hides.
+    sums_beside_suppressed = {}
+    for _build, table in s.PUBLISHED:
+        counts, sums = s.columns_of_kind(table, s.COUNT), s.columns_of_kind(table, s.SUM)
+        if counts and sums:
+            query = _count(
+                table,
+                sa.or_(*(table.c[c].is_not(None) for c in sums)),
+                sa.or_(*(table.c[c].is_(None) for c in counts)),
+            )
+            sums_beside_suppressed[table.name] = ctx.scalar(query)
+            queries[f"sums shown beside a suppressed count in statistics.{table.name}"] = ctx.sql(
+                query
+            )
     profiles = s.customer_profiles
     qis = [profiles.c[c] for c in s.columns_of_kind(profiles, s.QUASI_IDENTIFIER)]
     classes = sa.select(sa.func.count().label("n")).select_from(profiles).group_by(*qis).subquery()
@@ -141,6 +157,11 @@ def check_aggregates(ctx: CheckContext) -> ClauseResult:
         f"statistics.{t} publishes a count of {v}, below {min_cell}"
         for t, v in smallest_count.items()
         if v is not None and v < min_cell
+    ]
+    violations += [
+        f"statistics.{t} shows a sum beside a suppressed count in {n} row(s)"
+        for t, n in sums_beside_suppressed.items()
+        if n
     ]
     if smallest_class is not None and smallest_class < k:
         violations.append(
@@ -158,6 +179,7 @@ def check_aggregates(ctx: CheckContext) -> ClauseResult:
             "k_required": k,
             "smallest_profile_class": smallest_class,
             "smallest_count_by_table": smallest_count,
+            "sums_beside_suppressed_counts": sums_beside_suppressed,
         },
         queries=queries,
         findings=findings,
@@ -218,12 +240,15 @@ def _day_after(day: sa.ColumnElement, ctx: CheckContext) -> sa.ColumnElement:
 # --- N-MKT --------------------------------------------------------------------------------------
 
 
+_EMAIL_HEADER = re.compile(r"^\s*e-?mail", re.IGNORECASE)
+
+
 def _extract_emails(path: Path) -> Iterator[str]:
-    """Email cells of a marketing extract (the column whose header names an email)."""
+    """Email cells of a marketing extract (columns whose header starts with email/e-mail)."""
     with path.open(encoding="utf-8", errors="replace", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, [])
-        columns = [i for i, name in enumerate(header) if "mail" in name.lower()]
+        columns = [i for i, name in enumerate(header) if _EMAIL_HEADER.match(name)]
         for row in reader:
             for i in columns:
                 if i < len(row) and row[i].strip():
@@ -233,7 +258,7 @@ def _extract_emails(path: Path) -> Iterator[str]:
 def check_marketing(ctx: CheckContext) -> ClauseResult:
     """Nobody suppressed or opted out on a marketing list; every marketable contact's basis and
     every opt-out is on record."""
-    from ccg_pipeline.ingest.common import normalise_email, pseudonym
+    from ccg_pipeline.ingest.common import Rejected, normalise_email, pseudonym
     from ccg_pipeline.marketing import (
         MARKETING_CONTACT,
         consented_as_of,
@@ -244,11 +269,13 @@ def check_marketing(ctx: CheckContext) -> ClauseResult:
     from ccg_pipeline.retention.rules import OPT_OUT_TYPES, opted_out_before
 
     c, subj, a = s.crm_contacts, s.subjects, s.crm_activities
-    opted_out = opted_out_before(ctx.as_of_end)
+    opted_out = opted_out_before(ctx.as_of_end, as_of_only=True)
     blocked = sa.or_(
         c.c.subject_id.in_(opted_out),
         c.c.subject_id.in_(
-            sa.select(subj.c.subject_id).where(subj.c.subject_key.in_(do_not_market_keys()))
+            sa.select(subj.c.subject_id).where(
+                subj.c.subject_key.in_(do_not_market_keys(ctx.as_of))
+            )
         ),
     )
     marketable = c.c.marketing_status == MARKETING_CONTACT
@@ -275,15 +302,15 @@ def check_marketing(ctx: CheckContext) -> ClauseResult:
                 )
             ),
         ),
-        "consent_events_without_date_or_channel": _count(
+        "consent_events_without_channel": _count(
             a,
             a.c.activity_type.in_(("MARKETING_CONSENT_GRANTED", "MAILING_LIST_SUBSCRIBE")),
-            sa.or_(a.c.occurred_at.is_(None), a.c.channel.is_(None)),
+            a.c.channel.is_(None),  # occurred_at is NOT NULL in the schema
         ),
     }
     figures: dict[str, Any] = {name: ctx.scalar(q) for name, q in queries.items()}
     # Extracts on disk: every address, as its keyed pseudonym, against the do-not-market set.
-    blocked_keys = {row[0] for row in ctx.conn.execute(do_not_market_keys())}
+    blocked_keys = {row[0] for row in ctx.conn.execute(do_not_market_keys(ctx.as_of))}
     blocked_keys |= {
         row[0]
         for row in ctx.conn.execute(
@@ -291,12 +318,22 @@ def check_marketing(ctx: CheckContext) -> ClauseResult:
         )
     }
     files = sorted(marketing_exports(ctx.settings).glob("*.csv"))
-    listed = hits = 0
+    listed = hits = unreadable = 0
     for path in files:
         for email in _extract_emails(path):
             listed += 1
-            hits += pseudonym(ctx.settings.pseudonym_key, normalise_email(email)) in blocked_keys
-    figures.update(extracts_checked=len(files), extract_rows=listed, extract_rows_suppressed=hits)
+            try:
+                key = pseudonym(ctx.settings.pseudonym_key, normalise_email(email))
+            except Rejected:
+                unreadable += 1  # not an address: counted, never shown
+                continue
+            hits += key in blocked_keys
+    figures.update(
+        extracts_checked=len(files),
+        extract_rows=listed,
+        extract_rows_suppressed=hits,
+        extract_cells_not_an_address=unreadable,
+    )
     findings = []
     if figures["crm_marketing_contacts_suppressed_or_opted_out"]:
         findings.append(
@@ -308,7 +345,7 @@ def check_marketing(ctx: CheckContext) -> ClauseResult:
     for name in (
         "marketing_contacts_without_consent_or_purchase",
         "unsubscribed_without_opt_out_record",
-        "consent_events_without_date_or_channel",
+        "consent_events_without_channel",
     ):
         if figures[name]:
             findings.append(f"consent history incomplete: {figures[name]} {name.replace('_', ' ')}")
@@ -337,7 +374,13 @@ def check_special_categories(ctx: CheckContext) -> ClauseResult:
 
     a, q = s.crm_activities, s.quarantine
     text_query = sa.select(
-        a.c.activity_id, a.c.subject_line, a.c.body, a.c.occurred_at, a.c.export_date
+        a.c.activity_id,
+        a.c.crm_contact_id,
+        a.c.subject_id,
+        a.c.subject_line,
+        a.c.body,
+        a.c.occurred_at,
+        a.c.export_date,
     ).where(sa.or_(a.c.body.is_not(None), a.c.subject_line.is_not(None)))
     by_category: Counter[str] = Counter()
     hits: list[tuple[Any, set[str]]] = []
@@ -349,6 +392,11 @@ def check_special_categories(ctx: CheckContext) -> ClauseResult:
             hits.append((row, found))
             by_category.update(found)
     quarantined_now = _quarantine_activities(ctx, hits) if ctx.apply and hits else 0
+    # A retried run must not pass because its first attempt already moved the hits away.
+    earlier_attempt = (
+        ctx.scalar(_count(q, q.c.source_ref == _evidence_ref(ctx), q.c.run_id == ctx.run_id))
+        - quarantined_now
+    )
     at_ingest_query = (
         sa.select(q.c.reason, sa.func.count())
         .where(q.c.reason.like("special_category:%"))
@@ -363,6 +411,7 @@ def check_special_categories(ctx: CheckContext) -> ClauseResult:
         "live_records_with_special_categories": len(hits),
         "live_hits_by_category": dict(sorted(by_category.items())),
         "quarantined_now": quarantined_now,
+        "quarantined_by_an_earlier_attempt_of_this_run": earlier_attempt,
         "in_quarantine_by_category": dict(sorted(at_ingest.items())),
     }
     findings = []
@@ -380,7 +429,7 @@ def check_special_categories(ctx: CheckContext) -> ClauseResult:
     return ClauseResult(
         "N-NOSPECIAL",
         "No special-category or criminal-offence data in processing",
-        passed=not hits,
+        passed=not hits and not earlier_attempt,
         figures=figures,
         queries={
             "free text scanned (English and Swedish lexicon, ccg_pipeline/scan/special.py)": (
@@ -390,6 +439,10 @@ def check_special_categories(ctx: CheckContext) -> ClauseResult:
         },
         findings=findings,
     )
+
+
+def _evidence_ref(ctx: CheckContext) -> str:
+    return f"evidence {ctx.run_id}"
 
 
 def _quarantine_activities(ctx: CheckContext, hits: list[tuple[Any, set[str]]]) -> int:
@@ -402,10 +455,12 @@ def _quarantine_activities(ctx: CheckContext, hits: list[tuple[Any, set[str]]]) 
     rows = [
         {
             "source": "crm.activities",
-            "source_ref": f"evidence {ctx.run_id}",
+            "source_ref": _evidence_ref(ctx),
             "record_ref": str(row.activity_id),
             "reason": "special_category: " + ", ".join(sorted(found)),
-            "raw_record": json.dumps({k: str(v) for k, v in row._mapping.items()}),
+            "raw_record": json.dumps(
+                {k: None if v is None else str(v) for k, v in row._mapping.items()}
+            ),
             "run_id": ctx.run_id,
             "quarantined_at": now,
         }
@@ -424,13 +479,18 @@ def _quarantine_activities(ctx: CheckContext, hits: list[tuple[Any, set[str]]]) 
                 "table_name": a.name,
                 "key": str(row.activity_id),
                 "rule_id": "special_category",
-                "retired_on": ctx.as_of,
+                # Ingest reloads a row that changed after its retirement day; an event dated
+                # after the as-of day must not count as changed.
+                "retired_on": max(ctx.as_of, row.occurred_at.date()),
             }
             for row, _ in hits
         ],
     )
     ids = [row.activity_id for row, _ in hits]
-    deleted = ctx.conn.execute(sa.delete(a).where(a.c.activity_id.in_(ids))).rowcount
+    deleted = sum(
+        ctx.conn.execute(sa.delete(a).where(a.c.activity_id.in_(ids[i : i + ID_CHUNK]))).rowcount
+        for i in range(0, len(ids), ID_CHUNK)
+    )
     audit(
         ctx.conn,
         run_id=ctx.run_id,
@@ -535,6 +595,10 @@ def check_transfers(ctx: CheckContext) -> ClauseResult:
 _PG_READERS = sa.text(
     """
     SELECT r.rolname AS role, r.rolsuper AS superuser, n.nspname AS zone,
+           pg_get_userbyid(n.nspowner) AS owner,
+           r.rolname = :analyst OR CASE
+               WHEN EXISTS (SELECT 1 FROM pg_roles a WHERE a.rolname = :analyst)
+               THEN pg_has_role(r.oid, :analyst, 'MEMBER') ELSE false END AS analyst,
            has_schema_privilege(r.oid, n.oid, 'USAGE') AND EXISTS (
                SELECT 1 FROM pg_class c
                WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'v', 'm', 'p')
@@ -559,36 +623,43 @@ def check_access(ctx: CheckContext) -> ClauseResult:
 
 
 def _access_postgres(ctx: CheckContext, allowed: dict[str, set[str]], analyst: str) -> ClauseResult:
-    pipeline = ctx.scalar(sa.select(sa.text("current_user")))
-    logical = {pipeline: "pipeline", analyst: "analyst"}
+    """Readers by zone: the zone's owner is the pipeline, `ccg_analyst` and its members are
+    analysts, anyone else is nobody the policy names. Superusers bypass grants: the pipeline's
+    own superuser rights are a finding, any other superuser a violation."""
+    rows = ctx.conn.execute(_PG_READERS, {"analyst": analyst}).all()
     readers: dict[str, list[str]] = {zone: [] for zone in allowed}
-    superusers: set[str] = set()
-    violations = []
-    for row in ctx.conn.execute(_PG_READERS):
-        if row.superuser:
-            superusers.add(row.role)
+    owners = {row.owner for row in rows}
+    superusers = sorted({row.role for row in rows if row.superuser})
+    violations = [
+        f"role {role} is a superuser and can read every zone"
+        for role in superusers
+        if role not in owners
+    ]
+    for row in rows:
+        if row.superuser or not row.can_read:
             continue
-        if not row.can_read:
-            continue
-        readers[row.zone].append(row.role)
-        if logical.get(row.role) not in allowed.get(row.zone, set()):
+        readers.setdefault(row.zone, []).append(row.role)
+        logical = "pipeline" if row.role == row.owner else "analyst" if row.analyst else None
+        if logical not in allowed.get(row.zone, set()):
             violations.append(f"role {row.role} can read the {row.zone} zone")
+    analysts = {row.role for row in rows if row.analyst and not row.superuser}
     for zone, roles in allowed.items():
-        if "analyst" in roles and analyst not in readers[zone]:
+        if "analyst" in roles and not analysts & set(readers.get(zone, [])):
             violations.append(f"role {analyst} cannot read the {zone} zone it is meant to")
     findings = list(violations)
-    if pipeline in superusers:
-        findings.append(
-            f"the pipeline connects as a superuser ({pipeline}); a dedicated owner role without "
-            "superuser rights is safer"
-        )
+    findings += [
+        f"the pipeline's role {role} is a superuser; an owner role without superuser rights is "
+        "safer"
+        for role in superusers
+        if role in owners
+    ]
     return ClauseResult(
         "N-SEC",
         "Each zone is readable only by the roles with a business need",
         passed=not violations,
         figures={
             "readers_by_zone": {z: sorted(r) for z, r in readers.items()},
-            "superusers_bypassing_grants": sorted(superusers),
+            "superusers_bypassing_grants": superusers,
             "policy": {z: sorted(r) for z, r in allowed.items()},
             "violations": len(violations),
         },

@@ -210,19 +210,25 @@ def opted_out_subject_ids(dates: SweepDates) -> sa.Select:
     return opted_out_before(dates.before_end_of("marketing_after_opt_out"))
 
 
-def opted_out_before(before: dt.datetime) -> sa.Select:
-    """Subjects who opted out before `before` and have not consented again since."""
+def opted_out_before(before: dt.datetime, *, as_of_only: bool = False) -> sa.Select:
+    """Subjects who opted out before `before` and have not consented again since. Retention
+    counts a consent given at any time, even after `before` (it must never delete the history
+    of someone who came back); with `as_of_only`, only consents before `before` count (the
+    marketing list and its evidence, judged as of a day)."""
     a = s.crm_activities
     later = a.alias("later")
+    consented_again = [
+        later.c.subject_id == a.c.subject_id,
+        later.c.activity_type.in_(CONSENT_TYPES),
+        later.c.occurred_at > a.c.occurred_at,
+    ]
+    if as_of_only:
+        consented_again.append(later.c.occurred_at < before)
     return sa.select(a.c.subject_id).where(
         a.c.subject_id.is_not(None),
         a.c.activity_type.in_(OPT_OUT_TYPES),
         a.c.occurred_at < before,
-        ~sa.exists().where(
-            later.c.subject_id == a.c.subject_id,
-            later.c.activity_type.in_(CONSENT_TYPES),
-            later.c.occurred_at > a.c.occurred_at,
-        ),
+        ~sa.exists().where(*consented_again),
     )
 
 

@@ -163,9 +163,13 @@ class World:
         }
         self.insert(s.subject_requests, **{**base, **row})
 
-    def check(self, check: checks.Check, as_of: dt.date = AS_OF, apply: bool = False):
+    def check(
+        self, check: checks.Check, as_of: dt.date = AS_OF, apply: bool = False, run_id: str = "t"
+    ):
         with self.engine.begin() as conn:
-            ctx = checks.CheckContext(conn, self.settings, load_notice(), as_of, "t", apply=apply)
+            ctx = checks.CheckContext(
+                conn, self.settings, load_notice(), as_of, run_id, apply=apply
+            )
             return check(ctx)
 
     def sql(self, statement: str) -> None:
@@ -255,6 +259,11 @@ def test_agg_fails_on_a_small_count_or_a_class_below_k(world: World) -> None:
     assert not small.passed
     assert small.figures["smallest_published_count"] == 3  # zero and NULL are not cells
     world.sql("DELETE FROM statistics.customers_by_quarter")
+    world.insert(s.revenue_by_service_month, month="2026-02", service="Tariffs", revenue_pence=99)
+    beside = world.check(checks.check_aggregates)
+    assert not beside.passed
+    assert beside.figures["sums_beside_suppressed_counts"] == {"revenue_by_service_month": 1}
+    world.sql("DELETE FROM statistics.revenue_by_service_month WHERE month = '2026-02'")
     _profiles(world, 9, sector="Mining")
     below_k = world.check(checks.check_aggregates)
     assert not below_k.passed
@@ -382,7 +391,43 @@ def test_mkt_fails_when_a_suppressed_or_opted_out_person_is_on_a_list(world: Wor
     result = world.check(checks.check_marketing)
     assert result.figures["extract_rows"] == 3
     assert result.figures["extract_rows_suppressed"] == 2
+    # Other columns that mention mail are not addresses; a cell that is not one is counted.
+    extract.write_text("Email,Mailing address\nnot-an-address,1 High St\nGONE@prospect.example,x\n")
+    result = world.check(checks.check_marketing)
+    assert result.figures["extract_rows"] == 2
+    assert result.figures["extract_cells_not_an_address"] == 1
+    assert result.figures["extract_rows_suppressed"] == 1
     assert not any("@" in f for f in result.findings)
+
+
+def test_mkt_judges_opt_outs_and_suppressions_as_of_the_date(world: World) -> None:
+    from ccg_pipeline.marketing import marketing_exports, write_marketing_list
+
+    person = world.subject("back@prospect.example")
+    contact = world.contact(person, "back@prospect.example", "Marketing contact")
+    world.activity(contact, person, "MARKETING_CONSENT_GRANTED", at=dt.datetime(2026, 1, 1))
+    world.activity(contact, person, "MARKETING_OPT_OUT", at=dt.datetime(2026, 5, 1))
+    world.activity(contact, person, "MARKETING_CONSENT_GRANTED", at=dt.datetime(2026, 9, 1))
+    # Opted out in June, back on the list in November: a list as of June must not name them.
+    assert write_marketing_list(world.settings, dt.date(2026, 6, 1))["recipients"] == 0
+    assert (
+        world.check(checks.check_marketing, as_of=dt.date(2026, 6, 1)).figures[
+            "crm_marketing_contacts_suppressed_or_opted_out"
+        ]
+        == 1
+    )
+    assert write_marketing_list(world.settings, AS_OF)["recipients"] == 1
+    assert [f.name for f in marketing_exports(world.settings).glob("*.csv")] == [
+        "marketing-list-2026-11-23.csv"
+    ]  # the June list is replaced, not kept naming people
+    world.insert(
+        s.marketing_suppression,
+        subject_key=world.key_of(person),
+        reason="object",
+        suppressed_at=dt.datetime(2026, 11, 30),
+    )
+    assert world.check(checks.check_marketing).passed  # suppressed after the as-of day
+    assert not world.check(checks.check_marketing, as_of=dt.date(2026, 12, 1)).passed
 
 
 def test_mkt_fails_when_the_consent_history_is_incomplete(world: World) -> None:
@@ -397,7 +442,7 @@ def test_mkt_fails_when_the_consent_history_is_incomplete(world: World) -> None:
     assert world.check(checks.check_marketing).figures["unsubscribed_without_opt_out_record"] == 1
     world.activity(contact, unsubscribed, "MARKETING_CONSENT_GRANTED", channel=None)
     result = world.check(checks.check_marketing)
-    assert result.figures["consent_events_without_date_or_channel"] == 1
+    assert result.figures["consent_events_without_channel"] == 1
     # A suppression entry (the opt-out event itself was deleted by retention) is a record.
     world.sql("DELETE FROM personal.crm_activities")
     world.insert(
@@ -434,7 +479,11 @@ def test_nospecial_finds_quarantines_and_retires_special_category_notes(world: W
     assert query(url, "SELECT row_count FROM ops.audit_ledger WHERE action = 'quarantine'") == [
         (2,)
     ]
-    after = world.check(checks.check_special_categories)
+    # A retry of the same run still fails (its first attempt moved the rows); the next run passes.
+    retry = world.check(checks.check_special_categories, apply=True)
+    assert not retry.passed
+    assert retry.figures["quarantined_by_an_earlier_attempt_of_this_run"] == 2
+    after = world.check(checks.check_special_categories, run_id="next")
     assert after.passed
     assert after.figures["in_quarantine_by_category"] == {"health": 1, "trade_union": 1}
     assert "cancer" not in json.dumps(after.figures) + " ".join(after.findings)
@@ -501,6 +550,22 @@ def test_sec_compares_who_can_read_each_zone_with_the_policy(world: World) -> No
             world.sql("REVOKE ALL ON SCHEMA personal, ops FROM ccg_analyst, ccg_reporting")
             world.sql("DROP ROLE ccg_reporting")
         assert world.check(checks.check_access).passed
+        # An analyst is a login role that is a member of ccg_analyst: allowed on statistics.
+        world.sql(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'analyst_login') "
+            "THEN CREATE ROLE analyst_login LOGIN; END IF; END $$"
+        )
+        world.sql("GRANT ccg_analyst TO analyst_login")
+        try:
+            member = world.check(checks.check_access)
+            assert member.passed, member.findings
+            assert "analyst_login" in member.figures["readers_by_zone"]["statistics"]
+            world.sql("ALTER ROLE analyst_login SUPERUSER")
+            superuser = world.check(checks.check_access)
+            assert not superuser.passed
+            assert "role analyst_login is a superuser and can read every zone" in superuser.findings
+        finally:
+            world.sql("DROP ROLE analyst_login")
     else:
         personal = Path(world.engine.url.database).parent / "personal.db"
         assert ok.figures["zone_file_modes"]["personal"] == "0600"
