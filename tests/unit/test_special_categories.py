@@ -32,7 +32,8 @@ SPECIAL = [
     ("Skickade fingeravtryck till säkerhetsavdelningen.", {"biometrics"}),
     ("He has a criminal record for smuggling.", {"criminal"}),
     ("Han är dömd för bedrägeri och satt i fängelse.", {"criminal"}),
-    ("Diabetic, and a trade union member.", {"health", "trade_union"}),
+    ("Has diabetes, and is a trade union member.", {"health", "trade_union"}),
+    ("Gick med i facket och har religiös övertygelse.", {"trade_union", "religion"}),
 ]
 
 CUSTOMS_LOOK_ALIKES = [
@@ -46,6 +47,15 @@ CUSTOMS_LOOK_ALIKES = [
     "A 10-year-old vehicle imported from Japan.",
     "Whisky aged 12 years, excise duty query.",
     "Sanitary and phytosanitary checks at the border control post.",
+    # Goods, law and places that share words with the categories.
+    "Goods from European Union member states and customs union member states.",
+    "Diagnostic reagents under heading 3822, pregnancy test kits and HIV test kits.",
+    "Disability aids: relief from import duty. Diabetic food products.",
+    "Shipment delayed by a tropical depression; djuren ska vara fria från sjukdomar.",
+    "Ethnic foods, religious articles, Buddhist statues and Ramadan dates.",
+    "Genetically modified soya; the certificate fingerprint of the AS2 connection; a DNA sequencer.",
+    "Smuggling is a criminal offence under CEMA s.170; the Prison Service tender.",
+    "They lobby to vote for reform of the Union Customs Code.",
 ]
 
 
@@ -77,13 +87,16 @@ def test_every_category_of_the_issue_has_terms() -> None:
     ("text", "expected"),
     [
         ("Hi, I am 14 years old and need help with a school project.", {"stated_age", "school"}),
-        ("I'm 15 and my teacher said to ask you.", {"stated_age", "school"}),
+        ("I'm 15 years old and my teacher said to ask you.", {"stated_age", "school"}),
         ("Hej, jag är 13 år och gör ett skolarbete om tull.", {"stated_age", "school"}),
         ("Please ask my parent or guardian.", {"guardian"}),
         ("Min vårdnadshavare vet om det.", {"guardian"}),
         ("I am 45 years old and run an import business.", set()),
         ("I am 15 minutes late for the call.", set()),
         ("We have been trading for 12 years.", set()),
+        ("I am 15 years in the trade.", set()),
+        ("I'm 9 to 5 and I'm 10 mins late; I am 16 pallets short.", set()),
+        ("In my school days; man får lära sig en läxa.", set()),
     ],
 )
 def test_child_indicators(text: str, expected: set[str]) -> None:
@@ -95,12 +108,6 @@ def test_school_email_domains() -> None:
     assert CHILD_EMAIL_DOMAIN.search("a.b@mail.st-marys.sch.uk")
     assert not CHILD_EMAIL_DOMAIN.search("buyer@schenker.co.uk")
     assert not CHILD_EMAIL_DOMAIN.search("x@sch.uk.example.com")
-
-
-def test_only_category_names_leave_the_scan() -> None:
-    found = special_categories("He has a criminal record and a cancer diagnosis.")
-    assert found == {"criminal", "health"}
-    assert all(name in SPECIAL_CATEGORY_TERMS for name in found)
 
 
 _words = st.sampled_from(
