@@ -110,9 +110,9 @@ def test_school_email_domains() -> None:
     assert not CHILD_EMAIL_DOMAIN.search("x@sch.uk.example.com")
 
 
-_words = st.sampled_from(
-    " ".join(NOTE_TEXTS + ENQUIRY_TEXTS + CUSTOMS_LOOK_ALIKES).replace(".", " ").split()
-)
+# Words of ordinary CRM text. The look-alikes are left out: their words recombine into real
+# phrases ("... from Prison ..."), which the lexicon rightly flags.
+_words = st.sampled_from(" ".join(NOTE_TEXTS + ENQUIRY_TEXTS).replace(".", " ").split())
 
 
 @given(
