@@ -19,7 +19,6 @@ import csv
 import datetime as dt
 import io
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
+from ccg_pipeline.private_files import private_dir, write_private
 from ccg_pipeline.retention.rules import (
     CONSENT_TYPES,
     SweepDates,
@@ -127,13 +127,9 @@ def write_marketing_list(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     writer.writeheader()
     writer.writerows(rows)
     folder = marketing_exports(settings)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(folder)
     target = folder / f"marketing-list-{as_of.isoformat()}.csv"
-    partial = target.with_suffix(".csv.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(buffer.getvalue())
-    partial.replace(target)
+    write_private(target, buffer.getvalue())
     # Only the current list is kept: an older one would go on naming people who opted out since.
     for stale in folder.glob("marketing-list-*.csv"):
         if stale != target:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
+from ccg_pipeline.private_files import private_dir, write_private
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.migrate import migrated
 from ccg_pipeline.warehouse.sql import upsert_row
@@ -128,28 +128,19 @@ def _safe(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:120]
 
 
-def _write(path: Path, text: str) -> None:
-    """Atomic and owner-only (the report holds no personal data, but it is an audit record)."""
-    partial = path.with_name(path.name + ".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    partial.replace(path)
-
-
 def store(settings: Settings, report: EvidenceReport) -> dict[str, Path]:
     """Write the report in every format, plus `latest.*` copies the privacy view links to."""
     from ccg_pipeline.evidence.render import RENDERERS
 
     folder = evidence_folder(settings)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(folder)
     stem = f"evidence-{report.as_of.isoformat()}-{_safe(report.run_id)}"
     written = {}
     for fmt, render in RENDERERS.items():
         text = render(report)
         written[fmt] = folder / f"{stem}.{fmt}"
-        _write(written[fmt], text)
-        _write(folder / f"latest.{fmt}", text)
+        write_private(written[fmt], text)
+        write_private(folder / f"latest.{fmt}", text)
     return written
 
 

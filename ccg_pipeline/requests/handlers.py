@@ -21,7 +21,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_data_map, load_notice
+from ccg_pipeline.private_files import private_dir, write_private
 from ccg_pipeline.retention import holds
 from ccg_pipeline.retention.rules import ERASURE_RESTRICTION
 from ccg_pipeline.warehouse import schema as s
@@ -168,20 +168,6 @@ def _json_default(value: Any) -> str:
     return value.isoformat() if isinstance(value, dt.date | dt.datetime) else str(value)
 
 
-def _private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read, atomically (temporary name, then rename)."""
-    partial = path.with_name(f".{path.name}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-    os.replace(partial, path)
-
-
 def _csv_text(rows: list[dict[str, Any]]) -> str:
     from io import StringIO
 
@@ -204,8 +190,8 @@ def write_export(settings: Settings, conn: Connection, request: Request, at: dt.
     target = (root / name).resolve()
     if target.parent != root.resolve():
         raise ValueError("the export path escapes the exports folder")
-    _private_dir(root)
-    _private_dir(target)
+    private_dir(root)
+    private_dir(target)
     data = _subject_data(conn, request.subject_key, request.email)
     document = {
         "request_id": request.request_id,
@@ -218,9 +204,9 @@ def write_export(settings: Settings, conn: Connection, request: Request, at: dt.
         if rows:
             files[f"{table}.csv"] = _csv_text(rows)
     for file_name, text in files.items():
-        _write_private(target / file_name, text)
+        write_private(target / file_name, text)
     manifest = {n: hashlib.sha256(t.encode()).hexdigest() for n, t in files.items()}
-    _write_private(target / "manifest.json", json.dumps(manifest, indent=2))
+    write_private(target / "manifest.json", json.dumps(manifest, indent=2))
     return {
         "export": str(target.relative_to(settings.home)),
         "tables": {t: len(rows) for t, rows in data.items() if rows},
@@ -350,10 +336,10 @@ def erase(settings: Settings, conn: Connection, request: Request, at: dt.datetim
     counts["tax_records_restricted"] = int(tax_held)
     if crm_ids:
         outbox = crm_outbox_dir(settings)
-        _private_dir(outbox)
+        private_dir(outbox)
         file_name = f"{request.request_id}.json"
         instruction = {"instruction": "erase", "crm_record_ids": sorted(crm_ids)}
-        _write_private(outbox / file_name, json.dumps(instruction))
+        write_private(outbox / file_name, json.dumps(instruction))
         upsert_row(
             conn,
             s.crm_outbox,
