@@ -465,8 +465,14 @@ def personal_zone_columns(metadata: sa.MetaData = s.metadata) -> dict[str, list[
 
 def unmapped_columns(metadata: sa.MetaData = s.metadata) -> list[str]:
     """Personal-zone columns `TABLES` does not map (a new column must be given a category)."""
+    return unmapped(personal_zone_columns(metadata))
+
+
+def unmapped(columns_by_table: Mapping[str, Iterable[str]]) -> list[str]:
+    """`zone.table.column` for every column of `{zone.table: columns}` that `TABLES` lacks:
+    for the table definitions here, and for the live database in the evidence step (N-CAT)."""
     missing = []
-    for table, columns in personal_zone_columns(metadata).items():
+    for table, columns in columns_by_table.items():
         spec = TABLES.get(table)
         missing += [f"{table}.{c}" for c in columns if spec is None or c not in spec.columns]
     return missing

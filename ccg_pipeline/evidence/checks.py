@@ -78,7 +78,7 @@ def _count(table: sa.Table | sa.Subquery, *where: sa.ColumnElement[bool]) -> sa.
 
 def check_retention(ctx: CheckContext) -> ClauseResult:
     """No unheld row past its deadline, per retention rule and table."""
-    from ccg_pipeline.retention.rules import SweepDates, targets
+    from ccg_pipeline.retention.rules import SweepDates, holds_in_force, targets
     from ccg_pipeline.retention.sweep import expired_unheld_query
 
     dates = SweepDates.for_date(ctx.notice, ctx.as_of, use_worklist=False)
@@ -89,10 +89,7 @@ def check_retention(ctx: CheckContext) -> ClauseResult:
         name = f"{target.rule_id} {target.name}"
         remaining[name] = ctx.scalar(query)
         queries[name] = ctx.sql(query)
-    h = s.legal_holds
-    holds = ctx.scalar(
-        _count(h, sa.or_(h.c.released_at.is_(None), h.c.released_at >= ctx.as_of_end))
-    )
+    holds = ctx.scalar(_count(s.legal_holds, holds_in_force(dates)))
     overdue = {k: v for k, v in remaining.items() if v}
     return ClauseResult(
         "N-RET",
@@ -712,17 +709,15 @@ def _access_sqlite(ctx: CheckContext, allowed: dict[str, set[str]]) -> ClauseRes
 
 def check_categories(ctx: CheckContext) -> ClauseResult:
     """Every column actually present in the personal zone has a notice category."""
-    from ccg_pipeline.breach import TABLES
+    from ccg_pipeline.breach import unmapped as unmapped_of
 
     inspector = sa.inspect(ctx.conn)
-    unmapped = []
-    columns = 0
-    for table in inspector.get_table_names(schema=s.PERSONAL):
-        spec = TABLES.get(f"{s.PERSONAL}.{table}")
-        for column in inspector.get_columns(table, schema=s.PERSONAL):
-            columns += 1
-            if spec is None or column["name"] not in spec.columns:
-                unmapped.append(f"{s.PERSONAL}.{table}.{column['name']}")
+    live = {
+        f"{s.PERSONAL}.{table}": [c["name"] for c in inspector.get_columns(table, s.PERSONAL)]
+        for table in inspector.get_table_names(schema=s.PERSONAL)
+    }
+    columns = sum(len(names) for names in live.values())
+    unmapped = unmapped_of(live)
     return ClauseResult(
         "N-CAT",
         "Every personal data column belongs to a notice category",

@@ -82,7 +82,7 @@ class SweepDates:
 ERASURE_RESTRICTION = "erasure_restriction"
 
 
-def _holds_in_force(dates: SweepDates) -> sa.ColumnElement[bool]:
+def holds_in_force(dates: SweepDates) -> sa.ColumnElement[bool]:
     """Not released, or released only after the as-of date. A hold's start date is deliberately
     not compared with the as-of date: a hold placed today must also stop a backfill for an
     earlier day from deleting or processing the data it protects."""
@@ -97,7 +97,7 @@ def held_subject_ids(dates: SweepDates) -> sa.Select:
     return (
         sa.select(s.subjects.c.subject_id)
         .join(h, h.c.subject_key == s.subjects.c.subject_key)
-        .where(_holds_in_force(dates), h.c.origin != ERASURE_RESTRICTION)
+        .where(holds_in_force(dates), h.c.origin != ERASURE_RESTRICTION)
     )
 
 
@@ -109,7 +109,7 @@ def restricted_subject_ids(dates: SweepDates) -> sa.Select:
     held = (
         sa.select(s.subjects.c.subject_id)
         .join(h, h.c.subject_key == s.subjects.c.subject_key)
-        .where(_holds_in_force(dates))
+        .where(holds_in_force(dates))
     )
     objected = (
         sa.select(s.subjects.c.subject_id)
