@@ -82,19 +82,33 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
-def daily_dag(cron: str, tags: list[str]) -> dict[str, Any]:
-    """The settings every CCG DAG shares: a daily data interval (UTC), no catch-up, one run at a
-    time, the default args above. `dag(**daily_dag(...), dag_id=..., doc_md=..., params=...)`."""
-    from airflow.sdk import CronDataIntervalTimetable
-
+def _dag_settings(schedule: Any, tags: list[str]) -> dict[str, Any]:
+    """What every CCG DAG shares: no catch-up, one run at a time, the default args above."""
     return {
-        "schedule": CronDataIntervalTimetable(cron, timezone="UTC"),
+        "schedule": schedule,
         "start_date": START_DATE,
         "catchup": False,
         "max_active_runs": 1,
         "default_args": DEFAULT_ARGS,
         "tags": ["ccg", *tags],
     }
+
+
+def daily_dag(cron: str, tags: list[str]) -> dict[str, Any]:
+    """A daily data interval (UTC) on `cron`, plus the shared settings.
+    `dag(**daily_dag(...), dag_id=..., doc_md=..., params=...)`."""
+    from airflow.sdk import CronDataIntervalTimetable
+
+    return _dag_settings(CronDataIntervalTimetable(cron, timezone="UTC"), tags)
+
+
+def triggered_dag(schedule: Any, tags: list[str], *, as_of_help: str) -> dict[str, Any]:
+    """An Asset-triggered schedule, the shared settings, and an optional `as_of` param
+    (YYYY-MM-DD) for manual runs and backfills."""
+    from airflow.sdk import Param
+
+    as_of = Param(None, type=["null", "string"], format="date", description=as_of_help)
+    return {**_dag_settings(schedule, tags), "params": {"as_of": as_of}}
 
 
 def _connection(conn_id: str) -> Any | None:

@@ -29,38 +29,22 @@ a shell: `ccg evidence --as-of YYYY-MM-DD [--format md|json|html] [--record]`.
 
 from __future__ import annotations
 
-from airflow.sdk import (
-    Asset,
-    AssetOrTimeSchedule,
-    CronTriggerTimetable,
-    Param,
-    dag,
-    task,
-)
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from ccg_pipeline.dag_support import DEFAULT_ARGS, START_DATE, STATISTICS_URI
+from ccg_pipeline.dag_support import STATISTICS_URI, triggered_dag
 
 
 @dag(
     dag_id="ccg_evidence",
-    schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 6 * * *", timezone="UTC"),
-        assets=Asset(STATISTICS_URI),
+    **triggered_dag(
+        AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable("0 6 * * *", timezone="UTC"),
+            assets=Asset(STATISTICS_URI),
+        ),
+        tags=["evidence", "compliance"],
+        as_of_help="Check as of this date (YYYY-MM-DD) instead of the run's.",
     ),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["ccg", "evidence", "compliance"],
     doc_md=__doc__,
-    params={
-        "as_of": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="Check as of this date (YYYY-MM-DD) instead of the run's.",
-        )
-    },
 )
 def ccg_evidence() -> None:
     @task

@@ -34,15 +34,14 @@ local_site/index.html`) show every run. To see which cells tripped a detector, m
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, dag, task
 
 from ccg_pipeline.dag_support import (
-    DEFAULT_ARGS,
     PERSONAL_ZONE_URI,
     REQUESTS_URI,
     RETENTION_URI,
-    START_DATE,
     STATISTICS_URI,
+    triggered_dag,
 )
 
 STATISTICS = Asset(STATISTICS_URI)
@@ -50,21 +49,12 @@ STATISTICS = Asset(STATISTICS_URI)
 
 @dag(
     dag_id="ccg_statistics",
-    schedule=(Asset(PERSONAL_ZONE_URI) & Asset(RETENTION_URI)) | Asset(REQUESTS_URI),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["ccg", "statistics", "N-AGG", "N-ANON"],
+    **triggered_dag(
+        (Asset(PERSONAL_ZONE_URI) & Asset(RETENTION_URI)) | Asset(REQUESTS_URI),
+        tags=["statistics", "N-AGG", "N-ANON"],
+        as_of_help="Build as of this date (YYYY-MM-DD) instead of the triggering events'.",
+    ),
     doc_md=__doc__,
-    params={
-        "as_of": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="Build as of this date (YYYY-MM-DD) instead of the triggering events'.",
-        )
-    },
 )
 def ccg_statistics() -> None:
     @task
