@@ -33,7 +33,6 @@ import re
 import resource
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -43,9 +42,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from results_io import save
+from warehouses import warehouse_urls
 
 from ccg_pipeline.config import Settings
-from ccg_pipeline.devtools.postgres import PostgresUnavailable, start_server
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
@@ -340,19 +339,9 @@ def main() -> int:
     results: dict[str, dict[str, Any]] = {}
     builds: dict[str, dict[str, Any]] = {}
     generated: dict[str, dict[str, Any]] = {}
-    server = None
     with tempfile.TemporaryDirectory(prefix="ccg-bench-evidence-") as tmp:
         root = Path(tmp)
-        backends: dict[str, Callable[[str], str]] = {
-            "sqlite": lambda name: f"sqlite:///{root / name / 'warehouse' / 'main.db'}"
-        }
-        if not args.no_postgres:
-            try:
-                server = start_server()
-                backends["postgres"] = lambda name: server.create_database(name)
-            except PostgresUnavailable as exc:
-                print(f"PostgreSQL skipped: {exc}", file=sys.stderr)
-        try:
+        with warehouse_urls(root, postgres=not args.no_postgres) as backends:
             for label, companies in sizes.items():
                 sources = root / f"sources_{label}"
                 t0 = time.perf_counter()
@@ -379,9 +368,6 @@ def main() -> int:
                     results.setdefault(backend, {})[label] = measure_warehouse(
                         settings, leak, args.repeats, args.since
                     )
-        finally:
-            if server is not None:
-                server.stop()
 
     report: dict[str, Any] = {
         "benchmark": "evidence_breach",

@@ -18,15 +18,14 @@ import platform
 import random
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from results_io import save
+from warehouses import warehouse_urls
 
 from ccg_pipeline.config import Settings
-from ccg_pipeline.devtools.postgres import PostgresUnavailable, start_server
 from ccg_pipeline.ingest import ingest_source
 from ccg_pipeline.sources.generate import GenerateOptions, _web_lines, generate, write_web_log
 from ccg_pipeline.warehouse import migrate
@@ -94,22 +93,11 @@ def main() -> int:
         t0 = time.perf_counter()
         sources = make_sources(root, args.log_lines, args.companies)
         print(f"generated sources in {time.perf_counter() - t0:.1f}s", flush=True)
-        backends: dict[str, list[dict[str, float]]] = {"sqlite": []}
-        server = None
-        if not args.no_postgres:
-            try:
-                server = start_server()
-                backends["postgres"] = []
-            except PostgresUnavailable as exc:
-                print(f"PostgreSQL skipped: {exc}", file=sys.stderr)
-        try:
+        with warehouse_urls(root, postgres=not args.no_postgres) as make_url:
+            backends: dict[str, list[dict[str, float]]] = {backend: [] for backend in make_url}
             for n in range(args.repeats):
                 for backend, runs in backends.items():
-                    url = (
-                        f"sqlite:///{root / f'wh{n}' / 'main.db'}"
-                        if backend == "sqlite"
-                        else server.create_database(f"bench_{n}")
-                    )
+                    url = make_url[backend](f"wh{n}")
                     result = run_once(url, sources, root / f"home{n}")
                     runs.append(result)
                     print(
@@ -117,9 +105,6 @@ def main() -> int:
                         f"{result['rows'] / result['rows_seconds']:,.0f} rows/s",
                         flush=True,
                     )
-        finally:
-            if server is not None:
-                server.stop()
 
     report = {
         "benchmark": "ingest_throughput",

@@ -18,15 +18,14 @@ import argparse
 import datetime as dt
 import io
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import sqlalchemy as sa
 from results_io import save
+from warehouses import warehouse_urls
 
-from ccg_pipeline.devtools.postgres import PostgresUnavailable, start_server
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.retention.sweep import sweep
 from ccg_pipeline.warehouse import migrate
@@ -145,46 +144,37 @@ def main() -> int:
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
     results: dict[str, dict] = {}
-    server = None
-    with tempfile.TemporaryDirectory(prefix="ccg-bench-retention-") as tmp:
-        backends = {"sqlite": lambda name: f"sqlite:///{Path(tmp) / name / 'main.db'}"}
-        if not args.no_postgres:
-            try:
-                server = start_server()
-                backends["postgres"] = lambda name: server.create_database(name)
-            except PostgresUnavailable as exc:
-                print(f"PostgreSQL skipped: {exc}", file=sys.stderr)
-        try:
-            for backend, make_url in backends.items():
-                sweep_url, bare_url = make_url("sweep"), make_url("bare")
-                for url in (sweep_url, bare_url):
-                    t0 = time.perf_counter()
-                    load(url, args.rows, args.expired)
-                    print(
-                        f"{backend}: loaded {args.rows:,} rows in {time.perf_counter() - t0:.1f}s",
-                        flush=True,
-                    )
-                rollup_s = roll_up(sweep_url)
-                roll_up(bare_url)
-                sweep_s, sweep_n = time_sweep(sweep_url)
-                bare_s, bare_durable_s, bare_n = time_bare_delete(bare_url)
-                assert sweep_n == bare_n, (sweep_n, bare_n)
-                results[backend] = {
-                    "rows_in_table": args.rows,
-                    "rows_deleted": sweep_n,
-                    "sweep_seconds": round(sweep_s, 2),
-                    "sweep_rows_per_s": round(sweep_n / sweep_s),
-                    "bare_delete_seconds": round(bare_s, 2),
-                    "bare_delete_rows_per_s": round(bare_n / bare_s),
-                    "sweep_over_bare_delete": round(sweep_s / bare_s, 2),
-                    "bare_delete_with_checkpoint_seconds": round(bare_durable_s, 2),
-                    "sweep_over_bare_delete_with_checkpoint": round(sweep_s / bare_durable_s, 2),
-                    "rollup_at_ingest_seconds": round(rollup_s, 2),
-                }
-                print(backend, results[backend], flush=True)
-        finally:
-            if server is not None:
-                server.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="ccg-bench-retention-") as tmp,
+        warehouse_urls(Path(tmp), postgres=not args.no_postgres) as backends,
+    ):
+        for backend, make_url in backends.items():
+            sweep_url, bare_url = make_url("sweep"), make_url("bare")
+            for url in (sweep_url, bare_url):
+                t0 = time.perf_counter()
+                load(url, args.rows, args.expired)
+                print(
+                    f"{backend}: loaded {args.rows:,} rows in {time.perf_counter() - t0:.1f}s",
+                    flush=True,
+                )
+            rollup_s = roll_up(sweep_url)
+            roll_up(bare_url)
+            sweep_s, sweep_n = time_sweep(sweep_url)
+            bare_s, bare_durable_s, bare_n = time_bare_delete(bare_url)
+            assert sweep_n == bare_n, (sweep_n, bare_n)
+            results[backend] = {
+                "rows_in_table": args.rows,
+                "rows_deleted": sweep_n,
+                "sweep_seconds": round(sweep_s, 2),
+                "sweep_rows_per_s": round(sweep_n / sweep_s),
+                "bare_delete_seconds": round(bare_s, 2),
+                "bare_delete_rows_per_s": round(bare_n / bare_s),
+                "sweep_over_bare_delete": round(sweep_s / bare_s, 2),
+                "bare_delete_with_checkpoint_seconds": round(bare_durable_s, 2),
+                "sweep_over_bare_delete_with_checkpoint": round(sweep_s / bare_durable_s, 2),
+                "rollup_at_ingest_seconds": round(rollup_s, 2),
+            }
+            print(backend, results[backend], flush=True)
     report = {
         "benchmark": "retention_sweep",
         "machine": f"{platform.machine()}, 2 cores",
