@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.private_files import private_dir, write_private
+from ccg_pipeline.retention.deadlines import end_of_day
 from ccg_pipeline.retention.rules import (
     CONSENT_TYPES,
     SweepDates,
@@ -48,17 +49,13 @@ def marketing_exports(settings: Settings) -> Path:
     return settings.home / "exports" / "marketing"
 
 
-def _before(as_of: dt.date) -> dt.datetime:
-    return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
-
-
 def consented_as_of(as_of: dt.date) -> sa.Select:
     """Subject ids with a consent or mailing-list sign-up on record by the date."""
     a = s.crm_activities
     return sa.select(a.c.subject_id).where(
         a.c.subject_id.is_not(None),
         a.c.activity_type.in_(CONSENT_TYPES),
-        a.c.occurred_at < _before(as_of),
+        a.c.occurred_at < end_of_day(as_of),
     )
 
 
@@ -78,8 +75,8 @@ def do_not_market_keys(as_of: dt.date) -> sa.Select:
     """Keyed pseudonyms that must not receive marketing on the date: suppressed or erased."""
     m, e = s.marketing_suppression, s.erasure_tombstones
     return sa.union(
-        sa.select(m.c.subject_key).where(m.c.suppressed_at < _before(as_of)),
-        sa.select(e.c.subject_key).where(e.c.erased_at < _before(as_of)),
+        sa.select(m.c.subject_key).where(m.c.suppressed_at < end_of_day(as_of)),
+        sa.select(e.c.subject_key).where(e.c.erased_at < end_of_day(as_of)),
     )
 
 
@@ -99,7 +96,7 @@ def eligible(as_of: dt.date, dates: SweepDates) -> sa.Select:
         .where(
             c.c.marketing_status == MARKETING_CONTACT,
             sa.or_(consented, c.c.subject_id.in_(purchased_as_of(as_of))),
-            c.c.subject_id.not_in(opted_out_before(_before(as_of), as_of_only=True)),
+            c.c.subject_id.not_in(opted_out_before(end_of_day(as_of), as_of_only=True)),
             c.c.subject_id.not_in(restricted_subject_ids(dates)),
             subj.c.subject_key.not_in(do_not_market_keys(as_of)),
         )

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from ccg_pipeline.config import Settings
 from ccg_pipeline.evidence import ClauseResult
 from ccg_pipeline.policy.models import Notice
+from ccg_pipeline.retention.deadlines import end_of_day
 from ccg_pipeline.warehouse import schema as s
 
 # The clauses no query can settle, and why: they are reviewed by people against the policy.
@@ -56,7 +57,7 @@ class CheckContext:
 
     @property
     def as_of_end(self) -> dt.datetime:
-        return dt.datetime.combine(self.as_of + dt.timedelta(days=1), dt.time())
+        return end_of_day(self.as_of)
 
     def sql(self, query: sa.ClauseElement) -> str:
         """The query as text, with its parameters inlined, for the report."""

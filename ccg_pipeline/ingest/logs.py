@@ -27,7 +27,7 @@ from ccg_pipeline.ingest.common import (
     parse_timestamp,
 )
 from ccg_pipeline.ingest.files import has_bad_encoding, lines
-from ccg_pipeline.retention.deadlines import expired_cutoff
+from ccg_pipeline.retention.deadlines import end_of_day, expired_cutoff
 from ccg_pipeline.warehouse import schema
 from ccg_pipeline.warehouse.rollups import roll_up_web_file
 
@@ -115,7 +115,7 @@ def _retention_start(ctx: IngestContext, rule_id: str) -> dt.datetime:
     """The earliest event time still inside `rule_id`'s retention period at the interval end."""
     as_of = (ctx.window_end - dt.timedelta(microseconds=1)).date()
     cutoff = expired_cutoff(as_of, ctx.notice.rule(rule_id))
-    return dt.datetime.combine(cutoff + dt.timedelta(days=1), dt.time())
+    return end_of_day(cutoff)
 
 
 def _load_lines(

@@ -19,6 +19,11 @@ import datetime as dt
 from ccg_pipeline.policy.models import Period, RetentionRule
 
 
+def end_of_day(day: dt.date) -> dt.datetime:
+    """The first instant after `day`: timestamps strictly before it fall on or before that day."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+
+
 def add_months(day: dt.date, months: int) -> dt.date:
     """Calendar months later; a day past the end of the target month becomes its last day."""
     index = day.year * 12 + day.month - 1 + months

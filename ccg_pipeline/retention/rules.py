@@ -22,7 +22,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from ccg_pipeline.policy.models import Notice
-from ccg_pipeline.retention.deadlines import expired_cutoff
+from ccg_pipeline.retention.deadlines import end_of_day, expired_cutoff
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.sql import day_label, month_label, quarter_label
 
@@ -67,11 +67,11 @@ class SweepDates:
 
     def before_end_of(self, rule_id: str) -> dt.datetime:
         """Timestamps strictly before this are on or before the rule's cutoff day."""
-        return dt.datetime.combine(self.cutoffs[rule_id] + dt.timedelta(days=1), dt.time())
+        return end_of_day(self.cutoffs[rule_id])
 
     @property
     def as_of_end(self) -> dt.datetime:
-        return dt.datetime.combine(self.as_of + dt.timedelta(days=1), dt.time())
+        return end_of_day(self.as_of)
 
 
 # --- holds ----------------------------------------------------------------------------------------
