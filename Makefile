@@ -27,7 +27,7 @@ export DEMO_COMPANIES ?= 1500
 export DEMO_PROSPECTS ?= 800
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock demo test test-unit lint fmt airflow postgres-deps bench-ingest bench-retention bench-peers bench-presidio bench-scan bench-evidence clean
+.PHONY: help venv lock demo test test-unit lint fmt airflow env browser-deps postgres-deps bench-ingest bench-retention bench-peers bench-presidio bench-scan bench-evidence clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,7 +47,7 @@ lock:  ## re-resolve requirements.lock from pyproject.toml (Python 3.11)
 demo: $(STAMP)  ## generate demo data and run the DAGs through Airflow, then print a summary
 	@bash scripts/demo.sh
 
-test: $(STAMP) postgres-deps  ## run the whole test suite (unit, DAG integrity, integration on SQLite and PostgreSQL)
+test: $(STAMP) postgres-deps browser-deps  ## run the whole test suite (unit, DAG integrity, integration on SQLite and PostgreSQL)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP)  ## fast tests only
@@ -64,6 +64,15 @@ fmt: $(STAMP)  ## apply ruff fixes and formatting
 airflow: $(STAMP)  ## start the local Airflow UI (standalone) with the DAGs loaded
 	@echo "Airflow UI: http://localhost:8080 (user 'admin'; the password is printed below and kept in $(AIRFLOW_HOME))"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow standalone
+
+env: $(STAMP)  ## write a fresh .env with every deployment secret (refuses to replace one; FORCE=1 does)
+	$(BIN)/python -m ccg_pipeline.deploy.secrets_env --output .env $(if $(FORCE),--force)
+
+browser-deps:  ## install Debian's chromium through apt when missing (the Privacy view's browser test)
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium present"; else \
+		echo "Installing chromium through apt"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
 
 postgres-deps:  ## install PostgreSQL server binaries through apt when none are present
 	@if command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \

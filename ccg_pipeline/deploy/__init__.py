@@ -1,0 +1,1 @@
+"""Deployment support shared by `docker-compose.yml` and the native deployment test."""

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One-shot initialisation, run by the airflow-init service and by the native deployment test:
+# the Airflow metadata schema, the UI/API admin account, and the warehouse zones with the
+# analysts' grants. Idempotent: safe to rerun after an upgrade.
+set -euo pipefail
+: "${AIRFLOW__CORE__FERNET_KEY:?set it in .env (make env)}"
+: "${AIRFLOW__API_AUTH__JWT_SECRET:?set it in .env (make env)}"
+: "${AIRFLOW_ADMIN_PASSWORD:?set it in .env (make env)}"
+: "${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:?}"
+: "${CCG_WAREHOUSE_URL:?}"
+
+echo "airflow-init: migrating the Airflow metadata database"
+airflow db migrate
+
+# The admin password comes from .env and is written before any server starts, so the auth
+# manager never generates (and prints) one of its own. Owner-only file.
+echo "airflow-init: writing the admin account"
+python - <<'PY'
+import json, os
+from pathlib import Path
+
+path = Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+path.parent.mkdir(parents=True, exist_ok=True)
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+with os.fdopen(fd, "w") as handle:
+    json.dump({"admin": os.environ["AIRFLOW_ADMIN_PASSWORD"]}, handle)
+PY
+
+echo "airflow-init: migrating the warehouse zones (and the analysts' grants)"
+ccg db upgrade
+echo "airflow-init: done"
