@@ -147,6 +147,10 @@ def _prepare(conn: Connection, dates: SweepDates, run_id: str) -> None:
     )
     conn.execute(suppress.on_conflict_do_nothing(index_elements=["subject_key"]))
     roll_up_missing_web_files(conn)
+    if conn.dialect.name == "postgresql":
+        # Fresh statistics for the chunk queries that join the worklist: on a never-analysed
+        # table PostgreSQL guesses its size and can pick a plan that rescans it per row.
+        conn.exec_driver_sql("ANALYZE personal.retention_worklist")
 
 
 def _key_chunks(
@@ -327,25 +331,27 @@ def _delete_and_anonymise_in_one_pass(
 
 def _finish(conn: Connection, dates: SweepDates) -> int:
     """Drop finished companies from the worklist and subjects no table refers to any more."""
-    w = s.retention_worklist
+    w, c = s.retention_worklist, s.companies
+    # NOT EXISTS, not NOT IN: PostgreSQL cannot turn NOT IN over a large subquery into an anti
+    # join (NULL semantics), and hashes or rescans it instead; every column compared is NOT NULL
+    # or filtered, so the result is the same.
     conn.execute(
         sa.delete(w).where(
             w.c.rule_id == "customer_basic",
-            w.c.entity_id.not_in(sa.select(s.companies.c.company_id)),
+            ~sa.exists().where(c.c.company_id == w.c.entity_id),
         )
     )
     # Opted-out subjects are re-derived each run (a held one keeps its opt-out events until then).
     conn.execute(sa.delete(w).where(w.c.rule_id == "marketing_after_opt_out"))
-    referenced = sa.union(
-        sa.select(s.portal_users.c.subject_id),
-        sa.select(s.crm_contacts.c.subject_id),
-        sa.select(s.crm_activities.c.subject_id).where(s.crm_activities.c.subject_id.is_not(None)),
-        sa.select(s.auth_events.c.subject_id).where(s.auth_events.c.subject_id.is_not(None)),
-    )
     subj = s.subjects
+    referenced = [
+        ~sa.exists().where(table.c.subject_id == subj.c.subject_id)
+        for table in (s.portal_users, s.crm_contacts, s.crm_activities, s.auth_events)
+    ]
+    held = held_subject_ids(dates).subquery()
     return conn.execute(
         sa.delete(subj).where(
-            subj.c.subject_id.not_in(referenced), subj.c.subject_id.not_in(held_subject_ids(dates))
+            *referenced, ~sa.exists().where(held.c.subject_id == subj.c.subject_id)
         )
     ).rowcount
 
