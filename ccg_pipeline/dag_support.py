@@ -32,7 +32,7 @@ REQUESTS_URI = "ccg://warehouse/requests"
 
 
 def notify_failure(context: dict[str, Any]) -> None:
-    """On-failure callback: one clear log line, plus a webhook post when `ccg_alerts` exists.
+    """On-failure callback: one clear log line, plus delivery through `ccg_alerts` if defined.
 
     Only ids and the exception class go out; exception messages could, in principle, carry data.
     """
@@ -40,8 +40,11 @@ def notify_failure(context: dict[str, Any]) -> None:
 
 
 def alert(context: dict[str, Any], what: str, details: dict[str, Any]) -> None:
-    """Raise an alert: an ERROR log line starting `CCG ALERT`, and a webhook post when one is
-    configured. `details` must hold ids and counts only."""
+    """Raise an alert: an ERROR log line starting `CCG ALERT`, then delivery through the
+    `ccg_alerts` connection (webhook or SMTP). `details` must hold ids and counts only.
+
+    A delivery failure is logged (by exception class) and never fails the task: the alert is
+    already in the task log, and a broken mail server must not turn a finding into an outage."""
     ti = context.get("task_instance")
     payload = {
         "alert": what,
@@ -52,22 +55,51 @@ def alert(context: dict[str, Any], what: str, details: dict[str, Any]) -> None:
         **details,
     }
     log.error("CCG ALERT %s: %s", what, payload)
-    url = _alert_webhook_url()
-    if url:
-        request = urllib.request.Request(
-            url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
-        )
-        try:
-            urllib.request.urlopen(request, timeout=10).close()
-        except OSError as exc:
-            log.error("CCG ALERT webhook failed: %s", type(exc).__name__)
-
-
-def _alert_webhook_url() -> str | None:
     conn = _connection(ALERT_CONN_ID)
+    try:
+        if conn is not None and conn.conn_type in SMTP_CONN_TYPES:
+            _send_alert_email(conn, payload)
+        elif url := _alert_webhook_url(conn):
+            _post_alert_webhook(url, payload)
+    except Exception as exc:  # any delivery failure: see the docstring
+        log.error("CCG ALERT delivery failed: %s", type(exc).__name__)
+
+
+SMTP_CONN_TYPES = ("smtp", "email")
+
+
+def _alert_webhook_url(conn: Any | None) -> str | None:
+    """`ccg_alerts` as an HTTP connection (extra `webhook_url`, else its host), or for local
+    runs without Airflow connections, `CCG_ALERT_WEBHOOK_URL`."""
     if conn is None:
         return os.environ.get("CCG_ALERT_WEBHOOK_URL")
     return (conn.extra_dejson or {}).get("webhook_url") or conn.host
+
+
+def _post_alert_webhook(url: str, payload: dict[str, Any]) -> None:
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def _send_alert_email(conn: Any, payload: dict[str, Any]) -> None:
+    """Through the SMTP provider's hook: host, port, login and TLS settings from the connection;
+    recipients from its extra `to` (comma-separated), the sender from `from_email`."""
+    from html import escape
+
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    recipients = (conn.extra_dejson or {}).get("to")
+    if not recipients:
+        raise ValueError("ccg_alerts SMTP connection has no extra 'to'")
+    rows = "".join(
+        f"<tr><th align='left'>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>"
+        for k, v in payload.items()
+    )
+    subject = f"[CCG ALERT] {payload['alert']}: {payload['dag_id']}.{payload['task_id']}"
+    with SmtpHook(smtp_conn_id=ALERT_CONN_ID) as hook:
+        hook.send_email_smtp(to=recipients, subject=subject, html_content=f"<table>{rows}</table>")
 
 
 DEFAULT_ARGS: dict[str, Any] = {

@@ -44,6 +44,9 @@ class PgServer:
     data_dir: Path
     port: int
     as_postgres_user: bool
+    # None: trust on loopback (the test suite). A password: scram-sha-256 for every connection,
+    # as a deployed server would have (the native deployment test).
+    password: str | None = None
 
     def _run(self, *args: str) -> subprocess.CompletedProcess:
         command = [str(self.bin_dir / args[0]), *args[1:]]
@@ -52,7 +55,8 @@ class PgServer:
         return subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
+        login = f"postgres:{self.password}" if self.password else "postgres"
+        return f"postgresql+psycopg2://{login}@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
         """A new empty database on this server; returns its SQLAlchemy URL."""
@@ -67,18 +71,17 @@ class PgServer:
         return self.url(name)
 
     def start(self) -> None:
+        auth = ["-A", "trust"]
+        if self.password:
+            password_file = self.data_dir / "superuser-password"
+            password_file.write_text(self.password + "\n")
+            if self.as_postgres_user:
+                shutil.chown(password_file, "postgres", "postgres")
+            auth = ["-A", "scram-sha-256", "--pwfile", str(password_file)]
         self._run(
-            "initdb",
-            "-D",
-            str(self.data_dir / "data"),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "--no-sync",
-            "-E",
-            "UTF8",
-        )
+            "initdb", "-D", str(self.data_dir / "data"), "-U", "postgres", *auth,
+            "--no-sync", "-E", "UTF8",
+        )  # fmt: skip
         options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
         self._run(
             "pg_ctl",
@@ -99,13 +102,14 @@ class PgServer:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def start_server() -> PgServer:
+def start_server(password: str | None = None) -> PgServer:
+    """Start a server on a free loopback port; with `password`, connections need it."""
     bin_dir = find_pg_bin()
     data_dir = Path(tempfile.mkdtemp(prefix="ccg-pg-"))
     as_root = os.geteuid() == 0
     if as_root:
         shutil.chown(data_dir, "postgres", "postgres")
-    server = PgServer(bin_dir, data_dir, _free_port(), as_root)
+    server = PgServer(bin_dir, data_dir, _free_port(), as_root, password)
     try:
         server.start()
     except subprocess.CalledProcessError as exc:

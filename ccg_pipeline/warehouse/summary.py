@@ -39,7 +39,7 @@ def table_counts(engine: Engine) -> dict[str, int]:
     return counts
 
 
-def _latest_run_id(table: sa.Table, newest: sa.Column) -> sa.ScalarSelect:
+def latest_run_id(table: sa.Table, newest: sa.Column) -> sa.ScalarSelect:
     """The run id of `table`'s newest run by `newest` (ties broken by run id)."""
     return (
         sa.select(table.c.run_id)
@@ -68,7 +68,7 @@ def summarise(engine: Engine) -> WarehouseSummary:
             )
         }
         c = schema.retention_checks
-        latest = _latest_run_id(c, c.c.as_of)
+        latest = latest_run_id(c, c.c.as_of)
         retention = [
             (r.rule_id, r.table_name, r.due, r.held, r.deleted, bool(r.passed))
             for r in conn.execute(
@@ -76,7 +76,7 @@ def summarise(engine: Engine) -> WarehouseSummary:
             )
         ]
         v = schema.validation_results
-        latest_gate = _latest_run_id(v, v.c.validated_at)
+        latest_gate = latest_run_id(v, v.c.validated_at)
         passed = sa.func.sum(sa.case((v.c.success.is_(True), 1), else_=0))
         validation = [
             (r.table_name, int(r.passed), int(r.evaluated), r.suite_version)
@@ -93,7 +93,7 @@ def summarise(engine: Engine) -> WarehouseSummary:
             )
         ]
         e, reports = schema.clause_evidence, schema.evidence_reports
-        latest_evidence = _latest_run_id(reports, reports.c.created_at)
+        latest_evidence = latest_run_id(reports, reports.c.created_at)
         evidence = [
             (r.clause, bool(r.passed))
             for r in conn.execute(

@@ -1,0 +1,154 @@
+"""The "Privacy" view data engineers open in the Airflow UI: what the notice's promises look like
+today, in counts and ids only.
+
+- retention per rule from the newest sweep: due, deleted (or anonymised) and held;
+- open data-subject requests with the days left on their one-month clock;
+- the newest validation gate, table by table;
+- the newest compliance-evidence run, with a link to its report.
+
+`snapshot()` reads the warehouse; `page.render()` turns it into HTML; `app.create_app()` serves
+both inside the Airflow api-server (see `plugins/ccg_privacy.py`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ccg_pipeline.requests import queue
+from ccg_pipeline.warehouse import schema
+from ccg_pipeline.warehouse.summary import latest_run_id
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    rule_id: str
+    table_name: str
+    due: int
+    deleted: int
+    anonymised: int
+    held: int
+    expired_unheld_remaining: int
+    passed: bool
+
+
+@dataclass(frozen=True)
+class RequestClock:
+    """An open request's clock; the view names requests by id only, never by person."""
+
+    request_id: str
+    request_type: str
+    status: str
+    received_on: dt.date
+    due_on: dt.date | None
+    days_left: int | None  # None while the clock is stopped (awaiting identity verification)
+
+
+@dataclass(frozen=True)
+class GateTable:
+    table_name: str
+    passed: int
+    evaluated: int
+
+
+@dataclass(frozen=True)
+class PrivacySnapshot:
+    today: dt.date
+    retention_as_of: dt.date | None
+    retention: list[RetentionRule]
+    requests: list[RequestClock]
+    gate_run_id: str | None
+    gate_validated_at: dt.datetime | None
+    gate: list[GateTable]
+    evidence: dict[str, Any] | None
+    evidence_clauses: list[tuple[str, bool]]
+
+    @property
+    def gate_passed(self) -> bool | None:
+        """None when the gate has never run."""
+        return all(t.passed == t.evaluated for t in self.gate) if self.gate else None
+
+    @property
+    def overdue_requests(self) -> int:
+        return sum(1 for r in self.requests if r.days_left is not None and r.days_left < 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["gate_passed"] = self.gate_passed
+        data["overdue_requests"] = self.overdue_requests
+        return data
+
+
+def snapshot(engine: Engine, today: dt.date) -> PrivacySnapshot:
+    """Everything the view shows, read in one pass; counts, dates and request ids only."""
+    checks, gate, clauses = (
+        schema.retention_checks,
+        schema.validation_results,
+        schema.clause_evidence,
+    )
+    reports = schema.evidence_reports
+    with engine.connect() as conn:
+        retention_rows = conn.execute(
+            sa.select(checks)
+            .where(checks.c.run_id == latest_run_id(checks, checks.c.as_of))
+            .order_by(checks.c.rule_id, checks.c.table_name)
+        ).all()
+        passed = sa.func.sum(sa.case((gate.c.success.is_(True), 1), else_=0))
+        gate_rows = conn.execute(
+            sa.select(
+                gate.c.run_id,
+                gate.c.table_name,
+                passed.label("passed"),
+                sa.func.count().label("evaluated"),
+                sa.func.max(gate.c.validated_at).label("validated_at"),
+            )
+            .where(gate.c.run_id == latest_run_id(gate, gate.c.validated_at))
+            .group_by(gate.c.run_id, gate.c.table_name)
+            .order_by(gate.c.table_name)
+        ).all()
+        evidence = conn.execute(
+            sa.select(reports)
+            .order_by(reports.c.created_at.desc(), reports.c.run_id.desc())
+            .limit(1)
+        ).first()
+        clause_rows = (
+            conn.execute(
+                sa.select(clauses.c.clause, clauses.c.passed)
+                .where(clauses.c.run_id == evidence.run_id)
+                .order_by(clauses.c.clause)
+            ).all()
+            if evidence
+            else []
+        )
+    return PrivacySnapshot(
+        today=today,
+        retention_as_of=retention_rows[0].as_of if retention_rows else None,
+        retention=[
+            RetentionRule(
+                r.rule_id,
+                r.table_name,
+                r.due,
+                r.deleted,
+                r.anonymised,
+                r.held,
+                r.expired_unheld_remaining,
+                bool(r.passed),
+            )
+            for r in retention_rows
+        ],
+        requests=[
+            RequestClock(
+                e.request_id, e.request_type, e.status, e.received_on, e.due_on, e.days_left
+            )
+            for e in queue(engine, today)
+        ],
+        gate_run_id=gate_rows[0].run_id if gate_rows else None,
+        gate_validated_at=max((r.validated_at for r in gate_rows), default=None),
+        gate=[GateTable(r.table_name, int(r.passed), int(r.evaluated)) for r in gate_rows],
+        evidence=dict(evidence._mapping) if evidence else None,
+        evidence_clauses=[(c, bool(ok)) for c, ok in clause_rows],
+    )
