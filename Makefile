@@ -104,5 +104,29 @@ bench-presidio: $(STAMP)  ## identifier scan vs Presidio's analyzer on one sampl
 	$(BIN)/uv pip sync --quiet --python .venv-presidio/bin/python benchmarks/requirements-presidio.lock
 	PYTHONPATH=$(CURDIR) .venv-presidio/bin/python benchmarks/scan_vs_presidio.py
 
+# The daily cycle at scale (benchmarks/daily_cycle.py) with every peer comparison in one run.
+.PHONY: bench bench-quick bench-report bench-gx
+BENCH_CYCLE ?= daily_cycle
+BENCH_GX ?= gx_backends
+
+bench-gx: $(STAMP) postgres-deps  ## GX validation, one suite on pandas vs on the SQL backend (BENCH_GX_ROWS, default 1M)
+	$(BIN)/python benchmarks/gx_backends.py --rows $${BENCH_GX_ROWS:-1000000}
+
+bench: $(STAMP) postgres-deps  ## all in one run: daily cycle at S and M on SQLite and PostgreSQL, every peer, summary, plot (~1 h)
+	$(MAKE) --no-print-directory bench-presidio bench-peers bench-retention bench-gx
+	$(BIN)/python benchmarks/daily_cycle.py --scales S M
+	$(MAKE) --no-print-directory bench-report
+
+bench-quick: $(STAMP) postgres-deps  ## daily cycle at XS and S, GX on 100k rows, summary with the last peer results, plot (~10 min)
+	$(BIN)/python benchmarks/gx_backends.py --rows 100000 --repeats 1 --name gx_backends_quick
+	$(BIN)/python benchmarks/daily_cycle.py --scales XS S --name daily_cycle_quick
+	$(MAKE) --no-print-directory bench-report BENCH_CYCLE=daily_cycle_quick BENCH_GX=gx_backends_quick
+
+bench-report: $(STAMP)  ## benchmarks/results/bench_summary*.md (peers as ratios) and the daily cycle's PNG (own venv, .venv-plot)
+	$(BIN)/python benchmarks/bench_summary.py --cycle $(BENCH_CYCLE) --gx $(BENCH_GX)
+	@test -x .venv-plot/bin/python || $(PYTHON) -m venv .venv-plot
+	$(BIN)/uv pip sync --quiet --python .venv-plot/bin/python benchmarks/requirements-plot.lock
+	.venv-plot/bin/python benchmarks/plot_daily_cycle.py --cycle $(BENCH_CYCLE)
+
 clean:  ## remove generated data, the local Airflow home and caches
-	rm -rf var .venv-peers .venv-presidio .pytest_cache .ruff_cache .hypothesis
+	rm -rf var .venv-peers .venv-presidio .venv-plot .pytest_cache .ruff_cache .hypothesis
