@@ -130,8 +130,15 @@ EXPORTS: dict[str, tuple[str, sa.Table, RowParser]] = {
 def _check_row_shape(row: dict[str | None, Any]) -> None:
     if None in row:
         raise Rejected("wrong_column_count", "row has more fields than the header")
-    if any(v is None for v in row.values()):
+    values = list(row.values())
+    if None in values:
         raise Rejected("wrong_column_count", "row has fewer fields than the header")
+    # The whole row at once (the common, clean case), then field by field only to name the bad
+    # one: a per-field check cost as much as parsing the row.
+    if max(map(len, values), default=0) <= MAX_FIELD_CHARS and not has_bad_encoding(
+        "".join(values)
+    ):
+        return
     for column, value in row.items():
         if len(value) > MAX_FIELD_CHARS:
             raise Rejected(
