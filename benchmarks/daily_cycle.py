@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import multiprocessing as mp
 import os
 import platform
@@ -36,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from results_io import save
+from results_io import RESULTS, save
 from warehouses import warehouse_urls
 
 from ccg_pipeline.sources.bulk import SCALES, BulkScale
@@ -413,6 +414,7 @@ def main() -> int:
         "generation": {},
         "scales": {},
     }
+    partial = RESULTS / f"{args.name}.partial.json"
     with tempfile.TemporaryDirectory(prefix="ccg-cycle-") as tmp:
         root = Path(tmp)
         with warehouse_urls(root, postgres=not args.no_postgres) as make_url:
@@ -433,6 +435,8 @@ def main() -> int:
                     url = make(f"cycle-{name}")
                     cycle = run_cycle(url, sources, root / f"home-{name}-{backend}")
                     report["scales"][name][backend] = cycle
+                    # What is done so far survives a failure later in a long run.
+                    partial.write_text(json.dumps(report, indent=2, default=str) + "\n")
                     print(
                         f"  {name} {backend}: cycle {cycle['total_seconds']} s, "
                         f"peak RSS {cycle['peak_rss_mib']} MiB, bound by {cycle['bound_by']}",
@@ -459,6 +463,7 @@ def main() -> int:
     if "scaling" in report:  # JSON keys must be strings
         report["scaling"] = {f"{a}->{b}": v for (a, b), v in report["scaling"].items()}
     save(args.name, report, lines)
+    partial.unlink(missing_ok=True)
     return 0
 
 
