@@ -26,6 +26,6 @@ class CcgPrivacyPlugin(AirflowPlugin):
             "href": URL_PREFIX.lstrip("/") + "/",
             "destination": "nav",
             "url_route": "ccg-privacy",
-            "category": "Browse",
+            "nav_top_level": True,  # beside Dags and Assets, not inside a menu
         }
     ]
