@@ -17,6 +17,7 @@ from ccg_pipeline.config import Settings
 from ccg_pipeline.ingest.common import BatchResult, IngestContext, IngestFailed
 from ccg_pipeline.policy import load_data_map, load_notice
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
+from ccg_pipeline.warehouse.locks import stage_lock
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,8 @@ def ingest_source(
             window_end=window_end,
             full_refresh=full_refresh,
         )
-        results = _run(source, ctx, settings)
+        with stage_lock(settings.warehouse_url, f"ingest.{source}"):
+            results = _run(source, ctx, settings)
     finally:
         engine.dispose()
     summary = {

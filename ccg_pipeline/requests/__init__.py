@@ -20,8 +20,9 @@ from sqlalchemy.engine import Engine
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.requests import clock
-from ccg_pipeline.requests.handlers import HANDLERS, Request
+from ccg_pipeline.requests.handlers import HANDLERS, Request, note_portal_logins
 from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.locks import stage_lock
 from ccg_pipeline.warehouse.migrate import migrated
 from ccg_pipeline.warehouse.sql import audit
 
@@ -150,6 +151,8 @@ def process_requests(engine: Engine, settings: Settings, at: dt.datetime) -> Pro
     r = s.subject_requests
     for request in pending:
         try:
+            if request.request_type == "erase":
+                note_portal_logins(engine, settings, request, at)
             with engine.begin() as conn:
                 counts = HANDLERS[request.request_type](settings, conn, request, at)
                 waiting = request.request_type == "erase" and counts.get("crm_outbox")
@@ -272,7 +275,7 @@ def inbox(settings: Settings) -> Path:
 def run_intake(settings: Settings, now: dt.datetime) -> dict[str, Any]:
     from ccg_pipeline.requests.intake import take_in_drop_folder
 
-    with migrated(settings.warehouse_url) as engine:
+    with stage_lock(settings.warehouse_url, "requests"), migrated(settings.warehouse_url) as engine:
         report = take_in_drop_folder(engine, settings.pseudonym_key, inbox(settings), now)
     log.info("drop folder: %s", report.as_dict())
     return report.as_dict()
@@ -281,7 +284,7 @@ def run_intake(settings: Settings, now: dt.datetime) -> dict[str, Any]:
 def run_processing(settings: Settings, now: dt.datetime) -> dict[str, Any]:
     """Handle verified requests and close confirmed CRM erasures; raises when a request failed
     (after handling all the others), so the task fails and alerts."""
-    with migrated(settings.warehouse_url) as engine:
+    with stage_lock(settings.warehouse_url, "requests"), migrated(settings.warehouse_url) as engine:
         report = process_requests(engine, settings, now)
         confirmed = confirm_crm_erasures(engine, now)
     summary = {**report.as_dict(), "crm_erasures_confirmed": confirmed}

@@ -13,6 +13,7 @@ from typing import Any
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.warehouse import migrate
+from ccg_pipeline.warehouse.locks import stage_lock
 
 
 def _summary(outcomes: list[Any]) -> dict[str, Any]:
@@ -45,7 +46,10 @@ def run_retention(
 ) -> dict[str, Any]:
     from ccg_pipeline.retention.sweep import DEFAULT_CHUNK_ROWS, sweep
 
-    with migrate.migrated(settings.warehouse_url) as engine:
+    with (
+        stage_lock(settings.warehouse_url, "retention"),
+        migrate.migrated(settings.warehouse_url) as engine,
+    ):
         outcomes = sweep(
             engine,
             load_notice(),

@@ -14,6 +14,8 @@ import datetime as dt
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +23,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ccg_pipeline import faults
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import checkpoint, create_warehouse_engine
+from ccg_pipeline.warehouse.locks import stage_lock
 from ccg_pipeline.warehouse.sql import audit, upsert_row
 
 log = logging.getLogger(__name__)
@@ -78,6 +82,7 @@ def build_in_staging(engine: Engine, as_of: dt.date, run_id: str) -> dict[str, i
         ctx = StatisticsContext.create(conn, notice, as_of)
         for name, builder in BUILDERS.items():
             built = builder(ctx)
+            faults.reach(f"statistics.build.{name}", conn)
             conn.execute(sa.delete(built.build))
             if len(built.frame):
                 conn.execute(sa.insert(built.build), _records(built.frame))
@@ -183,12 +188,21 @@ def export_statistics_file(engine: Engine, target: Path) -> Path:
         raw.cursor().execute(f"VACUUM {s.STATISTICS} INTO ?", (str(partial),))
     finally:
         raw.close()
+    faults.reach("statistics.export")
     os.replace(partial, target)
     return target
 
 
+@contextmanager
+def _statistics_run(settings: Settings) -> Iterator[Engine]:
+    """The warehouse, for one statistics step at a time: staging holds one build."""
+    url = settings.warehouse_url
+    with stage_lock(url, "statistics"), migrate.migrated(url) as engine:
+        yield engine
+
+
 def build_statistics(settings: Settings, as_of: dt.date, run_id: str) -> dict[str, int]:
-    with migrate.migrated(settings.warehouse_url) as engine:
+    with _statistics_run(settings) as engine:
         return build_in_staging(engine, as_of, run_id)
 
 
@@ -196,12 +210,12 @@ def validate_statistics(settings: Settings, run_id: str) -> dict[str, Any]:
     """The validation gate on this run's staging build; raises `ValidationGateFailed`."""
     from ccg_pipeline.validation.gate import validate_staging
 
-    with migrate.migrated(settings.warehouse_url) as engine:
+    with _statistics_run(settings) as engine:
         return validate_staging(engine, run_id, settings.home).summary()
 
 
 def publish_statistics(settings: Settings, run_id: str) -> dict[str, Any]:
-    with migrate.migrated(settings.warehouse_url) as engine:
+    with _statistics_run(settings) as engine:
         publication = publish(engine, run_id, export_to=analyst_file(settings))
     return {
         "as_of": publication.as_of.isoformat(),

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from ccg_pipeline import faults
 from ccg_pipeline.warehouse import schema
 
 
@@ -52,6 +53,7 @@ def audit(
 ) -> None:
     """Write the audit-ledger row for (run, action, rule, table, subject); with `accumulate` the
     count adds to what the run already recorded (chunked work), else it replaces it (reruns)."""
+    faults.reach(f"audit.{action}", conn)
     ledger = schema.audit_ledger
     stmt = insert_for(conn, ledger).values(
         run_id=run_id,
