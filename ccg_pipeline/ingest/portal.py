@@ -173,6 +173,14 @@ def _watermark(conn: Connection, source: str) -> dt.datetime | None:
     ).scalar_one_or_none()
 
 
+def _loaded_by(conn: Connection, source: str, run_id: str) -> bool:
+    b = schema.ingest_batches
+    query = sa.select(b.c.batch_id).where(
+        b.c.source == source, b.c.run_id == run_id, b.c.status == "loaded"
+    )
+    return conn.execute(query.limit(1)).first() is not None
+
+
 def _set_watermark(conn: Connection, source: str, value: dt.datetime, run_id: str) -> None:
     w = schema.watermarks
     current = _watermark(conn, source)
@@ -201,6 +209,14 @@ def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
         src = meta.tables[name]
         with ctx.engine.begin() as conn:
             watermark = _watermark(conn, source)
+            done = not ctx.full_refresh and _loaded_by(conn, source, ctx.run_id)
+        if done:
+            # A retried task: this run committed the table (rows, counts and watermark in one
+            # transaction) before it was cut off. Reading it again from the new watermark would
+            # find nothing and overwrite the run's counts with zeros.
+            log.info("%s: already loaded by this run, skipped", source)
+            results.append(BatchResult(source=source, source_ref=name, status="skipped"))
+            continue
         bootstrap = ctx.full_refresh or watermark is None
         # Resume from the watermark when runs were missed (it is behind the window), but re-read
         # the whole window when an older interval is replayed (the watermark is ahead of it).

@@ -317,12 +317,13 @@ def erase(settings: Settings, conn: Connection, request: Request, at: dt.datetim
     engine = _portal_engine(settings)
     try:
         with engine.begin() as portal:
-            counts["portal.users"] = portal.execute(
+            portal.execute(
                 sa.text("DELETE FROM users WHERE lower(trim(email)) = :email"),
                 {"email": request.email},
-            ).rowcount
+            )
     finally:
         engine.dispose()
+    counts["portal.users"] = _portal_logins_noted(conn, request)
     for table, count in counts.items():
         audit(
             conn,
@@ -354,6 +355,50 @@ def erase(settings: Settings, conn: Connection, request: Request, at: dt.datetim
         )
         counts["crm_outbox"] = 1
     return counts
+
+
+def _portal_audit(request: Request) -> sa.Select:
+    ledger = s.audit_ledger
+    return sa.select(ledger.c.row_count).where(
+        ledger.c.run_id == f"request-{request.request_id}",
+        ledger.c.action == "erase",
+        ledger.c.table_name == "portal.users",
+    )
+
+
+def note_portal_logins(
+    engine: Engine, settings: Settings, request: Request, at: dt.datetime
+) -> None:
+    """Before an erasure: record, once and committed, how many portal logins it will delete.
+
+    The portal is another database, so its DELETE commits before the warehouse transaction
+    does; a retry after a crash in between finds the logins already gone. Counting them up front
+    keeps the audit equal to the rows the erasure removed, whichever attempt removed them."""
+    with engine.begin() as conn:
+        if conn.execute(_portal_audit(request)).first() is not None:
+            return
+        portal = _portal_engine(settings)
+        try:
+            with portal.connect() as source:
+                found = source.execute(
+                    sa.text("SELECT count(*) FROM users WHERE lower(trim(email)) = :email"),
+                    {"email": request.email},
+                ).scalar_one()
+        finally:
+            portal.dispose()
+        audit(
+            conn,
+            run_id=f"request-{request.request_id}",
+            action="erase",
+            table_name="portal.users",
+            row_count=found,
+            subject_pseudonym=request.subject_key,
+            at=at,
+        )
+
+
+def _portal_logins_noted(conn: Connection, request: Request) -> int:
+    return conn.execute(_portal_audit(request)).scalar_one()
 
 
 def _hold_once(

@@ -401,9 +401,10 @@ def sweep(
                 )
             )
         }
+    anonymising = {(t.rule_id, t.name) for t in targets() if t.anonymise_into is not None}
     for outcome in outcomes:
         total = totals.get((outcome.rule_id, outcome.table), outcome.deleted)
-        if outcome.anonymised:
+        if (outcome.rule_id, outcome.table) in anonymising:  # a retry may have anonymised none
             outcome.anonymised = total
         outcome.due += total - outcome.deleted
         outcome.deleted = total
@@ -417,6 +418,7 @@ def sweep(
             table_name="personal.subjects",
             row_count=orphans,
             at=dt.datetime.combine(as_of, dt.time()),
+            accumulate=True,  # a retried run finds none left: it adds 0 to what it deleted
         )
         _record_checks(conn, run_id, as_of, outcomes)
     checkpoint(engine)
