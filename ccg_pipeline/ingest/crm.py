@@ -181,6 +181,13 @@ def make_loader(kind: str) -> Callable[[Connection, IngestContext, Path, BatchRe
             header = [h.strip().lstrip("\ufeff") for h in (reader.fieldnames or [])]
             if not header:
                 raise BatchRefused(f"{source} ({path.name}): file has no header row")
+            if any(has_bad_encoding(h) for h in header):
+                # UTF-16, Latin-1 or a binary file: its "column names" would be garbage (or
+                # data), so the file is refused by what is wrong with it, quoting nothing.
+                raise BatchRefused(
+                    f"{source} ({path.name}): the header row is not UTF-8 text "
+                    "(another encoding, or not a CSV file)"
+                )
             unknown = ctx.data_map.check_columns(source, header)
             if unknown:
                 raise UnknownColumnsError(source, path.name, unknown)

@@ -38,6 +38,20 @@ EXPORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 RECTIFIABLE = ("first_name", "last_name", "phone", "job_title", "company_name")
 OBJECTION_SCOPES = ("marketing", "legitimate_interest")
 FILE_FIELDS = {"type", "email", "payload", "received_at"}
+# Template and expression syntax (Jinja, ${...} for EL/JNDI and shells, #{...}, ERB): no name,
+# title or note needs it, and a value carrying it attacks whatever renders it later.
+TEMPLATE_SYNTAX = re.compile(r"\{\{|\{%|\$\{|#\{|<%")
+_LETTERS = r"[^\W\d_]"
+# What a corrected value may hold: a name has letters, spaces, apostrophes, hyphens and dots;
+# a phone number digits and separators; a title or company name also digits and , & ( ) / +.
+# Quotes, semicolons and comment markers (an SQL injection's tools) fit none of them.
+CORRECTION_CHARS = {
+    "first_name": re.compile(rf"(?:{_LETTERS}|[ .'’-])+"),
+    "last_name": re.compile(rf"(?:{_LETTERS}|[ .'’-])+"),
+    "phone": re.compile(r"\+?[0-9 ().-]{6,30}"),
+    "job_title": re.compile(r"(?:[^\W_]|[ .,'’&()/+-])+"),
+    "company_name": re.compile(r"(?:[^\W_]|[ .,'’&()/+-])+"),
+}
 PAYLOAD_FIELDS = {
     "access": {"export_name", "note"},
     "rectify": {"corrections", "note"},
@@ -97,6 +111,8 @@ def _text(name: str, raw: object, limit: int) -> str:
         raise RequestError("bad_payload", f"{name} must be 1 to {limit} characters")
     if any(ord(ch) < 32 for ch in value):
         raise RequestError("bad_payload", f"{name} contains control characters")
+    if TEMPLATE_SYNTAX.search(value):
+        raise RequestError("bad_payload", f"{name} contains template syntax")
     return value
 
 
@@ -127,10 +143,14 @@ def validate_payload(request_type: str, payload: object) -> dict[str, Any]:
         fields = sorted(set(corrections) - set(RECTIFIABLE))
         if fields:
             raise RequestError("bad_payload", f"fields that cannot be rectified: {fields}")
-        out["corrections"] = {
-            name: _text(f"corrections.{name}", value, MAX_VALUE_CHARS)
-            for name, value in sorted(corrections.items())
-        }
+        out["corrections"] = {}
+        for name, value in sorted(corrections.items()):
+            text = _text(f"corrections.{name}", value, MAX_VALUE_CHARS)
+            if not CORRECTION_CHARS[name].fullmatch(text):
+                raise RequestError(
+                    "bad_payload", f"corrections.{name} holds characters a {name} does not use"
+                )
+            out["corrections"][name] = text
     if request_type == "object":
         scope = payload.get("scope", "marketing")
         if scope not in OBJECTION_SCOPES:
@@ -285,6 +305,10 @@ def _move(path: Path, folder: Path, reason: str | None = None) -> None:
     """Nothing is lost: every file read ends in processed/ or rejected/ (with the reason)."""
     folder.mkdir(mode=0o700, exist_ok=True)
     target = folder / path.name
+    copies = 1
+    while target.exists():  # the same name dropped again: keep both
+        copies += 1
+        target = folder / f"{path.stem}.{copies}{path.suffix}"
     shutil.move(str(path), target)
     if reason is not None:
         target.with_name(target.name + ".reason").write_text(reason + "\n", encoding="utf-8")

@@ -141,9 +141,14 @@ def test_an_oversized_payload_file_is_rejected(tmp_path: Path) -> None:
     assert raised.value.code == "oversized"
 
 
-def test_sql_in_a_correction_is_stored_as_text(engine) -> None:
+def test_sql_in_a_correction_is_refused_and_a_real_name_with_quotes_is_stored_as_text(
+    engine,
+) -> None:
     injection = "Robert'); DROP TABLE ops.subject_requests;--"
-    submission = _parse("rectify", payload={"corrections": {"last_name": injection}})
+    with pytest.raises(intake.RequestError, match="characters a last_name does not use"):
+        _parse("rectify", payload={"corrections": {"last_name": injection}})
+    name = "O'Brien-Åkesson"
+    submission = _parse("rectify", payload={"corrections": {"last_name": name}})
     request_id = intake.submit(engine, KEY, submission)
     with engine.connect() as conn:
         stored = conn.execute(
@@ -151,7 +156,7 @@ def test_sql_in_a_correction_is_stored_as_text(engine) -> None:
                 s.request_payloads.c.request_id == request_id
             )
         ).scalar_one()
-        assert json.loads(stored)["corrections"]["last_name"] == injection
+        assert json.loads(stored)["corrections"]["last_name"] == name
         assert (
             conn.execute(sa.select(sa.func.count()).select_from(s.subject_requests)).scalar() == 1
         )
