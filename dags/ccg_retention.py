@@ -25,8 +25,11 @@ necessary". Held subjects are never deleted.
 **Params:** `align_to_year_end` counts the six years from the end of the financial year (HMRC),
 with the year end from the policy.
 
-**Then:** `vacuum_personal_zone` runs `VACUUM (ANALYZE)` on the swept personal tables when the
-warehouse is PostgreSQL (a no-op on SQLite, where deletes are already zeroed and checkpointed).
+**Then:** `vacuum_personal_zone` rewrites the personal zone from its live rows, so deleted
+and erased people's data leaves the database files too: `VACUUM (FULL, ANALYZE)` of every
+personal table on PostgreSQL (plain VACUUM only marks dead rows' space reusable; their bytes stay
+in the pages), `VACUUM` of the zone's file on SQLite (secure_delete zeroes freed cells, but not
+copies of rows that page splits left behind).
 
 **When it fails:** `retention_sweep` commits chunk by chunk and is safe to clear and rerun: it
 resumes where it stopped with no double counting. `verify_retention` failing means expired,
@@ -89,14 +92,14 @@ def ccg_retention() -> None:
 
     @task
     def vacuum_personal_zone() -> list[str]:
-        """PostgreSQL: VACUUM the swept tables so deleted rows' space is reclaimed now."""
+        """Rewrite the personal zone from its live rows: deleted data leaves the files too."""
         from ccg_pipeline.dag_support import task_settings
         from ccg_pipeline.retention.sweep import vacuum_personal_zone as vacuum
         from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
         engine = create_warehouse_engine(task_settings().warehouse_url)
         try:
-            return vacuum(engine)
+            return vacuum(engine, rewrite=True)
         finally:
             engine.dispose()
 

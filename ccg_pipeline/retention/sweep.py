@@ -448,14 +448,35 @@ def _record_checks(
         upsert_row(conn, s.retention_checks, row)
 
 
-def vacuum_personal_zone(engine: Engine) -> list[str]:
-    """PostgreSQL only: VACUUM the tables retention deletes from, so dead row versions of deleted
-    personal data become free space promptly instead of whenever autovacuum gets there. (SQLite
-    needs nothing more: secure_delete zeroes freed pages and the sweep checkpoints the WAL.)"""
+def vacuum_personal_zone(engine: Engine, *, rewrite: bool = False) -> list[str]:
+    """Make deleted personal data leave the database files, not only the tables.
+
+    PostgreSQL: `VACUUM (ANALYZE)` the tables retention deletes from, so dead row versions
+    become free space promptly instead of whenever autovacuum gets there. Free space is reused,
+    not wiped: a deleted row's bytes stay in its page until a new row overwrites them. With
+    `rewrite`, `VACUUM (FULL, ANALYZE)` writes every personal-zone table and its indexes anew
+    from the live rows and drops the old files, so no deleted row is left in them.
+
+    SQLite: secure_delete zeroes what a DELETE frees, and the sweep checkpoints the WAL; but
+    copies of rows that B-tree rebalancing moved to another page earlier stay in the old page's
+    unused space. With `rewrite`, `VACUUM` rebuilds the personal zone's file from its live rows,
+    and the WAL is checkpointed and truncated."""
     if engine.dialect.name != "postgresql":
-        return []
-    names = sorted({t.table.name for t in targets()} | {"subjects"})
+        if not rewrite:
+            return []
+        raw = engine.raw_connection()  # VACUUM cannot run inside a transaction
+        try:
+            raw.cursor().execute(f"VACUUM {s.PERSONAL}")
+        finally:
+            raw.close()
+        checkpoint(engine)
+        return [s.PERSONAL]
+    if rewrite:
+        names = sorted(t.name for t in s.metadata.sorted_tables if t.schema == s.PERSONAL)
+    else:
+        names = sorted({t.table.name for t in targets()} | {"subjects"})
+    options = "FULL, ANALYZE" if rewrite else "ANALYZE"
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for name in names:
-            conn.exec_driver_sql(f'VACUUM (ANALYZE) personal."{name}"')
+            conn.exec_driver_sql(f'VACUUM ({options}) {s.PERSONAL}."{name}"')
     return names
