@@ -29,6 +29,9 @@ os.environ.update(
 )
 for name in [k for k in os.environ if k.startswith("CCG_")]:
     del os.environ[name]
+# The DAGs' default args are read once, when dag_support is first imported; whichever test does
+# that first, a failing task in a test run fails at once instead of waiting out its retries.
+os.environ["CCG_TASK_RETRIES"] = "0"
 
 from ccg_pipeline.devtools.postgres import PostgresUnavailable, start_server  # noqa: E402
 

@@ -27,7 +27,8 @@ def parsed() -> dict:
         [sys.executable, str(Path(__file__).with_name("parse_probe.py")), str(ROOT / "dags")],
         capture_output=True,
         text=True,
-        env=os.environ.copy(),
+        # As deployed: the default retries, not the suite setting CCG_TASK_RETRIES=0.
+        env={k: v for k, v in os.environ.items() if k != "CCG_TASK_RETRIES"},
         timeout=300,
         check=False,
     )
