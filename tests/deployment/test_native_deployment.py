@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from alert_sinks import SmtpSink, start_smtp_sink
 from cdp_browser import chromium_binary, distinct_colours, headless_chromium
-from smtp_sink import SmtpSink, start_smtp_sink
 
 from ccg_pipeline.devtools.deployment import NativeDeployment, native_deployment
 from ccg_pipeline.devtools.postgres import PostgresUnavailable, find_pg_bin

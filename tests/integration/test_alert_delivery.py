@@ -5,14 +5,12 @@ ids and the exception class leaves the pipeline."""
 from __future__ import annotations
 
 import datetime as dt
-import http.server
 import json
-import threading
 from pathlib import Path
 
 import pytest
+from alert_sinks import start_smtp_sink, start_webhook
 from helpers import env_for, run_dag, state_of
-from smtp_sink import start_smtp_sink
 
 from ccg_pipeline import dag_support
 
@@ -67,17 +65,7 @@ def test_failure_alert_is_mailed_through_the_smtp_connection(monkeypatch) -> Non
 def test_failure_alert_is_posted_to_the_webhook_connection(monkeypatch) -> None:
     received: list[dict] = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = start_webhook(received)
     url = f"http://127.0.0.1:{server.server_port}/hook"
     monkeypatch.setenv(
         "AIRFLOW_CONN_CCG_ALERTS", json.dumps({"conn_type": "http", "extra": {"webhook_url": url}})

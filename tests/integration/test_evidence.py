@@ -4,15 +4,14 @@ SQLite and PostgreSQL; the ccg_evidence DAG end to end."""
 from __future__ import annotations
 
 import datetime as dt
-import http.server
 import json
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alert_sinks import start_webhook
 from helpers import env_for, query, run_dag, state_of
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
@@ -614,29 +613,12 @@ def test_report_formats_hold_every_clause_and_no_personal_data(world: World) -> 
     assert "<script" not in RENDERERS["html"](report)
 
 
-def _webhook(received: list[dict]) -> http.server.HTTPServer:
-    """A local webhook that records the JSON bodies posted to it."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 def test_evidence_dag_records_stores_and_quarantines(
     airflow_db, demo_sources: Path, warehouse_url: str, tmp_path: Path, monkeypatch
 ) -> None:
     env = env_for(warehouse_url, demo_sources, tmp_path)
     alerts: list[dict] = []
-    webhook = _webhook(alerts)
+    webhook = start_webhook(alerts)
     env["CCG_ALERT_WEBHOOK_URL"] = f"http://127.0.0.1:{webhook.server_port}/alert"
     run = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
     assert state_of(run_dag(monkeypatch, "ccg_ingest", run, env)) == "success"
