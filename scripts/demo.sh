@@ -71,7 +71,8 @@ echo "==> 7/7 An analyst's query, on the published statistics file alone ($CCG_H
 cat <<MSG
 
 Demo finished in $(( $(date +%s) - started ))s.
-Open the Airflow UI with:  make airflow   (then http://localhost:8080; DAGs ccg_ingest, ccg_retention, ccg_statistics, ccg_subject_requests, ccg_evidence)
+Open the Airflow UI with:  make airflow   (then http://localhost:8080; DAGs ccg_ingest, ccg_retention, ccg_statistics, ccg_subject_requests, ccg_evidence;
+                           the "Privacy" entry in its navigation shows retention, request clocks, the gate and the evidence)
 Validation gate Data Docs: $CCG_HOME/gx/uncommitted/data_docs/local_site/index.html
 Data dictionary:           docs/data-dictionary.md   (other examples: .venv/bin/ccg statistics example --table web_traffic_daily)
 Access export package:     $CCG_HOME/exports/requests/   (CRM erasure instructions: $CCG_HOME/outbox/crm/)
