@@ -237,7 +237,9 @@ def inactive_prospect_contact_ids(dates: SweepDates) -> sa.Select:
     c, u = s.crm_contacts, s.portal_users
     return sa.select(c.c.crm_contact_id).where(
         c.c.lifecycle_stage != "customer",
-        c.c.subject_id.not_in(sa.select(u.c.subject_id)),
+        # NOT EXISTS, not NOT IN (both columns are NOT NULL, so the same rows): once the portal's
+        # subject ids outgrow work_mem, PostgreSQL rescans them for every contact (hours at 1M).
+        ~sa.exists().where(u.c.subject_id == c.c.subject_id),
         sa.func.coalesce(c.c.last_activity_at, c.c.created_at)
         < dates.before_end_of("prospect_inactive"),
     )
