@@ -155,6 +155,14 @@ def _wait_healthy(deployment: NativeDeployment, timeout: float) -> dict[str, Any
     raise DeploymentError(f"not healthy after {timeout:.0f}s: {last}")
 
 
+def _print_log_tails(deployment: NativeDeployment, lines: int = 30) -> None:
+    """On failure the temporary folder goes away: keep the end of each service log in the
+    output (the secrets are this run's throw-away ones)."""
+    for log in sorted((deployment.root / "logs").glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        print(f"--- last {len(tail)} lines of {log.name} ---", *tail, sep="\n", file=sys.stderr)
+
+
 @contextmanager
 def native_deployment(
     sources: Path, *, extra_env: dict[str, str] | None = None, timeout: float = 240
@@ -200,6 +208,9 @@ def native_deployment(
             )
         _wait_healthy(deployment, timeout)
         yield deployment
+    except BaseException:
+        _print_log_tails(deployment)
+        raise
     finally:
         for process in deployment.processes.values():
             if process.poll() is None:
