@@ -232,17 +232,29 @@ def opted_out_before(before: dt.datetime, *, as_of_only: bool = False) -> sa.Sel
     )
 
 
-def inactive_prospect_contact_ids(dates: SweepDates) -> sa.Select:
+def _inactive_prospect(dates: SweepDates) -> list[sa.ColumnElement[bool]]:
     """CRM contacts who never bought (no portal account) and were inactive past the window."""
     c, u = s.crm_contacts, s.portal_users
-    return sa.select(c.c.crm_contact_id).where(
+    return [
         c.c.lifecycle_stage != "customer",
         # NOT EXISTS, not NOT IN (both columns are NOT NULL, so the same rows): once the portal's
-        # subject ids outgrow work_mem, PostgreSQL rescans them for every contact (hours at 1M).
+        # subject ids outgrow work_mem, PostgreSQL rescans them for every contact.
         ~sa.exists().where(u.c.subject_id == c.c.subject_id),
         sa.func.coalesce(c.c.last_activity_at, c.c.created_at)
         < dates.before_end_of("prospect_inactive"),
-    )
+    ]
+
+
+def inactive_prospect_contact_ids(dates: SweepDates) -> sa.Select:
+    return sa.select(s.crm_contacts.c.crm_contact_id).where(*_inactive_prospect(dates))
+
+
+def is_inactive_prospect(contact_id: sa.ColumnElement[Any], dates: SweepDates) -> sa.Exists:
+    """`contact_id` is an inactive prospect's, as a correlated EXISTS: inside an OR, PostgreSQL
+    cannot turn `IN (subquery)` into a join, and rescans the subquery per row once its result
+    outgrows work_mem."""
+    c = s.crm_contacts
+    return sa.exists().where(c.c.crm_contact_id == contact_id, *_inactive_prospect(dates))
 
 
 # --- targets ----------------------------------------------------------------------------------------
@@ -461,7 +473,7 @@ def targets() -> list[Target]:
             # Also activities that never matched a contact (their contact was quarantined or never
             # exported): otherwise no rule would ever reach them.
             lambda d: sa.or_(
-                ca.c.crm_contact_id.in_(inactive_prospect_contact_ids(d)),
+                is_inactive_prospect(ca.c.crm_contact_id, d),
                 sa.and_(
                     ca.c.subject_id.is_(None),
                     ca.c.occurred_at < d.before_end_of("prospect_inactive"),
