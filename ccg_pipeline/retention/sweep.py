@@ -455,7 +455,10 @@ def vacuum_personal_zone(engine: Engine, *, rewrite: bool = False) -> list[str]:
     become free space promptly instead of whenever autovacuum gets there. Free space is reused,
     not wiped: a deleted row's bytes stay in its page until a new row overwrites them. With
     `rewrite`, `VACUUM (FULL, ANALYZE)` writes every personal-zone table and its indexes anew
-    from the live rows and drops the old files, so no deleted row is left in them.
+    from the live rows and drops the old files, so no deleted row is left in them; then
+    `pg_statistic` too, whose dead rows keep the sampled column values (most common values,
+    histogram bounds) of earlier ANALYZE runs. That needs the catalogue's owner: any other user
+    gets a warning from PostgreSQL, and the rest still runs.
 
     SQLite: secure_delete zeroes what a DELETE frees, and the sweep checkpoints the WAL; but
     copies of rows that B-tree rebalancing moved to another page earlier stay in the old page's
@@ -479,4 +482,6 @@ def vacuum_personal_zone(engine: Engine, *, rewrite: bool = False) -> list[str]:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for name in names:
             conn.exec_driver_sql(f'VACUUM ({options}) {s.PERSONAL}."{name}"')
+        if rewrite:
+            conn.exec_driver_sql("VACUUM (FULL) pg_catalog.pg_statistic")
     return names
