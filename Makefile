@@ -117,7 +117,7 @@ bench: $(STAMP) postgres-deps  ## all in one run: daily cycle at S and M on SQLi
 	$(BIN)/python benchmarks/daily_cycle.py --scales S M
 	$(MAKE) --no-print-directory bench-report
 
-bench-quick: $(STAMP) postgres-deps  ## daily cycle at XS and S, GX on 100k rows, summary with the last peer results, plot (~10 min)
+bench-quick: $(STAMP) postgres-deps  ## daily cycle at XS and S, GX on 100k rows, summary with the last peer results, plot (~5 min)
 	$(BIN)/python benchmarks/gx_backends.py --rows 100000 --repeats 1 --name gx_backends_quick
 	$(BIN)/python benchmarks/daily_cycle.py --scales XS S --name daily_cycle_quick
 	$(MAKE) --no-print-directory bench-report BENCH_CYCLE=daily_cycle_quick BENCH_GX=gx_backends_quick
