@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
-import hashlib
 import sqlite3
 from pathlib import Path
 
 import pytest
+from source_digest import folder_digest
 
 from ccg_pipeline.config import Settings
 from ccg_pipeline.ingest import ingest_source
@@ -26,22 +26,6 @@ TINY = BulkScale(
 )
 
 
-def _digest(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode())
-        if path.suffix == ".gz":
-            digest.update(gzip.decompress(path.read_bytes()))
-        elif path.suffix == ".db":
-            with sqlite3.connect(path) as db:
-                for line in db.iterdump():
-                    digest.update(line.encode())
-            db.close()
-        else:
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bulk")
@@ -52,8 +36,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_same_seed_same_files_other_seed_other_files(tiny: Path, tmp_path: Path) -> None:
     generate_bulk(tmp_path / "again", TINY, seed=5, as_of=AS_OF)
     generate_bulk(tmp_path / "other", TINY, seed=6, as_of=AS_OF)
-    assert _digest(tmp_path / "again") == _digest(tiny)
-    assert _digest(tmp_path / "other") != _digest(tiny)
+    assert folder_digest(tmp_path / "again") == folder_digest(tiny)
+    assert folder_digest(tmp_path / "other") != folder_digest(tiny)
 
 
 def test_counts_are_exactly_the_scale(tiny: Path, tmp_path: Path) -> None:

@@ -5,33 +5,17 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
-import hashlib
 import sqlite3
 from pathlib import Path
 
 import pytest
+from source_digest import folder_digest
 
 from ccg_pipeline.ingest.common import normalise_email
 from ccg_pipeline.sources.generate import GenerateOptions, _add_years, generate
 
 pytestmark = pytest.mark.unit
 AS_OF = dt.date(2026, 11, 23)
-
-
-def _digest(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode())
-        if path.suffix == ".gz":
-            digest.update(gzip.decompress(path.read_bytes()))
-        elif path.suffix == ".db":
-            with sqlite3.connect(path) as db:
-                for line in db.iterdump():
-                    digest.update(line.encode())
-            db.close()
-        else:
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def test_same_seed_same_sources_other_seed_other_sources(tmp_path: Path) -> None:
@@ -45,8 +29,8 @@ def test_same_seed_same_sources_other_seed_other_sources(tmp_path: Path) -> None
     generate(GenerateOptions(out=tmp_path / "a", seed=3, **options))
     generate(GenerateOptions(out=tmp_path / "b", seed=3, **options))
     generate(GenerateOptions(out=tmp_path / "c", seed=4, **options))
-    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
-    assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
+    assert folder_digest(tmp_path / "a") == folder_digest(tmp_path / "b")
+    assert folder_digest(tmp_path / "a") != folder_digest(tmp_path / "c")
 
 
 def test_population_covers_the_retention_edges(demo_sources: Path) -> None:
