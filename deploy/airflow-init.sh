@@ -19,13 +19,12 @@ python - <<'PY'
 import json, os
 from pathlib import Path
 
+from ccg_pipeline.private_files import write_private
+
 path = Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
 path.parent.mkdir(parents=True, exist_ok=True)
-fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-with os.fdopen(fd, "w") as handle:
-    json.dump({"admin": os.environ["AIRFLOW_ADMIN_PASSWORD"]}, handle)
+write_private(path, json.dumps({"admin": os.environ["AIRFLOW_ADMIN_PASSWORD"]}))
 PY
-
 echo "airflow-init: migrating the warehouse zones (and the analysts' grants)"
 ccg db upgrade
 echo "airflow-init: done"

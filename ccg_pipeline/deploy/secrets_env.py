@@ -8,12 +8,13 @@ The native deployment test uses the same generator, so both run on the same vari
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import sys
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+
+from ccg_pipeline.private_files import write_private
 
 # name -> what it protects. Passwords are URL-safe so they can sit inside connection URIs.
 SECRETS: dict[str, str] = {
@@ -65,10 +66,7 @@ def write(path: Path, *, force: bool = False) -> dict[str, str]:
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; pass --force to replace it (see Runbook first)")
     values = generate()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(render(values))
-    os.chmod(path, 0o600)
+    write_private(path, render(values))
     return values
 
 
