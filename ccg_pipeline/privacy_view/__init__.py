@@ -16,12 +16,15 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ccg_pipeline.requests import queue
 from ccg_pipeline.warehouse import schema
-from ccg_pipeline.warehouse.summary import latest_run_id
+from ccg_pipeline.warehouse.summary import (
+    newest_evidence_clauses,
+    newest_gate_by_table,
+    newest_retention_checks,
+)
 
 
 @dataclass(frozen=True)
@@ -85,45 +88,14 @@ class PrivacySnapshot:
 
 def snapshot(engine: Engine, today: dt.date) -> PrivacySnapshot:
     """Everything the view shows, read in one pass; counts, dates and request ids only."""
-    checks, gate, clauses = (
-        schema.retention_checks,
-        schema.validation_results,
-        schema.clause_evidence,
-    )
-    reports = schema.evidence_reports
+    from ccg_pipeline.evidence import latest_report  # lazily: plugins load this module everywhere
+
     with engine.connect() as conn:
-        retention_rows = conn.execute(
-            sa.select(checks)
-            .where(checks.c.run_id == latest_run_id(checks, checks.c.as_of))
-            .order_by(checks.c.rule_id, checks.c.table_name)
+        retention_rows = conn.execute(newest_retention_checks()).all()
+        gate_rows = conn.execute(newest_gate_by_table()).all()
+        clause_rows = conn.execute(
+            newest_evidence_clauses().order_by(schema.clause_evidence.c.clause)
         ).all()
-        passed = sa.func.sum(sa.case((gate.c.success.is_(True), 1), else_=0))
-        gate_rows = conn.execute(
-            sa.select(
-                gate.c.run_id,
-                gate.c.table_name,
-                passed.label("passed"),
-                sa.func.count().label("evaluated"),
-                sa.func.max(gate.c.validated_at).label("validated_at"),
-            )
-            .where(gate.c.run_id == latest_run_id(gate, gate.c.validated_at))
-            .group_by(gate.c.run_id, gate.c.table_name)
-            .order_by(gate.c.table_name)
-        ).all()
-        evidence = conn.execute(
-            sa.select(reports)
-            .order_by(reports.c.created_at.desc(), reports.c.run_id.desc())
-            .limit(1)
-        ).first()
-        clause_rows = (
-            conn.execute(
-                sa.select(clauses.c.clause, clauses.c.passed)
-                .where(clauses.c.run_id == evidence.run_id)
-                .order_by(clauses.c.clause)
-            ).all()
-            if evidence
-            else []
-        )
     return PrivacySnapshot(
         today=today,
         retention_as_of=retention_rows[0].as_of if retention_rows else None,
@@ -149,6 +121,6 @@ def snapshot(engine: Engine, today: dt.date) -> PrivacySnapshot:
         gate_run_id=gate_rows[0].run_id if gate_rows else None,
         gate_validated_at=max((r.validated_at for r in gate_rows), default=None),
         gate=[GateTable(r.table_name, int(r.passed), int(r.evaluated)) for r in gate_rows],
-        evidence=dict(evidence._mapping) if evidence else None,
+        evidence=latest_report(engine),
         evidence_clauses=[(c, bool(ok)) for c, ok in clause_rows],
     )

@@ -49,6 +49,42 @@ def latest_run_id(table: sa.Table, newest: sa.Column) -> sa.ScalarSelect:
     )
 
 
+def newest_retention_checks() -> sa.Select:
+    """Every rule and table of the newest retention run."""
+    c = schema.retention_checks
+    return (
+        sa.select(c)
+        .where(c.c.run_id == latest_run_id(c, c.c.as_of))
+        .order_by(c.c.rule_id, c.c.table_name)
+    )
+
+
+def newest_gate_by_table() -> sa.Select:
+    """The newest validation-gate run, per table: expectations passed and evaluated."""
+    v = schema.validation_results
+    return (
+        sa.select(
+            v.c.run_id,
+            v.c.table_name,
+            sa.func.sum(sa.case((v.c.success.is_(True), 1), else_=0)).label("passed"),
+            sa.func.count().label("evaluated"),
+            sa.func.max(v.c.suite_version).label("suite_version"),
+            sa.func.max(v.c.validated_at).label("validated_at"),
+        )
+        .where(v.c.run_id == latest_run_id(v, v.c.validated_at))
+        .group_by(v.c.run_id, v.c.table_name)
+        .order_by(v.c.table_name)
+    )
+
+
+def newest_evidence_clauses() -> sa.Select:
+    """Clause and pass/fail of the newest compliance-evidence run."""
+    e, reports = schema.clause_evidence, schema.evidence_reports
+    return sa.select(e.c.clause, e.c.passed).where(
+        e.c.run_id == latest_run_id(reports, reports.c.created_at)
+    )
+
+
 def summarise(engine: Engine) -> WarehouseSummary:
     q, b = schema.quarantine, schema.ingest_batches
     # The reason text names the rule and column, never the value, so it is safe to show.
@@ -67,39 +103,17 @@ def summarise(engine: Engine) -> WarehouseSummary:
                 sa.select(b.c.status, sa.func.count()).group_by(b.c.status)
             )
         }
-        c = schema.retention_checks
-        latest = latest_run_id(c, c.c.as_of)
         retention = [
             (r.rule_id, r.table_name, r.due, r.held, r.deleted, bool(r.passed))
-            for r in conn.execute(
-                sa.select(c).where(c.c.run_id == latest).order_by(c.c.rule_id, c.c.table_name)
-            )
+            for r in conn.execute(newest_retention_checks())
         ]
-        v = schema.validation_results
-        latest_gate = latest_run_id(v, v.c.validated_at)
-        passed = sa.func.sum(sa.case((v.c.success.is_(True), 1), else_=0))
         validation = [
             (r.table_name, int(r.passed), int(r.evaluated), r.suite_version)
-            for r in conn.execute(
-                sa.select(
-                    v.c.table_name,
-                    passed.label("passed"),
-                    sa.func.count().label("evaluated"),
-                    sa.func.max(v.c.suite_version).label("suite_version"),
-                )
-                .where(v.c.run_id == latest_gate)
-                .group_by(v.c.table_name)
-                .order_by(v.c.table_name)
-            )
+            for r in conn.execute(newest_gate_by_table())
         ]
-        e, reports = schema.clause_evidence, schema.evidence_reports
+        evidence = [(r.clause, bool(r.passed)) for r in conn.execute(newest_evidence_clauses())]
+        reports = schema.evidence_reports
         latest_evidence = latest_run_id(reports, reports.c.created_at)
-        evidence = [
-            (r.clause, bool(r.passed))
-            for r in conn.execute(
-                sa.select(e.c.clause, e.c.passed).where(e.c.run_id == latest_evidence)
-            )
-        ]
         report = conn.execute(
             sa.select(reports.c.report_file).where(reports.c.run_id == latest_evidence)
         ).scalar()
