@@ -70,39 +70,32 @@ def _settings(home: str, sources: str, url: str) -> Any:
     )
 
 
-def _personal_rows(url: str) -> int:
+def _rows_in(url: str, tables: list[Any]) -> int:
+    """Rows in `tables` (SQLAlchemy tables) of the warehouse at `url`."""
     import sqlalchemy as sa
 
-    from ccg_pipeline.warehouse import schema
     from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
     engine = create_warehouse_engine(url)
     try:
         with engine.connect() as conn:
             return sum(
-                conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
-                for t in schema.metadata.sorted_tables
-                if t.schema == schema.PERSONAL
+                conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in tables
             )
     finally:
         engine.dispose()
+
+
+def _personal_rows(url: str) -> int:
+    from ccg_pipeline.warehouse import schema
+
+    return _rows_in(url, [t for t in schema.metadata.sorted_tables if t.schema == schema.PERSONAL])
 
 
 def _staged_rows(url: str) -> int:
-    import sqlalchemy as sa
-
     from ccg_pipeline.warehouse import schema
-    from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
-    engine = create_warehouse_engine(url)
-    try:
-        with engine.connect() as conn:
-            return sum(
-                conn.execute(sa.select(sa.func.count()).select_from(build)).scalar_one()
-                for build, _published in schema.PUBLISHED
-            )
-    finally:
-        engine.dispose()
+    return _rows_in(url, [build for build, _published in schema.PUBLISHED])
 
 
 def step_generate(out: str, scale: str) -> dict[str, Any]:
