@@ -236,9 +236,37 @@ def upsert(
         conn.execute(_on_conflict(stmt, table, keys, columns, newer_than, update))
         return len(rows)
     stmt = _on_conflict(stmt, table, keys, columns, newer_than, update)
+    if conn.dialect.name == "sqlite":
+        _sqlite_executemany(conn, stmt, columns, rows)
+        return len(rows)
     for start in range(0, len(rows), UPSERT_CHUNK_ROWS):
         conn.execute(stmt, list(rows[start : start + UPSERT_CHUNK_ROWS]))
     return len(rows)
+
+
+def _sqlite_executemany(
+    conn: Connection, stmt: Any, columns: list[str], rows: Sequence[dict[str, Any]]
+) -> None:
+    """SQLite's fast path: compile once, convert each value with its column type's own bind
+    processor, and hand positional tuples to the driver's executemany. The same SQL and the same
+    stored values as `conn.execute(stmt, rows)`, without SQLAlchemy's per-row parameter
+    bookkeeping, which cost three times the driver's own work on log ingest."""
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=columns, for_executemany=True)
+    names = compiled.positiontup or []
+    unknown = set(names) - set(columns)
+    if unknown:  # a bind that is not a row value: never expected from _on_conflict
+        raise ValueError(f"upsert statement binds non-row parameter(s): {sorted(unknown)}")
+    dialect = conn.dialect
+    convert = [
+        (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+        for name in names
+    ]
+    for start in range(0, len(rows), UPSERT_CHUNK_ROWS):
+        params = [
+            tuple(row[name] if to_db is None else to_db(row[name]) for name, to_db in convert)
+            for row in rows[start : start + UPSERT_CHUNK_ROWS]
+        ]
+        conn.exec_driver_sql(compiled.string, params)
 
 
 def _on_conflict(

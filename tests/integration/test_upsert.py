@@ -60,3 +60,31 @@ def test_upsert_round_trips_values_and_never_rolls_back(warehouse_url: str, n: i
         stages = {s for (s,) in conn.execute(sa.select(table.c.lifecycle_stage))}
     assert stages == {"former"}
     engine.dispose()
+
+
+def test_sqlite_fast_path_stores_exactly_what_sqlalchemy_would(tmp_path) -> None:
+    """The SQLite upsert bypasses SQLAlchemy's per-row parameter handling; the stored text of
+    every column (dates, datetimes with microseconds, NULLs) must not change because of it."""
+    rows = _contacts(20, dt.date(2026, 11, 23), "customer")
+    for i, row in enumerate(rows):
+        row["last_activity_at"] = dt.datetime(2026, 1, 2, 3, 4, 5, i * 37_003) if i % 3 else None
+    table = schema.crm_contacts
+    stored = []
+    for name, write in (
+        ("fast", lambda conn: upsert(conn, table, [dict(r) for r in rows])),
+        ("plain", lambda conn: conn.execute(sa.insert(table), [dict(r) for r in rows])),
+    ):
+        engine = create_warehouse_engine(f"sqlite:///{tmp_path / name}/main.db")
+        migrate.upgrade(engine)
+        with engine.begin() as conn:
+            write(conn)
+        with engine.connect() as conn:
+            columns = ", ".join(f"quote({c.name})" for c in table.columns)
+            stored.append(
+                conn.exec_driver_sql(
+                    f"SELECT {columns} FROM personal.crm_contacts ORDER BY crm_contact_id"
+                ).all()
+            )
+        engine.dispose()
+    assert len(stored[0]) == 20
+    assert stored[0] == stored[1]

@@ -6,9 +6,16 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ccg_pipeline.ingest.common import Rejected
-from ccg_pipeline.ingest.logs import parse_auth_line, parse_web_line
+from ccg_pipeline.ingest.logs import (
+    _COMBINED,
+    _COMBINED_PLAIN,
+    parse_auth_line,
+    parse_web_line,
+)
 
 pytestmark = pytest.mark.unit
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "apache_access_excerpt.log"
@@ -100,3 +107,29 @@ def test_auth_lines() -> None:
         with pytest.raises(Rejected) as err:
             parse_auth_line(line, KNOWN, END, 24, 48)
         assert err.value.code == code, line
+
+
+_FIELD = st.text(alphabet=st.sampled_from('ab /"\\-.:[]'), max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(ip=_FIELD, request=_FIELD, referrer=_FIELD, agent=_FIELD, tail=st.sampled_from(["", " "]))
+def test_the_fast_pattern_agrees_with_the_full_one_whenever_it_matches(
+    ip: str, request: str, referrer: str, agent: str, tail: str
+) -> None:
+    line = (
+        f'{ip or "-"} - - [17/May/2015:10:05:03 +0000] "{request}" 200 12 '
+        f'"{referrer}" "{agent}"{tail}'
+    )
+    fast = _COMBINED_PLAIN.match(line)
+    full = _COMBINED.match(line)
+    if fast is not None:
+        assert full is not None and fast.groupdict() == full.groupdict()
+    if "\\" not in line:
+        assert (fast is None) == (full is None)
+
+
+def test_escaped_quotes_fall_back_to_the_full_pattern() -> None:
+    line = GOOD.replace("Mozilla/5.0 (Macintosh)", 'Mozilla \\"quoted\\" agent')
+    assert _COMBINED_PLAIN.match(line) is None
+    assert parse_web_line(line, END, 24, 48)["user_agent"] == 'Mozilla \\"quoted\\" agent'
