@@ -26,6 +26,7 @@ from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.private_files import private_dir, write_private
 from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.engine import write_transaction
 from ccg_pipeline.warehouse.migrate import migrated
 from ccg_pipeline.warehouse.sql import upsert_row
 
@@ -99,7 +100,7 @@ def collect(
     notice = load_notice()
     results = []
     for check in CHECKS:
-        with engine.begin() as conn:
+        with write_transaction(engine) as conn:
             ctx = CheckContext(conn, settings, notice, as_of, run_id, apply=apply)
             result = check(ctx)
         log.info(
@@ -146,7 +147,7 @@ def store(settings: Settings, report: EvidenceReport) -> dict[str, Path]:
 
 def record(engine: Engine, report: EvidenceReport, report_file: Path | None) -> None:
     """One row per clause and one per run in ops; a rerun of the run replaces its rows."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         for result in report.clauses:
             upsert_row(
                 conn,

@@ -7,6 +7,7 @@ still fails loudly.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from typing import Any
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from ccg_pipeline.config import Settings
 from ccg_pipeline.ingest.common import BatchResult, IngestContext, IngestFailed
 from ccg_pipeline.policy import load_data_map, load_notice
-from ccg_pipeline.warehouse.engine import create_warehouse_engine
+from ccg_pipeline.warehouse.engine import create_warehouse_engine, is_sqlite
 from ccg_pipeline.warehouse.locks import stage_lock
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,16 @@ def _run(source: str, ctx: IngestContext, settings: Settings) -> list[BatchResul
     raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
 
 
+def _one_writer(settings: Settings) -> contextlib.AbstractContextManager[None]:
+    """On SQLite, sources take turns: the database has one writer, and each batch holds the write
+    lock for its whole transaction, so lanes the DAG runs side by side would only wait on each
+    other's locks, long enough to time out. The turn is a lock that waits without a limit and
+    dies with its process. PostgreSQL loads the sources side by side."""
+    if is_sqlite(settings.warehouse_url):
+        return stage_lock(settings.warehouse_url, "ingest.sqlite-writer")
+    return contextlib.nullcontext()
+
+
 def ingest_source(
     settings: Settings,
     source: str,
@@ -73,7 +84,7 @@ def ingest_source(
             window_end=window_end,
             full_refresh=full_refresh,
         )
-        with stage_lock(settings.warehouse_url, f"ingest.{source}"):
+        with stage_lock(settings.warehouse_url, f"ingest.{source}"), _one_writer(settings):
             results = _run(source, ctx, settings)
     finally:
         engine.dispose()

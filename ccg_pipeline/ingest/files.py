@@ -28,6 +28,7 @@ from ccg_pipeline.ingest.common import (
     already_loaded,
     record_batch,
 )
+from ccg_pipeline.warehouse.engine import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def ingest_files(
         result = BatchResult(source=source, source_ref=path.name)
         sha = file_sha256(path)
         try:
-            with ctx.engine.begin() as conn:
+            with write_transaction(ctx.engine) as conn:
                 if not ctx.full_refresh and already_loaded(conn, source, path.name, sha):
                     result.status = "skipped"
                     log.info(
@@ -111,7 +112,7 @@ def ingest_files(
                     record_batch(conn, ctx, result, sha)
         except BatchRefused as exc:
             result.status, result.error = "refused", str(exc)
-            with ctx.engine.begin() as conn:
+            with write_transaction(ctx.engine) as conn:
                 record_batch(conn, ctx, result, sha)
             log.error("%s", exc)
         except (OSError, EOFError, zlib.error, csv.Error, UnicodeError) as exc:
@@ -119,7 +120,7 @@ def ingest_files(
             # by error class only (messages can quote content) and go on with the next file.
             result = BatchResult(source=source, source_ref=path.name, status="refused")
             result.error = f"{source} ({path.name}): unreadable file ({type(exc).__name__})"
-            with ctx.engine.begin() as conn:
+            with write_transaction(ctx.engine) as conn:
                 record_batch(conn, ctx, result, sha)
             log.error("%s", result.error)
         if result.status == "loaded":

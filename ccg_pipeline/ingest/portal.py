@@ -35,6 +35,7 @@ from ccg_pipeline.ingest.common import (
     record_batch,
 )
 from ccg_pipeline.warehouse import schema
+from ccg_pipeline.warehouse.engine import write_transaction
 
 log = logging.getLogger(__name__)
 CHUNK_ROWS = 20_000
@@ -207,7 +208,7 @@ def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
     for name, (target, parse) in TABLES.items():
         source = f"portal.{name}"
         src = meta.tables[name]
-        with ctx.engine.begin() as conn:
+        with write_transaction(ctx.engine) as conn:
             watermark = _watermark(conn, source)
             done = not ctx.full_refresh and _loaded_by(conn, source, ctx.run_id)
         if done:
@@ -229,7 +230,7 @@ def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
             error = UnknownColumnsError(source, name, unknown)
             result.status, result.error = "refused", str(error)
             log.error("%s", error)
-            with ctx.engine.begin() as conn:
+            with write_transaction(ctx.engine) as conn:
                 record_batch(conn, ctx, result, None)
             results.append(result)
             continue
@@ -241,7 +242,7 @@ def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
         )
         if lower is not None:
             query = query.where(src.c.updated_at >= _bound(src.c.updated_at, lower))
-        with portal.connect() as source_conn, ctx.engine.begin() as conn:
+        with portal.connect() as source_conn, write_transaction(ctx.engine) as conn:
             stream = source_conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS)
             found = stream.execute(query.order_by(src.c.id)).mappings()
             for chunk in found.partitions(CHUNK_ROWS):

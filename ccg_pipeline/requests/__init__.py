@@ -22,6 +22,7 @@ from ccg_pipeline.policy import load_notice
 from ccg_pipeline.requests import clock
 from ccg_pipeline.requests.handlers import HANDLERS, Request, note_portal_logins
 from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.engine import write_transaction
 from ccg_pipeline.warehouse.locks import stage_lock
 from ccg_pipeline.warehouse.migrate import migrated
 from ccg_pipeline.warehouse.sql import audit
@@ -49,7 +50,7 @@ def _request_row(conn: sa.Connection, request_id: str) -> Any:
 def verify(engine: Engine, request_id: str, at: dt.datetime) -> dt.date:
     """Identity checked: the clock starts again and the due date is set. Returns it."""
     r = s.subject_requests
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         row = _request_row(conn, request_id)
         if row.status != s.AWAITING_VERIFICATION:
             raise RequestStateError(
@@ -82,7 +83,7 @@ def extend(engine: Engine, request_id: str, months: int, reason: str, today: dt.
     if months > allowed:
         raise RequestStateError(f"the policy allows at most {allowed} more months")
     r = s.subject_requests
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         row = _request_row(conn, request_id)
         if row.status not in (s.VERIFIED, s.AWAITING_CRM) or row.first_due_on is None:
             raise RequestStateError(
@@ -153,7 +154,7 @@ def process_requests(engine: Engine, settings: Settings, at: dt.datetime) -> Pro
         try:
             if request.request_type == "erase":
                 note_portal_logins(engine, settings, request, at)
-            with engine.begin() as conn:
+            with write_transaction(engine) as conn:
                 counts = HANDLERS[request.request_type](settings, conn, request, at)
                 waiting = request.request_type == "erase" and counts.get("crm_outbox")
                 status = s.AWAITING_CRM if waiting else s.COMPLETED
@@ -199,7 +200,7 @@ def confirm_crm_erasures(engine: Engine, at: dt.datetime) -> int:
     """Close erasures whose CRM instruction took effect: a CRM contacts export ingested after the
     instruction no longer held the person (their tombstone was not hit by it)."""
     o, t, b, r = s.crm_outbox, s.erasure_tombstones, s.ingest_batches, s.subject_requests
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         open_rows = conn.execute(
             sa.select(o.c.request_id, o.c.created_at, t.c.last_seen_in_crm_at)
             .join(t, t.c.subject_key == o.c.subject_key)

@@ -35,6 +35,7 @@ from ccg_pipeline.private_files import private_dir, write_private
 from ccg_pipeline.retention import holds
 from ccg_pipeline.retention.rules import ERASURE_RESTRICTION
 from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.engine import write_transaction
 from ccg_pipeline.warehouse.sql import audit, upsert_row
 
 log = logging.getLogger(__name__)
@@ -374,7 +375,7 @@ def note_portal_logins(
     The portal is another database, so its DELETE commits before the warehouse transaction
     does; a retry after a crash in between finds the logins already gone. Counting them up front
     keeps the audit equal to the rows the erasure removed, whichever attempt removed them."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         if conn.execute(_portal_audit(request)).first() is not None:
             return
         portal = _portal_engine(settings)

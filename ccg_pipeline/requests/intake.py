@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 
 from ccg_pipeline.ingest.common import pseudonym
 from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.engine import write_transaction
 from ccg_pipeline.warehouse.sql import audit
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ def submit(engine: Engine, pseudonym_key: str, submission: Submission) -> str:
     dedup = _dedup_key(pseudonym_key, submission, subject_key)
     r = s.subject_requests
     request_id = str(uuid.uuid4())
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         same = sa.or_(
             sa.and_(r.c.dedup_key == dedup, r.c.status.in_(s.OPEN_STATUSES)),
             sa.and_(

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ccg_pipeline.ingest.common import normalise_email, pseudonym
 from ccg_pipeline.warehouse import schema
+from ccg_pipeline.warehouse.engine import write_transaction
 from ccg_pipeline.warehouse.sql import audit
 
 MAX_REASON_CHARS = 500
@@ -49,7 +50,7 @@ def add_hold(
         subject_key = pseudonym(key, normalise_email(email))
     except ValueError:
         raise HoldError("the email is not a valid address") from None
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         return place_hold(conn, subject_key, reason, origin, at)
 
 
@@ -87,7 +88,7 @@ def open_hold_id(conn: Connection, subject_key: str, origin: str) -> int | None:
 
 def release_hold(engine: Engine, hold_id: int, *, at: dt.datetime, note: str = "") -> None:
     h = schema.legal_holds
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         found = conn.execute(
             sa.select(h.c.released_at, h.c.subject_key).where(h.c.hold_id == hold_id)
         ).first()

@@ -35,7 +35,7 @@ from ccg_pipeline.retention.rules import (
     targets,
 )
 from ccg_pipeline.warehouse import schema as s
-from ccg_pipeline.warehouse.engine import checkpoint
+from ccg_pipeline.warehouse.engine import checkpoint, write_transaction
 from ccg_pipeline.warehouse.rollups import roll_up_missing_web_files
 from ccg_pipeline.warehouse.sql import add_into, audit, insert_for, upsert_row
 
@@ -282,7 +282,9 @@ def _sweep_target(
         "at": at,
         "accumulate": True,
     }
-    with engine.begin() as conn:  # one audit row per rule, table and run, even when nothing is due
+    with write_transaction(
+        engine
+    ) as conn:  # one audit row per rule, table and run, even when nothing is due
         audit(conn, row_count=0, **record)
     if target.chunk_by is not None:  # big, append-only event tables
         chunks = _physical_chunks(engine, target.table, unheld, chunk_rows)
@@ -295,7 +297,7 @@ def _sweep_target(
         chunks = _key_chunks(engine, keys, unheld, chunk_rows)
     affected = 0
     for chunk in chunks:
-        with engine.begin() as conn:
+        with write_transaction(engine) as conn:
             count = _apply_chunk(conn, target, chunk, dates.as_of)
             audit(conn, row_count=count, **record)
         affected += count
@@ -370,7 +372,7 @@ def sweep(
     dates = SweepDates.for_date(
         notice, as_of, use_worklist=True, align_to_year_end=align_to_year_end
     )
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         _prepare(conn, dates, run_id)
     outcomes: list[TargetOutcome] = []
     for target in targets():
@@ -408,7 +410,7 @@ def sweep(
             outcome.anonymised = total
         outcome.due += total - outcome.deleted
         outcome.deleted = total
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         orphans = _finish(conn, dates)
         audit(
             conn,

@@ -28,7 +28,7 @@ from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse import schema as s
-from ccg_pipeline.warehouse.engine import checkpoint, create_warehouse_engine
+from ccg_pipeline.warehouse.engine import checkpoint, create_warehouse_engine, write_transaction
 from ccg_pipeline.warehouse.locks import stage_lock
 from ccg_pipeline.warehouse.sql import audit, upsert_row
 
@@ -78,7 +78,7 @@ def build_in_staging(engine: Engine, as_of: dt.date, run_id: str) -> dict[str, i
 
     notice = load_notice()
     rows: dict[str, int] = {}
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         ctx = StatisticsContext.create(conn, notice, as_of)
         for name, builder in BUILDERS.items():
             built = builder(ctx)
@@ -131,7 +131,7 @@ def publish(engine: Engine, run_id: str, *, export_to: Path | None = None) -> Pu
 
     notice = load_notice()
     tables: dict[str, int] = {}
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         as_of = _assert_publishable(conn, run_id)
         for build, published in s.PUBLISHED:
             conn.execute(sa.delete(published))

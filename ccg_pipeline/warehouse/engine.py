@@ -57,7 +57,21 @@ def _install_sqlite_hooks(engine: Engine, zone_files: dict[str, Path]) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql(
+            "BEGIN IMMEDIATE" if connection.get_execution_options().get(WRITER) else "BEGIN"
+        )
+
+
+# Execution option of a connection that will write. On SQLite its transaction takes the write
+# lock at BEGIN (IMMEDIATE): a deferred transaction that has read first cannot take the lock once
+# another process has committed since ("database is locked" at once, busy_timeout unused).
+WRITER = "ccg_writer"
+
+
+def write_transaction(engine: Engine) -> Any:
+    """`engine.begin()` for a transaction that writes: on SQLite it waits (busy_timeout) for the
+    one writer's lock up front instead of failing half-way; on PostgreSQL it is `begin()`."""
+    return engine.execution_options(**{WRITER: True}).begin()
 
 
 def create_warehouse_engine(url: str, **kwargs: Any) -> Engine:

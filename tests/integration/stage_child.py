@@ -2,7 +2,8 @@
 
 `python stage_child.py STAGE RUN_ID`, with the warehouse, home and sources in the CCG_*
 environment and an optional CCG_FAULT_INJECT (see `ccg_pipeline.faults`). STAGE is `ingest`
-(every source, in the DAG's order), `retention`, `statistics` or `requests`. Exit code 0 when
+(every source, in the DAG's order), `ingest:SOURCE` (one source, as one DAG task), `retention`,
+`statistics` or `requests`. Exit code 0 when
 the stage finished.
 """
 
@@ -28,6 +29,12 @@ def run(stage: str, run_id: str, env: dict[str, str] | None = None) -> None:
 
         for source in SOURCES:  # portal before auth_logs, as in the DAG
             ingest_source(settings, source, run_id=run_id, window_start=None, window_end=END)
+    elif stage.startswith("ingest:"):
+        from ccg_pipeline.ingest import ingest_source
+
+        ingest_source(
+            settings, stage.partition(":")[2], run_id=run_id, window_start=None, window_end=END
+        )
     elif stage == "retention":
         from ccg_pipeline.retention import run_retention
 
