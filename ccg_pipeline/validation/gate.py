@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.validation import known_identifiers, suites
 from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.engine import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -283,9 +284,16 @@ def validate_staging(engine: Engine, run_id: str, home: Path) -> GateReport:
     """Validate every staged table of `run_id`; record the outcome; raise if anything failed."""
     with engine.connect() as conn:
         _assert_built_by(conn, run_id)
-        index = known_identifiers.load(conn)
-        log.info("known-identifier index: %d normalised identifiers", len(index))
         frames = {published.name: _staged(conn, build) for build, published in s.PUBLISHED}
+        candidates = known_identifiers.Candidates.of_frames(frames.values())
+        index = known_identifiers.load(conn, candidates)
+        log.info(
+            "known-identifier scan: %d word n-grams and %d phone keys in the staged cells, "
+            "%d of them known identifiers of the personal zone",
+            len(candidates.words),
+            len(candidates.phones),
+            len(index),
+        )
     report = validate_frames(frames, index, home, run_id)
     _record(engine, report)
     if report.failed:
@@ -302,7 +310,7 @@ def validate_staging(engine: Engine, run_id: str, home: Path) -> GateReport:
 def _record(engine: Engine, report: GateReport) -> None:
     """Per-expectation evidence and each table's verdict, in one transaction."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         conn.execute(
             sa.delete(s.validation_results).where(s.validation_results.c.run_id == report.run_id)
         )

@@ -8,6 +8,13 @@ word n-grams (up to the longest identifier's word count) and one hash-set member
 n-gram decides; there is never a loop over (cell, identifier) pairs. Phone numbers are compared
 on their last nine digits, which ignores country prefixes, trunk zeros and separators.
 
+Memory is bounded by the published side, not by the personal zone: `load` first takes every
+n-gram and phone key of the cells about to be published (`Candidates`, aggregates, so small),
+then streams the personal zone's identifiers past that set and keeps only the ones that occur
+in it. The resulting index answers every membership test the full index would (a cell's n-gram
+is a known identifier exactly when it is one of the kept matches), whether the personal zone
+holds a thousand people or a hundred million.
+
 The index holds personal data, so it lives in memory for one validation only and is never
 logged, stored or put in an expectation's configuration: expectations name it, `active()`
 hands it over (see `validation.expectations`).
@@ -61,6 +68,18 @@ def ngrams(normalised: str, longest: int) -> Iterator[str]:
             yield " ".join(words[start : start + size])
 
 
+def identifier_key(text: str | None) -> str | None:
+    """The normalised form an identifier is indexed under; None when it is too short to count."""
+    if not text:
+        return None
+    key = " ".join(normalise(text).split()[:MAX_NGRAM_WORDS])
+    return key if len(key.replace(" ", "")) >= MIN_IDENTIFIER_CHARS else None
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 @dataclass(frozen=True)
 class KnownIdentifiers:
     """Normalised identifiers (as word sequences) and phone keys, for membership tests only."""
@@ -73,16 +92,27 @@ class KnownIdentifiers:
     def from_values(
         cls, texts: Iterable[str | None], phones: Iterable[str | None]
     ) -> KnownIdentifiers:
+        return cls.matching(texts, phones, None)
+
+    @classmethod
+    def matching(
+        cls,
+        texts: Iterable[str | None],
+        phones: Iterable[str | None],
+        candidates: Candidates | None,
+    ) -> KnownIdentifiers:
+        """The identifiers among `texts` and `phones`; with `candidates`, only those that occur
+        in it (one pass over the values, nothing else kept)."""
         words = set()
         for text in texts:
-            if text:
-                key = " ".join(normalise(text).split()[:MAX_NGRAM_WORDS])
-                if len(key.replace(" ", "")) >= MIN_IDENTIFIER_CHARS:
-                    words.add(key)
-        phone_set = set()
+            key = identifier_key(text)
+            if key is not None and (candidates is None or key in candidates.words):
+                words.add(key)
+        phone_set: set[str] = set()
         for phone in phones:
             if phone:
-                phone_set |= phone_keys(phone)
+                keys = phone_keys(phone)
+                phone_set |= keys if candidates is None else keys & candidates.phones
         longest = max((w.count(" ") + 1 for w in words), default=1)
         return cls(frozenset(words), frozenset(phone_set), longest)
 
@@ -91,7 +121,7 @@ class KnownIdentifiers:
 
     def holds_any(self, value: object) -> bool:
         """Whether `value` equals or contains a known identifier."""
-        if value is None or (isinstance(value, float) and value != value):
+        if _is_missing(value):
             return False
         text = str(value)
         if self.phones and not self.phones.isdisjoint(phone_keys(text)):
@@ -103,6 +133,37 @@ class KnownIdentifiers:
         distinct = column.dropna().unique()
         hits = {value for value in distinct if self.holds_any(value)}
         return column.isin(hits) if hits else pd.Series(False, index=column.index)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Every word n-gram (up to `MAX_NGRAM_WORDS`) and phone key of the cells to be published:
+    the only identifiers a validation needs to know about."""
+
+    words: frozenset[str]
+    phones: frozenset[str]
+
+    @classmethod
+    def of_cells(cls, cells: Iterable[object]) -> Candidates:
+        words: set[str] = set()
+        phones: set[str] = set()
+        for value in cells:
+            if _is_missing(value):
+                continue
+            text = str(value)
+            phones |= phone_keys(text)
+            words.update(ngrams(normalise(text), MAX_NGRAM_WORDS))
+        return cls(frozenset(words), frozenset(phones))
+
+    @classmethod
+    def of_frames(cls, frames: Iterable[pd.DataFrame]) -> Candidates:
+        """The candidates of every distinct cell of `frames`."""
+        return cls.of_cells(
+            value
+            for frame in frames
+            for column in frame.columns
+            for value in frame[column].dropna().unique()
+        )
 
 
 def _full_name(table: sa.Table) -> sa.ColumnElement[str]:
@@ -130,15 +191,23 @@ def phone_queries() -> list[sa.Select]:
     return [sa.select(s.portal_users.c.phone), sa.select(s.crm_contacts.c.phone)]
 
 
-def load(conn: Connection) -> KnownIdentifiers:
-    """Read every known identifier from the personal zone (streamed, values never logged)."""
+STREAM_ROWS = 10_000
+
+
+def load(conn: Connection, candidates: Candidates) -> KnownIdentifiers:
+    """The personal zone's identifiers that occur among `candidates`: the personal zone is
+    streamed in batches of `STREAM_ROWS` (values never logged), so memory holds one batch and the
+    matches, whatever the zone's size."""
 
     def values(queries: list[sa.Select]) -> Iterator[str | None]:
         for query in queries:
-            for (value,) in conn.execution_options(stream_results=True).execute(query):
-                yield value
+            result = conn.execution_options(stream_results=True, max_row_buffer=STREAM_ROWS)
+            for batch in result.execute(query).scalars().partitions(STREAM_ROWS):
+                yield from batch
 
-    return KnownIdentifiers.from_values(values(identifier_queries()), values(phone_queries()))
+    return KnownIdentifiers.matching(
+        values(identifier_queries()), values(phone_queries()), candidates
+    )
 
 
 _ACTIVE: dict[str, KnownIdentifiers] = {}

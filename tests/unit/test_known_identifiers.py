@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccg_pipeline.validation.known_identifiers import (
+    Candidates,
     KnownIdentifiers,
     normalise,
     phone_keys,
@@ -106,3 +107,38 @@ def test_short_identifiers_are_left_out_and_words_alone_are_not_names() -> None:
 def test_phone_keys_ignore_short_digit_runs() -> None:
     assert phone_keys("order 12345 on 2024-11-23") == set()
     assert phone_keys("+44 20 7946 0958") == {"079460958"}
+
+
+phone = st.from_regex(r"\+?[0-9]{2}[ -]?[0-9]{3}[ -]?[0-9]{3} ?[0-9]{3}", fullmatch=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    identifiers=st.lists(st.lists(word, min_size=1, max_size=10), min_size=1, max_size=15),
+    phones=st.lists(phone, max_size=4),
+    pieces=st.lists(
+        st.one_of(word, context_word, phone, st.integers(0, 10**10)), min_size=1, max_size=30
+    ),
+    picks=st.lists(st.tuples(st.integers(0, 14), st.integers(0, 9), st.integers(1, 9)), max_size=6),
+)
+def test_the_index_narrowed_to_the_published_cells_flags_exactly_what_the_full_one_flags(
+    identifiers: list[list[str]],
+    phones: list[str],
+    pieces: list[object],
+    picks: list[tuple[int, int, int]],
+) -> None:
+    """Bounded memory must not change a verdict: the index `load` builds keeps only identifiers
+    that occur among the cells' candidates, and answers every cell as the full index would."""
+    texts = [" ".join(w) for w in identifiers]
+    # Cells: loose pieces, plus slices of identifiers (whole, partial, past 8 words) and phones.
+    cells: list[object] = list(pieces)
+    for which, start, length in picks:
+        words = identifiers[which % len(identifiers)]
+        cells.append("Re: " + ".".join(words[start : start + length]).upper() + " 12")
+    cells += [f"call {p} today" for p in phones[:2]]
+    full = KnownIdentifiers.from_values(texts, phones)
+    narrowed = KnownIdentifiers.matching(texts, phones, Candidates.of_cells(cells))
+    assert len(narrowed) <= len(full)
+    assert [narrowed.holds_any(c) for c in cells] == [full.holds_any(c) for c in cells]
+    frame = pd.DataFrame({"label": pd.Series(cells, dtype=object)})
+    assert Candidates.of_frames([frame]) == Candidates.of_cells(cells)
