@@ -3,8 +3,10 @@ a real PostgreSQL server started for the session."""
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,7 @@ SHARED = ROOT.parent / "shared"
 
 # Airflow reads its configuration at import time: isolate it before anything imports airflow.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ccg-airflow-home-"))
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
 os.environ.update(
     AIRFLOW_HOME=str(_AIRFLOW_HOME),
     AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
