@@ -91,12 +91,6 @@ def _fresh_pg_database(server) -> str:
     return server.create_database(f"wh_{uuid.uuid4().hex[:12]}")
 
 
-@pytest.fixture
-def pg_warehouse_url(pg_server) -> str:
-    """A fresh, empty warehouse on PostgreSQL only (for PostgreSQL-specific behaviour)."""
-    return _fresh_pg_database(pg_server)
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty warehouse on each backend."""

@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from ccg_pipeline.config import Settings
 from ccg_pipeline.ingest.common import BatchResult, IngestContext, IngestFailed
 from ccg_pipeline.policy import load_data_map, load_notice
-from ccg_pipeline.warehouse import schema
 from ccg_pipeline.warehouse.engine import create_warehouse_engine, is_sqlite
 from ccg_pipeline.warehouse.locks import stage_lock
 
@@ -48,35 +47,6 @@ def _run(source: str, ctx: IngestContext, settings: Settings) -> list[BatchResul
         found = files.eligible_files(settings.auth_log_dir, ("auth*.jsonl*",), ctx.window_end)
         return files.ingest_files(ctx, logs.AUTH_SOURCE, found, logs.load_auth_log)
     raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
-
-
-# The personal-zone tables each source writes (subjects: every source that matches people).
-TABLES = {
-    "portal": (
-        "companies",
-        "portal_users",
-        "contracts",
-        "orders",
-        "invoices",
-        "payments",
-        "subjects",
-    ),
-    "crm": ("crm_companies", "crm_contacts", "crm_activities", "subjects"),
-    "web_logs": ("web_access",),
-    "auth_logs": ("auth_events",),
-}
-
-
-def _refresh_planner_statistics(engine: sa.Engine, source: str) -> None:
-    """ANALYZE what a load changed, on PostgreSQL: autovacuum gets to a freshly bulk-loaded table
-    late, and until then retention's and statistics' plans over it are guessed (the retention
-    plan took 48 s instead of about 20 at 18M rows). ANALYZE samples, so it costs seconds at any
-    size. SQLite plans without table statistics here."""
-    if is_sqlite(engine):
-        return
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        for name in TABLES[source]:
-            conn.exec_driver_sql(f"ANALYZE {schema.PERSONAL}.{name}")
 
 
 def _one_writer(settings: Settings) -> contextlib.AbstractContextManager[None]:
@@ -116,8 +86,6 @@ def ingest_source(
         )
         with stage_lock(settings.warehouse_url, f"ingest.{source}"), _one_writer(settings):
             results = _run(source, ctx, settings)
-            if any(r.rows_loaded for r in results):
-                _refresh_planner_statistics(engine, source)
     finally:
         engine.dispose()
     summary = {

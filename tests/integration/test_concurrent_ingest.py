@@ -15,7 +15,6 @@ import pytest
 import sqlalchemy as sa
 import stage_child
 
-from ccg_pipeline.ingest import TABLES
 from ccg_pipeline.sources.bulk import BulkScale, generate_bulk
 from ccg_pipeline.warehouse import migrate, schema
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
@@ -96,35 +95,3 @@ def test_side_by_side_lanes_load_what_one_after_another_loads(
     one_after_another = _personal_counts(another_warehouse_url)
     assert side_by_side["web_access"] > 0 and side_by_side["crm_activities"] > 0
     assert side_by_side == one_after_another
-
-
-@pytest.mark.postgres
-def test_postgres_ingest_leaves_fresh_planner_statistics(
-    pg_warehouse_url: str, demo_sources: Path, tmp_path: Path
-) -> None:
-    """Each source ANALYZEs the tables it loaded on PostgreSQL, so the retention and statistics
-    plans that follow do not guess row counts of tables autovacuum has not reached yet."""
-    warehouse_url = pg_warehouse_url
-    engine = create_warehouse_engine(warehouse_url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    for source in TABLES:
-        subprocess.run(
-            [sys.executable, str(CHILD), f"ingest:{source}", "run"],
-            env=_env(warehouse_url, tmp_path / "home", demo_sources),
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    engine = create_warehouse_engine(warehouse_url)
-    try:
-        with engine.connect() as conn:
-            analysed = set(
-                conn.exec_driver_sql(
-                    "SELECT relname FROM pg_stat_user_tables "
-                    "WHERE schemaname = 'personal' AND last_analyze IS NOT NULL"
-                ).scalars()
-            )
-    finally:
-        engine.dispose()
-    assert {name for names in TABLES.values() for name in names} <= analysed
