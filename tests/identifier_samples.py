@@ -68,4 +68,7 @@ CLEAN = [
     "CN 8471619554",
     "4300 0098 4001 1867",  # a grouped 16-digit number failing Luhn, not a phone inside it
     "6397 0020 0699 9844",
+    # Epoch seconds with a fraction (GX Data Docs' '_run_time_sort'): ten Luhn-valid digits, not
+    # an organisationsnummer.
+    "'_run_time_sort': 1795562188.402107,",
 ]

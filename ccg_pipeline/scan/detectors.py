@@ -172,6 +172,8 @@ def _personnummer(text: str) -> bool:
 
 
 def _orgnummer(text: str) -> bool:
+    if "." in text:  # the whole part of a decimal number
+        return False
     number = digits(text)
     ten = number[-10:]
     # The first digit is the kind of organisation (1-3, 5-9); the third is 2 or more.
@@ -307,7 +309,9 @@ DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(
         "se_orgnummer",
-        r"\b(?:16)?\d{2}[2-9]\d{3}-?\d{4}\b",
+        # A decimal fraction is taken into the match so the check can refuse it: epoch seconds
+        # such as 1795562188.402107 are not organisation numbers (and RE2 has no lookahead).
+        r"\b(?:16)?\d{2}[2-9]\d{3}-?\d{4}(?:\.\d+)?\b",
         _orgnummer,
         "Swedish organisationsnummer (Luhn checked)",
         AFTER_GOODS_CODE_WORD,
