@@ -7,7 +7,6 @@ still fails loudly.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 from typing import Any
@@ -49,16 +48,6 @@ def _run(source: str, ctx: IngestContext, settings: Settings) -> list[BatchResul
     raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
 
 
-def _one_writer(settings: Settings) -> contextlib.AbstractContextManager[None]:
-    """On SQLite, sources take turns: the database has one writer, and each batch holds the write
-    lock for its whole transaction, so lanes the DAG runs side by side would only wait on each
-    other's locks, long enough to time out. The turn is a lock that waits without a limit and
-    dies with its process. PostgreSQL loads the sources side by side."""
-    if is_sqlite(settings.warehouse_url):
-        return stage_lock(settings.warehouse_url, "ingest.sqlite-writer")
-    return contextlib.nullcontext()
-
-
 def ingest_source(
     settings: Settings,
     source: str,
@@ -84,7 +73,12 @@ def ingest_source(
             window_end=window_end,
             full_refresh=full_refresh,
         )
-        with stage_lock(settings.warehouse_url, f"ingest.{source}"), _one_writer(settings):
+        # One run per source at a time. On SQLite all sources take turns: the database has one
+        # writer and each batch holds the write lock for its whole file, so lanes the DAG runs
+        # side by side would only wait on each other's locks, long enough to time out. The
+        # stage lock waits without a limit and dies with its process.
+        lock = "ingest" if is_sqlite(settings.warehouse_url) else f"ingest.{source}"
+        with stage_lock(settings.warehouse_url, lock):
             results = _run(source, ctx, settings)
     finally:
         engine.dispose()

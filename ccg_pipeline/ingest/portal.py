@@ -208,7 +208,7 @@ def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
     for name, (target, parse) in TABLES.items():
         source = f"portal.{name}"
         src = meta.tables[name]
-        with write_transaction(ctx.engine) as conn:
+        with ctx.engine.connect() as conn:  # reads only: no write lock
             watermark = _watermark(conn, source)
             done = not ctx.full_refresh and _loaded_by(conn, source, ctx.run_id)
         if done:

@@ -282,9 +282,8 @@ def _sweep_target(
         "at": at,
         "accumulate": True,
     }
-    with write_transaction(
-        engine
-    ) as conn:  # one audit row per rule, table and run, even when nothing is due
+    # One audit row per rule, table and run, even when nothing is due.
+    with write_transaction(engine) as conn:
         audit(conn, row_count=0, **record)
     if target.chunk_by is not None:  # big, append-only event tables
         chunks = _physical_chunks(engine, target.table, unheld, chunk_rows)

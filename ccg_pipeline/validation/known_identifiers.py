@@ -199,11 +199,11 @@ def load(conn: Connection, candidates: Candidates) -> KnownIdentifiers:
     streamed in batches of `STREAM_ROWS` (values never logged), so memory holds one batch and the
     matches, whatever the zone's size."""
 
+    streaming = conn.execution_options(stream_results=True, max_row_buffer=STREAM_ROWS)
+
     def values(queries: list[sa.Select]) -> Iterator[str | None]:
         for query in queries:
-            result = conn.execution_options(stream_results=True, max_row_buffer=STREAM_ROWS)
-            for batch in result.execute(query).scalars().partitions(STREAM_ROWS):
-                yield from batch
+            yield from streaming.execute(query).scalars()
 
     return KnownIdentifiers.matching(
         values(identifier_queries()), values(phone_queries()), candidates

@@ -18,6 +18,11 @@ from ccg_pipeline.warehouse.schema import ZONES
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000
 
+# Execution option of a connection that will write. On SQLite its transaction takes the write
+# lock at BEGIN (IMMEDIATE): a deferred transaction that has read first cannot take the lock once
+# another process has committed since ("database is locked" at once, busy_timeout unused).
+WRITER = "ccg_writer"
+
 
 def is_sqlite(engine_or_url: Engine | str) -> bool:
     url = engine_or_url.url if isinstance(engine_or_url, Engine) else sa.make_url(engine_or_url)
@@ -60,12 +65,6 @@ def _install_sqlite_hooks(engine: Engine, zone_files: dict[str, Path]) -> None:
         connection.exec_driver_sql(
             "BEGIN IMMEDIATE" if connection.get_execution_options().get(WRITER) else "BEGIN"
         )
-
-
-# Execution option of a connection that will write. On SQLite its transaction takes the write
-# lock at BEGIN (IMMEDIATE): a deferred transaction that has read first cannot take the lock once
-# another process has committed since ("database is locked" at once, busy_timeout unused).
-WRITER = "ccg_writer"
 
 
 def write_transaction(engine: Engine) -> Any:

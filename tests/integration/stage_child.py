@@ -3,8 +3,7 @@
 `python stage_child.py STAGE RUN_ID`, with the warehouse, home and sources in the CCG_*
 environment and an optional CCG_FAULT_INJECT (see `ccg_pipeline.faults`). STAGE is `ingest`
 (every source, in the DAG's order), `ingest:SOURCE` (one source, as one DAG task), `retention`,
-`statistics` or `requests`. Exit code 0 when
-the stage finished.
+`statistics` or `requests`. Exit code 0 when the stage finished.
 """
 
 from __future__ import annotations
@@ -24,17 +23,12 @@ def run(stage: str, run_id: str, env: dict[str, str] | None = None) -> None:
     from ccg_pipeline.config import Settings
 
     settings = Settings.from_env(env)
-    if stage == "ingest":
+    if stage == "ingest" or stage.startswith("ingest:"):
         from ccg_pipeline.ingest import SOURCES, ingest_source
 
-        for source in SOURCES:  # portal before auth_logs, as in the DAG
+        # Every source (portal before auth_logs, as in the DAG), or the one named.
+        for source in SOURCES if stage == "ingest" else (stage.partition(":")[2],):
             ingest_source(settings, source, run_id=run_id, window_start=None, window_end=END)
-    elif stage.startswith("ingest:"):
-        from ccg_pipeline.ingest import ingest_source
-
-        ingest_source(
-            settings, stage.partition(":")[2], run_id=run_id, window_start=None, window_end=END
-        )
     elif stage == "retention":
         from ccg_pipeline.retention import run_retention
 

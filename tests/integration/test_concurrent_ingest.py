@@ -1,5 +1,6 @@
 """The ingest lanes the DAG runs side by side (portal then auth logs, CRM, web logs), as separate
-processes writing to one warehouse at the same time, end in the same state as one after another.
+processes writing to one warehouse at the same time, load the same rows per table as one after
+another.
 
 On SQLite this was a real failure: a batch's deferred transaction read first, another process
 committed, and the upgrade to a write lock failed at once with "database is locked"."""
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import stage_child
+from helpers import env_for
 
 from ccg_pipeline.sources.bulk import BulkScale, generate_bulk
 from ccg_pipeline.warehouse import migrate, schema
@@ -24,15 +26,6 @@ pytestmark = pytest.mark.integration
 CHILD = Path(stage_child.__file__)
 AS_OF = stage_child.AS_OF
 LANES = (("portal", "auth_logs"), ("crm",), ("web_logs",))
-
-
-def _env(url: str, home: Path, sources: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CCG_WAREHOUSE_URL": url,
-        "CCG_HOME": str(home),
-        "CCG_SOURCE_DIR": str(sources),
-    }
 
 
 def _lane_command(names: tuple[str, ...]) -> str:
@@ -72,7 +65,7 @@ def test_side_by_side_lanes_load_what_one_after_another_loads(
     lanes = [
         subprocess.Popen(
             ["sh", "-c", _lane_command(names)],
-            env=_env(warehouse_url, tmp_path / "home-parallel", sources),
+            env={**os.environ, **env_for(warehouse_url, sources, tmp_path / "home-parallel")},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -86,7 +79,10 @@ def test_side_by_side_lanes_load_what_one_after_another_loads(
     for names in LANES:
         subprocess.run(
             ["sh", "-c", _lane_command(names)],
-            env=_env(another_warehouse_url, tmp_path / "home-sequential", sources),
+            env={
+                **os.environ,
+                **env_for(another_warehouse_url, sources, tmp_path / "home-sequential"),
+            },
             check=True,
             capture_output=True,
             timeout=300,
