@@ -43,6 +43,16 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ccg_pipeline.personal_model import (
+    RECORD_SOURCE,
+    TABLES,
+    WEB_LOG_SOURCE,
+    From,
+    PersonalTable,
+    category_of,
+    personal_zone_columns,
+    unmapped_columns,
+)
 from ccg_pipeline.policy import DataMap, load_data_map, load_notice
 from ccg_pipeline.scan import ScanInputError, read_file, scan_arrow
 from ccg_pipeline.scan.detectors import BY_NAME, find
@@ -63,371 +73,6 @@ class BreachInputError(ValueError):
     """The source cannot be assessed: unknown table, missing or unreadable file, bad date. The
     message names the problem and never quotes the data."""
 
-
-# --- the warehouse column map ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class From:
-    """The data-map column a warehouse column is loaded from: its category is the data map's."""
-
-    source: str
-    column: str
-
-
-# quarantine.raw_record: the whole rejected record, so every category of its source.
-RECORD_SOURCE = "record_source"
-
-ColumnTag = From | str | None  # a data-map column, a notice category id, or not personal data
-SubjectPaths = Callable[[sa.Subquery], list[sa.Select]]
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    columns: Mapping[str, ColumnTag]
-    # Column `--since` filters on: when the row was last written or the event happened.
-    time_column: str | None
-    # How rows reach data subjects, in words for the report, and as SQL (None: they do not).
-    reach: str
-    subjects: SubjectPaths | None = None
-    # Free text the identifier detectors read (identifiers the columns' tags do not predict).
-    free_text: tuple[str, ...] = ()
-    # Network prefix column, counted when subjects cannot be identified from the rows.
-    address_column: str | None = None
-
-
-def _pu() -> sa.Table:
-    return s.portal_users
-
-
-def _users_of_companies(company_ids: sa.Select) -> sa.Select:
-    return sa.select(_pu().c.subject_id).where(_pu().c.company_id.in_(company_ids))
-
-
-def _direct(src: sa.Subquery) -> list[sa.Select]:
-    return [sa.select(src.c.subject_id)]
-
-
-def _via_company(src: sa.Subquery) -> list[sa.Select]:
-    return [_users_of_companies(sa.select(src.c.company_id))]
-
-
-def _orders(src: sa.Subquery) -> list[sa.Select]:
-    by_user = sa.select(_pu().c.subject_id).where(_pu().c.user_id.in_(sa.select(src.c.user_id)))
-    return [*_via_company(src), by_user]
-
-
-def _payments(src: sa.Subquery) -> list[sa.Select]:
-    inv = s.invoices
-    companies = sa.select(inv.c.company_id).where(inv.c.invoice_id.in_(sa.select(src.c.invoice_id)))
-    return [_users_of_companies(companies)]
-
-
-def _crm_companies(src: sa.Subquery) -> list[sa.Select]:
-    contacts = s.crm_contacts
-    by_contact = sa.select(contacts.c.subject_id).where(
-        contacts.c.company_name.in_(sa.select(src.c.name))
-    )
-    portal_companies = sa.select(s.companies.c.company_id).where(
-        s.companies.c.name.in_(sa.select(src.c.name))
-    )
-    return [by_contact, _users_of_companies(portal_companies)]
-
-
-def _crm_activities(src: sa.Subquery) -> list[sa.Select]:
-    contacts = s.crm_contacts
-    by_contact = sa.select(contacts.c.subject_id).where(
-        contacts.c.crm_contact_id.in_(sa.select(src.c.crm_contact_id))
-    )
-    return [*_direct(src), by_contact]
-
-
-def _auth_events(src: sa.Subquery) -> list[sa.Select]:
-    pu = _pu()
-    return [
-        *_direct(src),
-        sa.select(pu.c.subject_id).where(pu.c.user_id.in_(sa.select(src.c.user_id))),
-        sa.select(pu.c.subject_id).where(pu.c.username.in_(sa.select(src.c.username))),
-    ]
-
-
-def _worklist(src: sa.Subquery) -> list[sa.Select]:
-    listed = sa.select(src.c.entity_id)
-    return [
-        _users_of_companies(listed.where(src.c.entity == "company")),
-        sa.select(s.subjects.c.subject_id).where(
-            s.subjects.c.subject_id.in_(listed.where(src.c.entity == "subject"))
-        ),
-    ]
-
-
-def _request_payloads(src: sa.Subquery) -> list[sa.Select]:
-    requests = s.subject_requests
-    keys = sa.select(requests.c.subject_key).where(
-        requests.c.request_id.in_(sa.select(src.c.request_id))
-    )
-    return [sa.select(s.subjects.c.subject_id).where(s.subjects.c.subject_key.in_(keys))]
-
-
-_COMPANY = "portal.companies"
-_USER = "portal.users"
-_CONTACT = "crm.contacts"
-_ACTIVITY = "crm.activities"
-_WEB = "logs.web_access"
-_AUTH = "logs.auth"
-
-TABLES: dict[str, TableSpec] = {
-    "personal.subjects": TableSpec(
-        columns={
-            "subject_id": None,
-            "email_norm": From(_USER, "email"),
-            "subject_key": "identity",  # a keyed pseudonym: "a similar identifier" (N-CAT)
-            "first_seen_at": None,
-            "updated_at": None,
-        },
-        time_column="updated_at",
-        reach="subject id",
-        subjects=_direct,
-    ),
-    "personal.companies": TableSpec(
-        columns={
-            "company_id": From(_COMPANY, "id"),
-            "name": From(_COMPANY, "name"),
-            "registration_number": From(_COMPANY, "company_number"),
-            "vat_number": From(_COMPANY, "vat_number"),
-            "country": From(_COMPANY, "country_code"),
-            "sector": From(_COMPANY, "sector"),
-            "employees": From(_COMPANY, "employee_count"),
-            "annual_revenue_gbp": From(_COMPANY, "annual_revenue"),
-            "billing_address": From(_COMPANY, "address_line"),
-            "postcode": From(_COMPANY, "postcode"),
-            "city": From(_COMPANY, "city"),
-            "created_at": From(_COMPANY, "created_at"),
-            "closed_at": From(_COMPANY, "closed_at"),
-            "updated_at": From(_COMPANY, "updated_at"),
-        },
-        time_column="updated_at",
-        reach="company -> its portal users",
-        subjects=_via_company,
-    ),
-    "personal.portal_users": TableSpec(
-        columns={
-            "user_id": From(_USER, "id"),
-            "company_id": From(_USER, "company_id"),
-            "subject_id": None,
-            "email": From(_USER, "email"),
-            "username": From(_USER, "username"),
-            "first_name": From(_USER, "first_name"),
-            "last_name": From(_USER, "last_name"),
-            "job_title": From(_USER, "job_title"),
-            "phone": From(_USER, "phone"),
-            "password_hash": From(_USER, "password_hash"),
-            "interests": From(_USER, "interests"),
-            "time_zone": From(_USER, "timezone"),
-            "created_at": From(_USER, "created_at"),
-            "closed_at": From(_USER, "closed_at"),
-            "last_login_at": From(_USER, "last_login_at"),
-            "updated_at": From(_USER, "updated_at"),
-        },
-        time_column="updated_at",
-        reach="subject id",
-        subjects=_direct,
-    ),
-    "personal.contracts": TableSpec(
-        columns={
-            "contract_id": From("portal.contracts", "id"),
-            "company_id": From("portal.contracts", "company_id"),
-            "licence_type": From("portal.contracts", "licence_type"),
-            "service": From("portal.contracts", "service"),
-            "starts_on": From("portal.contracts", "start_date"),
-            "ends_on": From("portal.contracts", "end_date"),
-            "annual_fee_minor": From("portal.contracts", "annual_fee"),
-            "updated_at": From("portal.contracts", "updated_at"),
-        },
-        time_column="updated_at",
-        reach="company -> its portal users",
-        subjects=_via_company,
-    ),
-    "personal.orders": TableSpec(
-        columns={
-            "order_id": From("portal.orders", "id"),
-            "company_id": From("portal.orders", "company_id"),
-            "user_id": From("portal.orders", "user_id"),
-            "service": From("portal.orders", "service"),
-            "ordered_at": From("portal.orders", "ordered_at"),
-            "amount_minor": From("portal.orders", "amount"),
-            "updated_at": From("portal.orders", "updated_at"),
-        },
-        time_column="updated_at",
-        reach="company -> its portal users, and the ordering user",
-        subjects=_orders,
-    ),
-    "personal.invoices": TableSpec(
-        columns={
-            "invoice_id": From("portal.invoices", "id"),
-            "company_id": From("portal.invoices", "company_id"),
-            "order_id": From("portal.invoices", "order_id"),
-            "invoice_number": From("portal.invoices", "invoice_number"),
-            "issued_on": From("portal.invoices", "issued_on"),
-            "due_on": From("portal.invoices", "due_on"),
-            "amount_minor": From("portal.invoices", "amount"),
-            "vat_minor": From("portal.invoices", "vat"),
-            "status": From("portal.invoices", "status"),
-            "updated_at": From("portal.invoices", "updated_at"),
-        },
-        time_column="updated_at",
-        reach="company -> its portal users",
-        subjects=_via_company,
-    ),
-    "personal.payments": TableSpec(
-        columns={
-            "payment_id": From("portal.payments", "id"),
-            "invoice_id": From("portal.payments", "invoice_id"),
-            "paid_at": From("portal.payments", "paid_at"),
-            "amount_minor": From("portal.payments", "amount"),
-            "method": From("portal.payments", "method"),
-            "card_masked": From("portal.payments", "card_number_masked"),
-            "bank_account_masked": From("portal.payments", "bank_account_masked"),
-            "updated_at": From("portal.payments", "updated_at"),
-        },
-        time_column="updated_at",
-        reach="invoice -> company -> its portal users",
-        subjects=_payments,
-    ),
-    "personal.crm_companies": TableSpec(
-        columns={
-            "crm_company_id": From("crm.companies", "Record ID"),
-            "name": From("crm.companies", "Company Name"),
-            "domain": From("crm.companies", "Company Domain Name"),
-            "country": From("crm.companies", "Country/Region"),
-            "industry": From("crm.companies", "Industry"),
-            "employees": From("crm.companies", "Number of Employees"),
-            "annual_revenue_gbp": From("crm.companies", "Annual Revenue"),
-            "created_at": From("crm.companies", "Create Date"),
-            "export_date": None,
-        },
-        time_column="export_date",
-        reach="company name -> its CRM contacts and portal users",
-        subjects=_crm_companies,
-    ),
-    "personal.crm_contacts": TableSpec(
-        columns={
-            "crm_contact_id": From(_CONTACT, "Record ID"),
-            "subject_id": None,
-            "email": From(_CONTACT, "Email"),
-            "first_name": From(_CONTACT, "First Name"),
-            "last_name": From(_CONTACT, "Last Name"),
-            "phone": From(_CONTACT, "Phone Number"),
-            "job_title": From(_CONTACT, "Job Title"),
-            "company_name": From(_CONTACT, "Company Name"),
-            "country": From(_CONTACT, "Country/Region"),
-            "lifecycle_stage": From(_CONTACT, "Lifecycle Stage"),
-            "marketing_status": From(_CONTACT, "Marketing Contact Status"),
-            "created_at": From(_CONTACT, "Create Date"),
-            "last_activity_at": From(_CONTACT, "Last Activity Date"),
-            "export_date": None,
-        },
-        time_column="export_date",
-        reach="subject id",
-        subjects=_direct,
-    ),
-    "personal.crm_activities": TableSpec(
-        columns={
-            "activity_id": From(_ACTIVITY, "Activity ID"),
-            "crm_contact_id": From(_ACTIVITY, "Contact ID"),
-            "subject_id": None,
-            "activity_type": From(_ACTIVITY, "Activity Type"),
-            "occurred_at": From(_ACTIVITY, "Activity Date"),
-            "channel": From(_ACTIVITY, "Channel"),
-            "subject_line": From(_ACTIVITY, "Subject"),
-            "body": From(_ACTIVITY, "Body"),
-            "export_date": None,
-        },
-        time_column="occurred_at",
-        reach="subject id, or CRM contact -> subject",
-        subjects=_crm_activities,
-        free_text=("subject_line", "body"),
-    ),
-    "personal.web_access": TableSpec(
-        columns={
-            "source_file": None,
-            "line_no": None,
-            "requested_at": From(_WEB, "time"),
-            "ip_prefix": From(_WEB, "ip"),
-            "method": From(_WEB, "method"),
-            "url": From(_WEB, "url"),
-            "site_section": From(_WEB, "url"),  # derived from the URL
-            "protocol": From(_WEB, "protocol"),
-            "status": From(_WEB, "status"),
-            "bytes_sent": From(_WEB, "bytes"),
-            "referrer": From(_WEB, "referrer"),
-            "user_agent": From(_WEB, "user_agent"),
-            "browser_family": From(_WEB, "user_agent"),  # derived from the agent string
-            "visitor_region": From(_WEB, "ip"),  # derived from the address
-        },
-        time_column="requested_at",
-        reach="none: web requests carry no subject id",
-        free_text=("url", "referrer"),
-        address_column="ip_prefix",
-    ),
-    "personal.auth_events": TableSpec(
-        columns={
-            "source_file": None,
-            "line_no": None,
-            "occurred_at": From(_AUTH, "ts"),
-            "event": From(_AUTH, "event"),
-            "outcome": From(_AUTH, "outcome"),
-            "username": From(_AUTH, "username"),
-            "user_id": From(_AUTH, "user_id"),
-            "subject_id": None,
-            "ip_prefix": From(_AUTH, "ip"),
-            "user_agent": From(_AUTH, "user_agent"),
-        },
-        time_column="occurred_at",
-        reach="subject id, or user id / username -> portal user",
-        subjects=_auth_events,
-        free_text=("username",),
-        address_column="ip_prefix",
-    ),
-    "personal.quarantine": TableSpec(
-        columns={
-            "quarantine_id": None,
-            "source": None,
-            "source_ref": None,
-            "record_ref": None,
-            "reason": None,
-            "raw_record": RECORD_SOURCE,
-            "run_id": None,
-            "quarantined_at": None,
-        },
-        time_column="quarantined_at",
-        reach="none by id: email addresses and phone numbers in the raw records",
-        free_text=("raw_record",),
-    ),
-    "personal.retention_worklist": TableSpec(
-        columns={"rule_id": None, "entity": None, "entity_id": None, "run_id": None},
-        time_column=None,
-        reach="listed company -> its portal users, or listed subject id",
-        subjects=_worklist,
-    ),
-    "personal.retired_keys": TableSpec(
-        columns={"table_name": None, "key": None, "rule_id": None, "retired_on": None},
-        time_column="retired_on",
-        reach="none: keys of rows already deleted",
-    ),
-    "personal.request_payloads": TableSpec(
-        columns={
-            "request_id": None,
-            "email": From(_USER, "email"),
-            # Corrections to names, phone numbers and the like, and the export's name.
-            "payload": "identity",
-        },
-        time_column=None,
-        reach="request -> keyed pseudonym -> subject",
-        subjects=_request_payloads,
-        free_text=("payload",),
-    ),
-}
 
 # What each detector's finding says about the category of the data (N-CAT).
 DETECTOR_CATEGORIES: dict[str, str] = {
@@ -452,37 +97,6 @@ DETECTOR_CATEGORIES: dict[str, str] = {
 }
 PHONE_DETECTORS = ("phone_uk", "phone_se", "phone_international")
 IP_DETECTORS = ("ipv4", "ipv6")
-
-
-def personal_zone_columns(metadata: sa.MetaData = s.metadata) -> dict[str, list[str]]:
-    """Every personal-zone table (`personal.x`) and its columns, from the table definitions."""
-    return {
-        f"{t.schema}.{t.name}": [c.name for c in t.columns]
-        for t in metadata.sorted_tables
-        if t.schema == s.PERSONAL
-    }
-
-
-def unmapped_columns(metadata: sa.MetaData = s.metadata) -> list[str]:
-    """Personal-zone columns `TABLES` does not map (a new column must be given a category)."""
-    return unmapped(personal_zone_columns(metadata))
-
-
-def unmapped(columns_by_table: Mapping[str, Iterable[str]]) -> list[str]:
-    """`zone.table.column` for every column of `{zone.table: columns}` that `TABLES` lacks:
-    for the table definitions here, and for the live database in the evidence step (N-CAT)."""
-    missing = []
-    for table, columns in columns_by_table.items():
-        spec = TABLES.get(table)
-        missing += [f"{table}.{c}" for c in columns if spec is None or c not in spec.columns]
-    return missing
-
-
-def category_of(tag: ColumnTag, data_map: DataMap) -> str | None:
-    """The notice category of a column tag (`RECORD_SOURCE` is resolved per record)."""
-    if isinstance(tag, From):
-        return data_map.sources[tag.source].columns[tag.column].category
-    return None if tag == RECORD_SOURCE else tag
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -770,7 +384,7 @@ def _financial(categories: Mapping[str, list[str]]) -> tuple[bool, list[str]]:
 # --- warehouse tables -------------------------------------------------------------------------
 
 
-def _resolve_table(engine: Engine, qualified: str) -> tuple[str, TableSpec, sa.Table, set[str]]:
+def _resolve_table(engine: Engine, qualified: str) -> tuple[str, PersonalTable, sa.Table, set[str]]:
     zone, dot, name = qualified.strip().partition(".")
     if not dot or not zone or not name:
         raise BreachInputError(
@@ -788,7 +402,7 @@ def _resolve_table(engine: Engine, qualified: str) -> tuple[str, TableSpec, sa.T
     if spec is None:
         if zone == s.PERSONAL:
             raise BreachInputError(
-                f"{key} is not in the breach column map (ccg_pipeline/breach.py TABLES); "
+                f"{key} is not in the breach column map (ccg_pipeline/personal_model.py TABLES); "
                 "give each of its columns a category before assessing it"
             )
         raise BreachInputError(
@@ -1249,9 +863,9 @@ def assess_file(
     names = table.column_names
     is_log = kind == "log" and "ip" in names
     if is_log:
-        web = data_map.sources[_WEB].columns
+        web = data_map.sources[WEB_LOG_SOURCE].columns
         tags = {n: (n, {web[n].category} - {None}) for n in LOG_COLUMNS}
-        best: str | None = _WEB
+        best: str | None = WEB_LOG_SOURCE
     else:
         tags, best = _header_tags([n for n in names if n not in INTERNAL_LABELS], data_map)
     # A header that is not a data-map column may be a value (no header row): position only.

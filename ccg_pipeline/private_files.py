@@ -5,6 +5,7 @@ permissions and none is ever seen half-written."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 
@@ -20,4 +21,14 @@ def write_private(path: Path, text: str) -> None:
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
         handle.write(text)
+    os.replace(partial, path)
+
+
+def copy_private(source: Path, path: Path) -> None:
+    """Copy a file byte for byte into a 0600 file, under a temporary hidden name, then rename it
+    into place (whoever owned the source, the copy is its writer's own)."""
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle, source.open("rb") as original:
+        shutil.copyfileobj(original, handle)
     os.replace(partial, path)

@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ccg_pipeline.personal_model import QUARANTINE_LINKS
 from ccg_pipeline.policy.models import DataMap, Notice
 from ccg_pipeline.warehouse import schema
 from ccg_pipeline.warehouse.sql import audit, insert_for, upsert_row
@@ -362,6 +363,19 @@ class QuarantinedRecord:
     code: str
     detail: str
     raw: str
+    # The record's email and company key, where its source has them (personal_model).
+    email: str | None = None
+    company_id: int | None = None
+
+
+def _subject_key_of(ctx: IngestContext, email: str | None) -> str | None:
+    """The keyed pseudonym of a quarantined record's email, when the field holds an address."""
+    if not email:
+        return None
+    try:
+        return pseudonym(ctx.pseudonym_key, normalise_email(email))
+    except Rejected:
+        return None
 
 
 def storable(text: str) -> str:
@@ -386,6 +400,8 @@ def quarantine(
             "raw_record": storable(r.raw),
             "run_id": ctx.run_id,
             "quarantined_at": ctx.window_end,
+            "subject_key": _subject_key_of(ctx, r.email),
+            "company_id": r.company_id,
         }
         for r in records
     ]
@@ -414,13 +430,17 @@ def parse_records(
     """Split (record ref, raw record) pairs into parsed rows and quarantined records, counting."""
     rows: list[dict[str, Any]] = []
     bad: list[QuarantinedRecord] = []
+    link = QUARANTINE_LINKS.get(result.source)
     for ref, raw in records:
         result.rows_read += 1
         try:
             rows.append(parse(raw))
         except Rejected as exc:
             result.rejected[exc.code] += 1
-            bad.append(QuarantinedRecord(ref, exc.code, exc.detail, raw_text(raw)))
+            email, company_id = link.read(raw) if link is not None else (None, None)
+            bad.append(
+                QuarantinedRecord(ref, exc.code, exc.detail, raw_text(raw), email, company_id)
+            )
     return rows, bad
 
 

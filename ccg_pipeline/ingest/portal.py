@@ -152,6 +152,8 @@ def _payment(r: Row, end: dt.datetime) -> Row:
         "method": r.get("method") or "unknown",
         "card_masked": r.get("card_number_masked"),
         "bank_account_masked": r.get("bank_account_masked"),
+        # Looked up from the portal's invoices with the row (`_source_columns`).
+        "company_id": parse_int(r.get("company_id"), "company_id", required=False),
         "updated_at": parse_timestamp(str(r.get("updated_at") or ""), "updated_at", not_after=end),
     }
 
@@ -200,6 +202,23 @@ def _bound(column: sa.Column, value: dt.datetime) -> Any:
     return value
 
 
+def _source_columns(meta: sa.MetaData, name: str) -> list[sa.ColumnElement[Any]]:
+    """The source table's columns as stored, plus a payment's company from its invoice in the
+    portal: the warehouse then reaches the payment by company key even when the invoice row is
+    quarantined (personal_model, rule customer_basic)."""
+    src = meta.tables[name]
+    columns = [sa.type_coerce(c, sa.types.NullType()).label(c.name) for c in src.columns]
+    if name == "payments" and "company_id" not in src.c:
+        invoices = meta.tables["invoices"]
+        company = (
+            sa.select(invoices.c.company_id)
+            .where(invoices.c.id == src.c.invoice_id)
+            .scalar_subquery()
+        )
+        columns.append(sa.type_coerce(company, sa.types.NullType()).label("company_id"))
+    return columns
+
+
 def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
     """Load every portal table for the run's window. Refused tables are recorded, not loaded."""
     results = []
@@ -236,7 +255,7 @@ def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
             continue
         # Read values as the database stores them; the row parsers own all conversion, so a
         # malformed value is quarantined by name instead of failing the driver's type processing.
-        raw_columns = [sa.type_coerce(c, sa.types.NullType()).label(c.name) for c in src.columns]
+        raw_columns = _source_columns(meta, name)
         query = sa.select(*raw_columns).where(
             src.c.updated_at < _bound(src.c.updated_at, ctx.window_end)
         )

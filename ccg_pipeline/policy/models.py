@@ -128,6 +128,12 @@ class RetentionRule(Cited):
     financial_year_end: str | None = Field(
         default=None, description="MM-DD of the year end when aligning, e.g. 04-05 for HMRC"
     )
+    people_still_in_contact: str | None = Field(
+        default=None,
+        description="ceased_customer rules: the rule under which a person of a due company who "
+        "is still in contact is kept from the company's deadline (None: they go with it)",
+    )
+    people_still_in_contact_rationale: str | None = None
 
     @field_validator("financial_year_end")
     @classmethod
@@ -267,12 +273,18 @@ class Notice(Strict):
                 for i in activity.legitimate_interests
                 if i not in interest_ids
             ]
+        rule_ids = {r.id for r in self.retention_rules}
         for rule in self.retention_rules:
             problems += [
                 f"retention rule {rule.id!r}: unknown category {c!r}"
                 for c in rule.categories
                 if c not in category_ids
             ]
+            if rule.people_still_in_contact not in (None, *rule_ids):
+                problems.append(
+                    f"retention rule {rule.id!r}: people_still_in_contact names unknown rule "
+                    f"{rule.people_still_in_contact!r}"
+                )
         for transfer in self.transfers:
             if transfer.recipient not in recipient_ids:
                 problems.append(

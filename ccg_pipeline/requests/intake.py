@@ -5,6 +5,10 @@ echo its value; duplicates are refused; nothing half-written (one transaction pe
 The ops zone gets the request with a keyed pseudonym and a masked email; the email itself and the
 request details (corrections, an export name) go to `personal.request_payloads` until the request
 is closed.
+
+A drop-folder file is not kept: an accepted or duplicate request leaves a receipt in `processed/`
+that holds ids only (the request, its type, dates, the file's name). A rejected file is kept as it
+came, owner-only, in `rejected/` beside a `.reason` file, so that it can be fixed and dropped again.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ import datetime as dt
 import json
 import logging
 import re
-import shutil
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ccg_pipeline.ingest.common import pseudonym
+from ccg_pipeline.private_files import copy_private, private_dir, write_private
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import write_transaction
 from ccg_pipeline.warehouse.sql import audit
@@ -39,6 +44,9 @@ EXPORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 RECTIFIABLE = ("first_name", "last_name", "phone", "job_title", "company_name")
 OBJECTION_SCOPES = ("marketing", "legitimate_interest")
 FILE_FIELDS = {"type", "email", "payload", "received_at"}
+# An unknown field is named in an error only if it looks like a field name: a key can carry data
+# (an address, a name) as well as a value can.
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 # Template and expression syntax (Jinja, ${...} for EL/JNDI and shells, #{...}, ERB): no name,
 # title or note needs it, and a value carrying it attacks whatever renders it later.
 TEMPLATE_SYNTAX = re.compile(r"\{\{|\{%|\$\{|#\{|<%")
@@ -61,6 +69,14 @@ PAYLOAD_FIELDS = {
     "object": {"scope", "note"},
     "withdraw-consent": {"note"},
 }
+
+
+def _field_names(keys: Iterable[object]) -> str:
+    """`['admin', 'sql']`, or `['admin'] and 2 more` when some keys do not look like field names."""
+    names = sorted(str(k) for k in keys)
+    named = [k for k in names if FIELD_NAME.fullmatch(k)]
+    hidden = len(names) - len(named)
+    return f"{named}" + (f" and {hidden} more" if hidden else "")
 
 
 class RequestError(ValueError):
@@ -125,7 +141,10 @@ def validate_payload(request_type: str, payload: object) -> dict[str, Any]:
         raise RequestError("bad_payload", "payload must be a JSON object")
     unknown = sorted(set(payload) - PAYLOAD_FIELDS[request_type])
     if unknown:
-        raise RequestError("bad_payload", f"unknown payload field(s) for {request_type}: {unknown}")
+        raise RequestError(
+            "bad_payload",
+            f"unknown payload field(s) for {request_type}: {_field_names(unknown)}",
+        )
     out: dict[str, Any] = {}
     if "note" in payload:
         out["note"] = _text("note", payload["note"], MAX_NOTE_CHARS)
@@ -143,7 +162,9 @@ def validate_payload(request_type: str, payload: object) -> dict[str, Any]:
             raise RequestError("bad_payload", "rectify needs a non-empty corrections object")
         fields = sorted(set(corrections) - set(RECTIFIABLE))
         if fields:
-            raise RequestError("bad_payload", f"fields that cannot be rectified: {fields}")
+            raise RequestError(
+                "bad_payload", f"fields that cannot be rectified: {_field_names(fields)}"
+            )
         out["corrections"] = {}
         for name, value in sorted(corrections.items()):
             text = _text(f"corrections.{name}", value, MAX_VALUE_CHARS)
@@ -282,7 +303,7 @@ def _parse_file(path: Path, now: dt.datetime) -> Submission:
         raise RequestError("bad_json", "the file must hold one JSON object")
     unknown = sorted(set(document) - FILE_FIELDS)
     if unknown:
-        raise RequestError("unknown_field", f"unknown field(s): {unknown}")
+        raise RequestError("unknown_field", f"unknown field(s): {_field_names(unknown)}")
     received = now
     if "received_at" in document:
         try:
@@ -302,40 +323,92 @@ def _parse_file(path: Path, now: dt.datetime) -> Submission:
     )
 
 
-def _move(path: Path, folder: Path, reason: str | None = None) -> None:
-    """Nothing is lost: every file read ends in processed/ or rejected/ (with the reason)."""
-    folder.mkdir(mode=0o700, exist_ok=True)
-    target = folder / path.name
+def _free_name(folder: Path, name: str) -> Path:
+    """`folder/name`, or `stem.2.json`, `stem.3.json`, ... when the same name was dropped before:
+    both are kept."""
+    target = folder / name
+    stem, suffix = Path(name).stem, Path(name).suffix
     copies = 1
-    while target.exists():  # the same name dropped again: keep both
+    while target.exists():
         copies += 1
-        target = folder / f"{path.stem}.{copies}{path.suffix}"
-    shutil.move(str(path), target)
-    if reason is not None:
-        target.with_name(target.name + ".reason").write_text(reason + "\n", encoding="utf-8")
+        target = folder / f"{stem}.{copies}{suffix}"
+    return target
+
+
+def _receipt(
+    path: Path,
+    folder: Path,
+    submission: Submission,
+    now: dt.datetime,
+    *,
+    request_id: str | None = None,
+    duplicate: DuplicateRequest | None = None,
+) -> None:
+    """Replace a taken-in file by a receipt in `processed/` holding ids only: the email and the
+    request details live in `personal.request_payloads` until the request closes, and nowhere
+    else. The request is already stored, so a crash before the original is deleted loses
+    nothing: the next run finds the file again, as a duplicate of that request."""
+    duplicate_of = duplicate.original if duplicate else None
+    receipt: dict[str, Any] = {
+        "request_id": request_id,
+        "duplicate_of": duplicate_of,
+        "type": submission.request_type,
+        "received_at": submission.received_at.isoformat(),
+        "taken_in_at": now.isoformat(),
+        "source_ref": path.name,
+        "status": "accepted" if duplicate_of is None else "duplicate",
+    }
+    receipt = {k: v for k, v in receipt.items() if v is not None}
+    private_dir(folder)
+    target = _free_name(folder, path.name)
+    write_private(target, json.dumps(receipt, indent=2, sort_keys=True) + "\n")
+    if duplicate is not None:  # ids only, as in the receipt
+        write_private(target.with_name(target.name + ".reason"), f"{duplicate}\n")
+    path.unlink()
+
+
+def _reject(path: Path, folder: Path, reason: str) -> None:
+    """Keep a rejected file as it came (to be fixed and dropped again), owner-only, with a
+    `.reason` file that names the problem and never a value."""
+    private_dir(folder)
+    target = _free_name(folder, path.name)
+    copy_private(path, target)
+    write_private(target.with_name(target.name + ".reason"), reason + "\n")
+    path.unlink()
 
 
 def take_in_drop_folder(
     engine: Engine, pseudonym_key: str, folder: Path, now: dt.datetime
 ) -> DropFolderReport:
-    """Read every `*.json` in `folder`: valid requests are stored, and each file moves to
-    `processed/` or, with a `.reason` file naming the problem, to `rejected/`."""
+    """Read every `*.json` in `folder` (made owner-only, as are `processed/` and `rejected/`):
+    valid requests are stored and the file is replaced by an id-only receipt in `processed/`
+    (a duplicate too); a rejected file moves to `rejected/` with a `.reason` file naming the
+    problem. Nothing is lost: every file read ends as a receipt or in `rejected/`."""
     report = DropFolderReport()
     if not folder.is_dir():
         return report
+    processed, rejected = folder / "processed", folder / "rejected"
+    private_dir(folder)
+    for sub in (processed, rejected):
+        if sub.is_dir():
+            private_dir(sub)
     for path in sorted(folder.glob("*.json")):
         if not path.is_file() or path.is_symlink():
             report.rejected["not_a_file"] += 1
             continue
         try:
             submission = _parse_file(path, now)
-            report.accepted.append(submit(engine, pseudonym_key, submission))
-            _move(path, folder / "processed")
-        except DuplicateRequest as exc:
-            report.duplicates += 1
-            _move(path, folder / "processed", str(exc))
         except RequestError as exc:
             report.rejected[exc.code] += 1
             log.warning("rejected request file %s: %s", path.name, exc)
-            _move(path, folder / "rejected", f"{exc.code}: {exc}")
+            _reject(path, rejected, f"{exc.code}: {exc}")
+            continue
+        try:
+            request_id = submit(engine, pseudonym_key, submission)
+        except DuplicateRequest as exc:
+            report.duplicates += 1
+            _receipt(path, processed, submission, now, duplicate=exc)
+            continue
+        report.accepted.append(request_id)
+        _receipt(path, processed, submission, now, request_id=request_id)
     return report

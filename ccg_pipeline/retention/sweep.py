@@ -30,8 +30,10 @@ from ccg_pipeline.retention.rules import (
     Target,
     ceased_company_ids,
     check_against_policy,
+    company_keys,
     held_subject_ids,
     opted_out_subject_ids,
+    retired_customer_subjects,
     targets,
 )
 from ccg_pipeline.warehouse import schema as s
@@ -130,6 +132,9 @@ def _add_to_worklist(
 def _prepare(conn: Connection, dates: SweepDates, run_id: str) -> None:
     """Before any row goes: list retiring companies, and suppress opted-out people for good."""
     _add_to_worklist(conn, "customer_basic", "company", ceased_company_ids(dates), run_id)
+    # Their people, while the portal rows still show who they are: once those are deleted, only
+    # this entry says that a CRM record is a former customer's.
+    _add_to_worklist(conn, "customer_basic", "subject", retired_customer_subjects(dates), run_id)
     _add_to_worklist(
         conn, "marketing_after_opt_out", "subject", opted_out_subject_ids(dates), run_id
     )
@@ -332,14 +337,16 @@ def _delete_and_anonymise_in_one_pass(
 
 def _finish(conn: Connection, dates: SweepDates) -> int:
     """Drop finished companies from the worklist and subjects no table refers to any more."""
-    w, c = s.retention_worklist, s.companies
+    w = s.retention_worklist
     # NOT EXISTS, not NOT IN: PostgreSQL cannot turn NOT IN over a large subquery into an anti
     # join (NULL semantics), and hashes or rescans it instead; every column compared is NOT NULL
     # or filtered, so the result is the same.
+    keys = company_keys().subquery("company_keys")
     conn.execute(
         sa.delete(w).where(
             w.c.rule_id == "customer_basic",
-            ~sa.exists().where(c.c.company_id == w.c.entity_id),
+            w.c.entity == "company",
+            ~sa.exists().where(keys.c.company_id == w.c.entity_id),
         )
     )
     # Opted-out subjects are re-derived each run (a held one keeps its opt-out events until then).
@@ -350,11 +357,20 @@ def _finish(conn: Connection, dates: SweepDates) -> int:
         for table in (s.portal_users, s.crm_contacts, s.crm_activities, s.auth_events)
     ]
     held = held_subject_ids(dates).subquery()
-    return conn.execute(
+    orphans = conn.execute(
         sa.delete(subj).where(
             *referenced, ~sa.exists().where(held.c.subject_id == subj.c.subject_id)
         )
     ).rowcount
+    # A former customer is remembered while any row of theirs is left.
+    conn.execute(
+        sa.delete(w).where(
+            w.c.rule_id == "customer_basic",
+            w.c.entity == "subject",
+            ~sa.exists().where(subj.c.subject_id == w.c.entity_id),
+        )
+    )
+    return orphans
 
 
 def sweep(

@@ -127,6 +127,9 @@ payments = sa.Table(
     metadata,
     sa.Column("payment_id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("invoice_id", sa.Integer, nullable=False, index=True),
+    # The invoice's company, looked up in the portal at ingest (migration 0008): retention reaches
+    # a payment by its company key even when its invoice row was quarantined.
+    sa.Column("company_id", sa.Integer, index=True),
     _ts("paid_at", nullable=False),
     sa.Column("amount_minor", sa.BigInteger, nullable=False),
     sa.Column("method", sa.String(16), nullable=False),
@@ -238,6 +241,11 @@ quarantine = sa.Table(
     sa.Column("raw_record", sa.Text),
     sa.Column("run_id", sa.Text, nullable=False),
     _ts("quarantined_at", nullable=False),
+    # Who and which company the raw record is about, read from it where its source has those
+    # fields (personal_model.QUARANTINE_LINKS, migration 0008): retention and erasure reach a
+    # quarantined record by key, as they reach a loaded row.
+    sa.Column("subject_key", sa.String(64), index=True),
+    sa.Column("company_id", sa.Integer, index=True),
     sa.UniqueConstraint("source", "source_ref", "record_ref", name="uq_quarantine_record"),
     schema=PERSONAL,
     comment="Rejected records, kept whole so nothing is lost; swept by retention rule quarantine_raw.",

@@ -34,8 +34,8 @@ def test_0004_rekeys_old_roll_ups_and_keeps_their_rows(warehouse_url: str) -> No
             )
             conn.execute(sa.text("ALTER TABLE personal.web_access DROP COLUMN visitor_region"))
         assert migrate.upgrade(engine, "0004") == "0004"
-        assert migrate.upgrade(engine) == "0007"
-        assert migrate.upgrade(engine) == "0007"  # idempotent
+        assert migrate.upgrade(engine) == "0008"
+        assert migrate.upgrade(engine) == "0008"  # idempotent
         with engine.connect() as conn:
             rows = conn.execute(sa.select(s.anon_customers)).all()
             inspector = sa.inspect(conn)
@@ -59,5 +59,48 @@ def test_0004_rekeys_old_roll_ups_and_keeps_their_rows(warehouse_url: str) -> No
                     customers=1,
                 )
             )
+    finally:
+        engine.dispose()
+
+
+def test_0008_adds_the_link_keys_and_fills_payment_companies(warehouse_url: str) -> None:
+    """A warehouse from before 0008: payments and quarantine without their link columns; the
+    payments loaded then get their invoice's company."""
+    engine = create_warehouse_engine(warehouse_url)
+    try:
+        migrate.upgrade(engine, "0007")
+        with engine.begin() as conn:  # the tables as revision 0007 shipped them
+            for table, column in (
+                ("payments", "company_id"),
+                ("quarantine", "subject_key"),
+                ("quarantine", "company_id"),
+            ):
+                conn.execute(sa.text(f"DROP INDEX IF EXISTS personal.ix_personal_{table}_{column}"))
+                conn.execute(sa.text(f"ALTER TABLE personal.{table} DROP COLUMN {column}"))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO personal.invoices VALUES (7, 42, NULL, 'INV-7', '2020-01-01', "
+                    "'2020-02-01', 100, 20, 'paid', '2020-01-01 00:00:00')"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO personal.payments (payment_id, invoice_id, paid_at, amount_minor, "
+                    "method, updated_at) VALUES (1, 7, '2020-01-05 00:00:00', 120, 'card', "
+                    "'2020-01-05 00:00:00'), (2, 8, '2020-01-05 00:00:00', 5, 'card', "
+                    "'2020-01-05 00:00:00')"
+                )
+            )
+        assert migrate.upgrade(engine) == "0008"
+        assert migrate.upgrade(engine) == "0008"  # idempotent
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            quarantine = {c["name"] for c in inspector.get_columns("quarantine", "personal")}
+            assert {"subject_key", "company_id"} <= quarantine
+            companies = dict(
+                conn.execute(sa.select(s.payments.c.payment_id, s.payments.c.company_id)).all()
+            )
+        # The second payment's invoice is not held: its company stays unknown, not guessed.
+        assert companies == {1: 42, 2: None}
     finally:
         engine.dispose()
