@@ -78,32 +78,65 @@ def _count(table: sa.Table | sa.Subquery, *where: sa.ColumnElement[bool]) -> sa.
 
 
 def check_retention(ctx: CheckContext) -> ClauseResult:
-    """No unheld row past its deadline, per retention rule and table."""
+    """No unheld row past its deadline, decided twice: by the sweep's own predicates per rule and
+    table, and by the independent oracle (`evidence.oracles`), which judges every row of the
+    personal zone from first principles. Both must find none; a table one finds and the other
+    does not is named as a disagreement."""
+    from ccg_pipeline.evidence.oracles import judge_retention
     from ccg_pipeline.retention.rules import SweepDates, holds_in_force, targets
     from ccg_pipeline.retention.sweep import expired_unheld_query
 
     dates = SweepDates.for_date(ctx.notice, ctx.as_of, use_worklist=False)
     remaining: dict[str, int] = {}
+    by_table: dict[str, int] = {}
     queries = {}
-    for target in targets():
+    for target in targets(ctx.notice):
         query = expired_unheld_query(target, dates)
         name = f"{target.rule_id} {target.name}"
         remaining[name] = ctx.scalar(query)
+        by_table[target.name] = by_table.get(target.name, 0) + remaining[name]
         queries[name] = ctx.sql(query)
     holds = ctx.scalar(_count(s.legal_holds, holds_in_force(dates)))
+    oracle = judge_retention(ctx.conn, ctx.notice, ctx.as_of)
+    oracle_by_table = oracle.by_table()
+    judged = sum(oracle.rows_judged.values())
     overdue = {k: v for k, v in remaining.items() if v}
+    findings = [f"{n} row(s) past their deadline in {k}" for k, n in overdue.items()]
+    findings += [
+        f"oracle: {n} row(s) past their deadline under {rule} in {table}"
+        for (rule, table), n in sorted(oracle.overdue.items())
+    ]
+    disagreements = sorted(
+        table
+        for table in set(by_table) | set(oracle_by_table)
+        if bool(by_table.get(table)) != bool(oracle_by_table.get(table))
+    )
+    findings += [
+        f"sweep and oracle disagree on {table}: sweep {by_table.get(table, 0)}, "
+        f"oracle {oracle_by_table.get(table, 0)}"
+        for table in disagreements
+    ]
+    if not judged:
+        findings.append("nothing to judge: the personal zone holds no rows")
     return ClauseResult(
         "N-RET",
         "Data is kept no longer than its retention period",
-        passed=not overdue,
+        passed=not findings,
         figures={
             "targets_checked": len(remaining),
             "expired_unheld_rows": sum(remaining.values()),
             "holds_in_force": holds,
             "expired_unheld_by_target": remaining,
+            "oracle_rows_judged": judged,
+            "oracle_tables_judged": len(oracle.rows_judged),
+            "oracle_rows_past_deadline": oracle.total(),
+            "oracle_by_rule_and_table": {f"{r} {t}": n for (r, t), n in oracle.overdue.items()},
+            "oracle_companies_due": oracle.companies_due,
+            "oracle_customer_contacts_unlinked": oracle.customer_contacts_unlinked,
+            "disagreements": len(disagreements),
         },
         queries=queries,
-        findings=[f"{n} row(s) past their deadline in {k}" for k, n in overdue.items()],
+        findings=findings,
     )
 
 

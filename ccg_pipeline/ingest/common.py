@@ -452,6 +452,8 @@ CHANGED_AT: dict[str, Callable[[dict[str, Any]], dt.datetime | dt.date | None]] 
         for name in ("companies", "portal_users", "contracts", "orders", "invoices", "payments")
     },
     "crm_contacts": lambda row: row["last_activity_at"] or row["created_at"],
+    # A CRM company export row carries no change date: once retired, it stays retired.
+    "crm_companies": lambda row: row["created_at"],
     "crm_activities": lambda row: row["occurred_at"],
 }
 

@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ccg_pipeline.config import Settings
+from ccg_pipeline.evidence.oracles import erasure_leftovers
+from ccg_pipeline.personal_model import TABLES, Erasure, Requester, personal_tables
 from ccg_pipeline.policy import load_data_map, load_notice
 from ccg_pipeline.private_files import private_dir, write_private
 from ccg_pipeline.retention import holds
@@ -43,9 +46,11 @@ log = logging.getLogger(__name__)
 # Columns of the portal's `users` table a rectification may change (same names as in the
 # personal zone). Only these names are ever put into the UPDATE statement; values are bound.
 PORTAL_COLUMNS = ("first_name", "last_name", "phone", "job_title")
+# What a rectification may change, per table: declared in the personal-data model.
 WAREHOUSE_RECTIFIABLE = {
-    s.portal_users: ("first_name", "last_name", "phone", "job_title"),
-    s.crm_contacts: ("first_name", "last_name", "phone", "job_title", "company_name"),
+    table: TABLES[name].rectifiable
+    for name, table in personal_tables().items()
+    if TABLES[name].rectifiable
 }
 # Profile data an erasure deletes even from a customer contact kept for tax.
 PROFILE_COLUMNS = ("password_hash", "interests", "time_zone", "last_login_at", "job_title")
@@ -87,43 +92,41 @@ def _rows(conn: Connection, query: sa.Select) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in conn.execute(query)]
 
 
-def _quarantined(email: str) -> sa.ColumnElement[bool]:
-    """Rejected source records that mention the address (kept raw, so matched as text)."""
-    return sa.func.lower(s.quarantine.c.raw_record).contains(email, autoescape=True)
+def _requester(conn: Connection, request: Request) -> Requester:
+    return Requester(_subject_ids(conn, request.subject_key), request.subject_key, request.email)
 
 
 def _subject_data(
     conn: Connection, subject_key: str, email: str
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every row held about the subject, per `zone.table`."""
-    ids = _subject_ids(conn, subject_key)
-    u = s.portal_users
-    user_ids = sa.select(u.c.user_id).where(u.c.subject_id.in_(ids))
-    company_ids = sa.select(u.c.company_id).where(u.c.subject_id.in_(ids))
+    """Every row held about the subject, per `zone.table`: each personal table the model links
+    to a person, and the ops records of their requests, holds and choices."""
+    who = Requester(_subject_ids(conn, subject_key), subject_key, email)
     queries = {
-        s.subjects: sa.select(s.subjects).where(s.subjects.c.subject_id.in_(ids)),
-        u: sa.select(u).where(u.c.subject_id.in_(ids)),
-        s.companies: sa.select(s.companies).where(s.companies.c.company_id.in_(company_ids)),
-        s.orders: sa.select(s.orders).where(s.orders.c.user_id.in_(user_ids)),
-        s.crm_contacts: sa.select(s.crm_contacts).where(s.crm_contacts.c.subject_id.in_(ids)),
-        s.crm_activities: sa.select(s.crm_activities).where(s.crm_activities.c.subject_id.in_(ids)),
-        s.auth_events: sa.select(s.auth_events).where(s.auth_events.c.subject_id.in_(ids)),
-        s.quarantine: sa.select(s.quarantine).where(_quarantined(email)),
-        s.legal_holds: sa.select(s.legal_holds).where(s.legal_holds.c.subject_key == subject_key),
-        s.marketing_suppression: sa.select(s.marketing_suppression).where(
-            s.marketing_suppression.c.subject_key == subject_key
-        ),
-        s.processing_objections: sa.select(s.processing_objections).where(
-            s.processing_objections.c.subject_key == subject_key
-        ),
-        s.subject_requests: sa.select(
-            *(
-                c
-                for c in s.subject_requests.columns
-                if c.name not in {"dedup_key", "subject_key", "outcome"}
-            )
-        ).where(s.subject_requests.c.subject_key == subject_key),
+        table: sa.select(table).where(TABLES[name].rows_of(table, who))
+        for name, table in personal_tables().items()
+        if TABLES[name].rows_of is not None and TABLES[name].erasure is not Erasure.WITH_THE_REQUEST
     }
+    queries.update(
+        {
+            s.legal_holds: sa.select(s.legal_holds).where(
+                s.legal_holds.c.subject_key == subject_key
+            ),
+            s.marketing_suppression: sa.select(s.marketing_suppression).where(
+                s.marketing_suppression.c.subject_key == subject_key
+            ),
+            s.processing_objections: sa.select(s.processing_objections).where(
+                s.processing_objections.c.subject_key == subject_key
+            ),
+            s.subject_requests: sa.select(
+                *(
+                    c
+                    for c in s.subject_requests.columns
+                    if c.name not in {"dedup_key", "subject_key", "outcome"}
+                )
+            ).where(s.subject_requests.c.subject_key == subject_key),
+        }
+    )
     return {f"{t.schema}.{t.name}": _rows(conn, q) for t, q in queries.items()}
 
 
@@ -268,24 +271,47 @@ def _tax_held(conn: Connection, ids: list[int]) -> bool:
     )
 
 
+class ErasureIncomplete(RuntimeError):
+    """The erasure oracle still found the requester outside what the tax hold keeps (tables
+    named, counts only); the request stays open."""
+
+
+def _earlier_exports(settings: Settings, conn: Connection, subject_key: str) -> list[Path]:
+    """The folders of the requester's earlier access exports."""
+    r = s.subject_requests
+    ids = conn.execute(
+        sa.select(r.c.request_id).where(
+            r.c.subject_key == subject_key, r.c.request_type == "access"
+        )
+    ).scalars()
+    root = exports_root(settings)
+    return [
+        folder
+        for request_id in ids
+        for folder in (root.glob(f"{request_id}*") if root.is_dir() else [])
+        if folder.is_dir()
+    ]
+
+
 def erase(settings: Settings, conn: Connection, request: Request, at: dt.datetime) -> dict:
-    ids = _subject_ids(conn, request.subject_key)
+    """Every table the model links to the person: deleted, or (tax records of a company still
+    kept) restricted, with the login's profile data nulled."""
+    who = _requester(conn, request)
+    ids = who.subject_ids
     u = s.portal_users
     counts: dict[str, int] = {}
-
-    def delete(table: sa.Table, condition: sa.ColumnElement[bool]) -> None:
-        counts[f"personal.{table.name}"] = conn.execute(sa.delete(table).where(condition)).rowcount
-
     crm_ids = list(
         conn.execute(
             sa.select(s.crm_contacts.c.crm_contact_id).where(s.crm_contacts.c.subject_id.in_(ids))
         ).scalars()
     )
-    delete(s.crm_activities, s.crm_activities.c.subject_id.in_(ids))
-    delete(s.crm_contacts, s.crm_contacts.c.subject_id.in_(ids))
-    delete(s.auth_events, s.auth_events.c.subject_id.in_(ids))
-    delete(s.quarantine, _quarantined(request.email))
     tax_held = _tax_held(conn, ids)
+    tables = personal_tables()
+    for name, spec in TABLES.items():
+        table = tables[name]
+        if spec.rows_of is None or spec.erasure is not Erasure.DELETE:
+            continue
+        counts[name] = conn.execute(sa.delete(table).where(spec.rows_of(table, who))).rowcount
     if tax_held:
         counts["personal.portal_users (profile data nulled)"] = conn.execute(
             sa.update(u).where(u.c.subject_id.in_(ids)).values(dict.fromkeys(PROFILE_COLUMNS))
@@ -303,8 +329,17 @@ def erase(settings: Settings, conn: Connection, request: Request, at: dt.datetim
         conn.execute(
             sa.update(s.orders).where(s.orders.c.user_id.in_(user_ids)).values(user_id=None)
         )
-        delete(u, u.c.subject_id.in_(ids))
-        delete(s.subjects, s.subjects.c.subject_id.in_(ids))
+        for name, spec in TABLES.items():
+            if spec.erasure is Erasure.PROFILE_UNLESS_TAX and spec.rows_of is not None:
+                table = tables[name]
+                counts[name] = conn.execute(
+                    sa.delete(table).where(spec.rows_of(table, who))
+                ).rowcount
+    exports = _earlier_exports(settings, conn, request.subject_key)
+    for folder in exports:
+        shutil.rmtree(folder)
+    counts["files: earlier access exports"] = len(exports)
+    counts["files: rejected request files"] = _delete_rejected_files(settings, request.email)
     upsert_row(
         conn,
         s.erasure_tombstones,
@@ -355,7 +390,36 @@ def erase(settings: Settings, conn: Connection, request: Request, at: dt.datetim
             },
         )
         counts["crm_outbox"] = 1
+    # Not done until a search of every zone and file the pipeline writes finds none of it.
+    leftovers = erasure_leftovers(
+        conn, request.email, request.subject_key, _personal_folders(settings)
+    )
+    if leftovers:
+        raise ErasureIncomplete(f"the requester is still found in {sorted(leftovers.items())}")
     return counts
+
+
+def _personal_folders(settings: Settings) -> list[Path]:
+    from ccg_pipeline.requests import inbox
+
+    return [exports_root(settings), inbox(settings), crm_outbox_dir(settings)]
+
+
+def _delete_rejected_files(settings: Settings, email: str) -> int:
+    """Rejected request files (kept for an engineer to replay) that hold the address."""
+    from ccg_pipeline.requests import inbox
+
+    rejected = inbox(settings) / "rejected"
+    if not rejected.is_dir():
+        return 0
+    needle = email.strip().lower().encode()
+    deleted = 0
+    for path in sorted(rejected.iterdir()):
+        if path.is_file() and not path.is_symlink() and needle in path.read_bytes().lower():
+            path.unlink()
+            path.with_name(path.name + ".reason").unlink(missing_ok=True)
+            deleted += 1
+    return deleted
 
 
 def _portal_audit(request: Request) -> sa.Select:

@@ -310,8 +310,15 @@ def opted_out_before(before: dt.datetime, *, as_of_only: bool = False) -> sa.Sel
 def _inactive_prospect(dates: SweepDates) -> list[sa.ColumnElement[bool]]:
     """CRM contacts who never bought (no portal account), or people of retired customers when
     the policy keeps them as prospects, inactive past the window."""
-    c, u = s.crm_contacts, s.portal_users
-    prospect = c.c.lifecycle_stage != "customer"
+    c, u, co = s.crm_contacts, s.portal_users, s.companies
+    # A contact the CRM calls a customer whose company the warehouse does not hold (never
+    # loaded, quarantined, or retired) has nothing left that makes it a customer's record.
+    prospect = sa.or_(
+        c.c.lifecycle_stage != "customer",
+        ~sa.exists().where(
+            sa.func.lower(sa.func.trim(co.c.name)) == sa.func.lower(sa.func.trim(c.c.company_name))
+        ),
+    )
     if dates.still_in_contact_rule == "prospect_inactive":
         prospect = sa.or_(prospect, _is_former_customer(c.c.subject_id, dates))
     return [

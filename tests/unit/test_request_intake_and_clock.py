@@ -133,6 +133,20 @@ def test_hostile_requests_are_rejected_with_named_errors(
             assert value not in str(raised.value)
 
 
+def test_an_unknown_key_is_named_only_if_it_looks_like_a_field_name() -> None:
+    """A key can carry data as well as a value can: an address used as a key is counted, not
+    echoed (the message goes to a `.reason` file and the log)."""
+    payload = {"sql": 1, "anna.svensson@example.se": "x", "Anna Svensson": "y"}
+    with pytest.raises(intake.RequestError) as raised:
+        _parse("erase", payload=payload)
+    assert str(raised.value) == "unknown payload field(s) for erase: ['sql'] and 2 more"
+    corrections = {"password_hash": "x", "anna.svensson@example.se": "y"}
+    with pytest.raises(intake.RequestError) as raised:
+        _parse("rectify", payload={"corrections": corrections})
+    assert str(raised.value) == "fields that cannot be rectified: ['password_hash'] and 1 more"
+    assert "svensson" not in str(raised.value).lower()
+
+
 def test_an_oversized_payload_file_is_rejected(tmp_path: Path) -> None:
     big = tmp_path / "payload.json"
     big.write_text(json.dumps({"note": "x" * (intake.MAX_PAYLOAD_BYTES + 1)}))
@@ -215,6 +229,13 @@ def test_the_drop_folder_keeps_valid_requests_and_quarantines_the_rest(engine, t
     }
     assert not list(inbox.glob("*.json"))  # nothing left behind, nothing lost
     assert {p.name for p in (inbox / "processed").glob("*.json")} == {"a-ok.json", "b-dup.json"}
+    receipts = [json.loads(p.read_text()) for p in sorted((inbox / "processed").glob("*.json"))]
+    assert [(r["status"], r["source_ref"]) for r in receipts] == [
+        ("accepted", "a-ok.json"),
+        ("duplicate", "b-dup.json"),
+    ]
+    assert receipts[0]["request_id"] == receipts[1]["duplicate_of"] == report.accepted[0]
+    assert not any("anna" in p.read_text() for p in (inbox / "processed").iterdir())
     rejected = inbox / "rejected"
     assert len(list(rejected.glob("*.json"))) == 6
     assert (rejected / "extra-field.json.reason").read_text().startswith("unknown_field")
