@@ -13,8 +13,9 @@ export packages and CRM instruction files (owner-only permissions).
 
 **Tasks:**
 - `take_in_drop_folder`: every `*.json` request in the drop folder (`CCG_REQUEST_INBOX`, default
-  `$CCG_HOME/requests/inbox`) is validated and stored awaiting verification; the file moves to
-  `processed/`, or to `rejected/` with a `.reason` file naming the problem (counts in XCom).
+  `$CCG_HOME/requests/inbox`) is validated and stored awaiting verification; the file is
+  replaced by an id-only receipt in `processed/`, or kept in `rejected/` with a `.reason` file
+  naming the problem (owner-only; counts in XCom).
 - `process_requests`: every verified request is handled by type, each in its own transaction:
   access (export package under `$CCG_HOME/exports/requests/`), rectify (personal zone and portal
   database), erase (deleted, or restricted where the tax hold applies; portal login deleted; CRM

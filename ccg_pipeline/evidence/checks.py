@@ -743,7 +743,7 @@ def _access_sqlite(ctx: CheckContext, allowed: dict[str, set[str]]) -> ClauseRes
 
 def check_categories(ctx: CheckContext) -> ClauseResult:
     """Every column actually present in the personal zone has a notice category."""
-    from ccg_pipeline.breach import unmapped as unmapped_of
+    from ccg_pipeline.personal_model import unmapped as unmapped_of
 
     inspector = sa.inspect(ctx.conn)
     live = {

@@ -388,7 +388,12 @@ def take_in_drop_folder(
     if not folder.is_dir():
         return report
     processed, rejected = folder / "processed", folder / "rejected"
-    private_dir(folder)
+    try:
+        private_dir(folder)
+    except PermissionError:
+        # The portal owns the drop folder: its files are still taken in; only the folders the
+        # pipeline writes (processed/, rejected/) must be owner-only.
+        log.warning("the request drop folder belongs to another user; left as it is")
     for sub in (processed, rejected):
         if sub.is_dir():
             private_dir(sub)

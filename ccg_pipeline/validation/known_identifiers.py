@@ -32,7 +32,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.personal_model import TABLES, personal_tables
 
 # Shorter normalised identifiers ("li", "ab ltd") would match ordinary words and labels; a
 # two-letter name is also not, on its own, identifying in a published aggregate.
@@ -166,29 +166,35 @@ class Candidates:
         )
 
 
-def _full_name(table: sa.Table) -> sa.ColumnElement[str]:
-    return sa.func.coalesce(table.c.first_name, "") + " " + sa.func.coalesce(table.c.last_name, "")
+def _identifier(table: sa.Table, spec: str | tuple[str, ...]) -> sa.ColumnElement[str]:
+    """A column, or several joined by a space (a full name from its parts)."""
+    if isinstance(spec, str):
+        return table.c[spec]
+    parts = [sa.func.coalesce(table.c[name], "") for name in spec]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + " " + part
+    return joined
 
 
 def identifier_queries() -> list[sa.Select]:
-    """Every name, email, username and company name the personal zone holds, as one column."""
-    p, c = s.portal_users, s.crm_contacts
+    """Every name, email, username and company name the personal zone holds, as one column: the
+    identifier columns the personal-data model declares."""
+    tables = personal_tables()
     return [
-        sa.select(_full_name(p)),
-        sa.select(p.c.email),
-        sa.select(p.c.username),
-        sa.select(_full_name(c)),
-        sa.select(c.c.email),
-        sa.select(c.c.company_name),
-        sa.select(s.companies.c.name),
-        sa.select(s.crm_companies.c.name),
-        sa.select(s.subjects.c.email_norm),
-        sa.select(s.auth_events.c.username).distinct(),
+        sa.select(_identifier(tables[name], spec)).distinct()
+        for name, declared in TABLES.items()
+        for spec in declared.identifiers
     ]
 
 
 def phone_queries() -> list[sa.Select]:
-    return [sa.select(s.portal_users.c.phone), sa.select(s.crm_contacts.c.phone)]
+    tables = personal_tables()
+    return [
+        sa.select(tables[name].c[column])
+        for name, declared in TABLES.items()
+        for column in declared.phones
+    ]
 
 
 STREAM_ROWS = 10_000

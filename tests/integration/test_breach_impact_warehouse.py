@@ -113,12 +113,23 @@ def test_portal_users(loaded: tuple[str, sa.Engine]) -> None:
     assert report.financial is False
 
 
+def _companies_of_payments(payments: pd.DataFrame, invoices: pd.DataFrame) -> set:
+    """A payment's company: its own key (looked up at ingest) or its invoice's."""
+    merged = payments.merge(
+        invoices[["invoice_id", "company_id"]],
+        on="invoice_id",
+        how="left",
+        suffixes=("", "_of_invoice"),
+    )
+    return set(merged["company_id"].dropna()) | set(merged["company_id_of_invoice"].dropna())
+
+
 def test_payments_are_financial(loaded: tuple[str, sa.Engine]) -> None:
     _url, engine = loaded
     payments = _frame(engine, "personal.payments")
     invoices = _frame(engine, "personal.invoices")
     users = _frame(engine, "personal.portal_users")
-    companies = payments.merge(invoices, on="invoice_id")["company_id"].unique()
+    companies = _companies_of_payments(payments, invoices)
     expected = set(users[users["company_id"].isin(companies)]["subject_id"])
 
     report = assess_table(engine, "personal.payments")
@@ -165,7 +176,7 @@ def test_since_reduces_the_count(loaded: tuple[str, sa.Engine]) -> None:
     invoices = _frame(engine, "personal.invoices")
     since = _since_between(payments["updated_at"])
     recent = payments[pd.to_datetime(payments["updated_at"]) >= pd.Timestamp(since)]
-    companies = recent.merge(invoices, on="invoice_id")["company_id"].unique()
+    companies = _companies_of_payments(recent, invoices)
     expected = set(users[users["company_id"].isin(companies)]["subject_id"])
     report = assess_table(engine, "personal.payments", since)
     assert report.rows_in_scope == len(recent) < len(payments)
