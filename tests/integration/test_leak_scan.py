@@ -29,6 +29,7 @@ import pyarrow as pa
 import pytest
 from helpers import env_for, query, run_dag, state_of
 
+from ccg_pipeline.personal_model import PERSONAL_FILES
 from ccg_pipeline.scan import scan_arrow
 from ccg_pipeline.validation.known_identifiers import KnownIdentifiers
 
@@ -157,6 +158,48 @@ def test_the_whole_demo_leaves_no_personal_data_and_no_secret_behind(tmp_path: P
     assert {"known_identifier", "email"} <= set(probe), "the scan finds a contact's row"
     assert leaks(texts, index) == {}
     assert secrets_in(tmp_path, [PSEUDONYM_KEY, WEBHOOK_TOKEN]) == []
+    assert files_with_personal_data_outside_the_model(home) == []
+
+
+_ADDRESS = re.compile(rb"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def files_with_personal_data_outside_the_model(home: Path) -> list[str]:
+    """Every file the pipeline wrote that holds a person's email address is in a folder the
+    personal-data model declares (or the warehouse's own files), and readable by its owner only
+    (0600, folders 0700). Returns what breaks that, by path and mode."""
+    emails = set()
+    with sqlite3.connect(f"file:{home / 'sources' / 'portal.db'}?mode=ro", uri=True) as db:
+        emails |= {e.strip().lower().encode() for (e,) in db.execute("SELECT email FROM users")}
+    for path in (home / "sources" / "crm").glob("contacts_*.csv"):
+        with path.open(encoding="utf-8", newline="") as fh:
+            emails |= {row["Email"].strip().lower().encode() for row in csv.DictReader(fh)}
+    # The warehouse's zone files are 0600 in a folder the analyst's file may share.
+    declared = [home / f.folder for f in PERSONAL_FILES]
+    problems, checked = [], 0
+    for path in sorted(p for p in home.rglob("*") if p.is_file()):
+        if (home / "sources") in path.parents:
+            continue  # the source systems' own data, as they gave it
+        found = {m.lower() for m in _ADDRESS.findall(path.read_bytes())} & emails
+        if not found:
+            continue
+        checked += 1
+        where = path.relative_to(home).as_posix()
+        if path.stat().st_mode & 0o077:
+            problems.append(f"{where}: mode {path.stat().st_mode & 0o777:o}")
+        if path.parent == home / "warehouse":
+            continue
+        folder = next((d for d in declared if d == path.parent or d in path.parents), None)
+        if folder is None:
+            problems.append(f"{where}: not in a folder the personal-data model declares")
+            continue
+        for parent in (path.parent, *path.parent.parents):
+            if parent.stat().st_mode & 0o077:
+                problems.append(f"{parent.relative_to(home).as_posix()}/: not owner-only")
+            if parent == folder:
+                break
+    assert checked, "the demo wrote files with personal data (exports, the warehouse)"
+    return sorted(set(problems))
 
 
 @pytest.mark.postgres

@@ -90,6 +90,18 @@ def _receipt(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _accepted(request_id: str) -> dict[str, str]:
+    """The receipt of the rectification file taken in at NOW: ids and dates only."""
+    return {
+        "request_id": request_id,
+        "type": "rectify",
+        "received_at": "2026-11-20T10:00:00",
+        "taken_in_at": NOW.isoformat(),
+        "source_ref": "rectify.json",
+        "status": "accepted",
+    }
+
+
 def _requests(engine: sa.Engine) -> list[str]:
     with engine.connect() as conn:
         return list(conn.execute(sa.select(s.subject_requests.c.request_id)).scalars())
@@ -103,15 +115,7 @@ def test_an_accepted_file_leaves_a_receipt_with_ids_only(engine, inbox: Path) ->
         "processed",
         "processed/rectify.json",
     ]
-    receipt = _receipt(inbox / "processed" / "rectify.json")
-    assert receipt == {
-        "request_id": request_id,
-        "type": "rectify",
-        "received_at": "2026-11-20T10:00:00",
-        "taken_in_at": NOW.isoformat(),
-        "source_ref": "rectify.json",
-        "status": "accepted",
-    }
+    assert _receipt(inbox / "processed" / "rectify.json") == _accepted(request_id)
     _assert_nowhere(inbox, EMAIL, LOCAL_PART, CORRECTED, "married")
     _assert_owner_only(inbox)
     # The email and the correction are held once: in the personal zone, until the request closes.
@@ -234,14 +238,9 @@ def test_a_crash_between_the_receipt_and_the_deletion_loses_nothing(
         intake.take_in_drop_folder(engine, KEY, inbox, NOW)
     monkeypatch.undo()
     (request_id,) = _requests(engine)
-    assert original.exists() and _receipt(inbox / "processed" / "rectify.json") == {
-        "request_id": request_id,
-        "type": "rectify",
-        "received_at": "2026-11-20T10:00:00",
-        "taken_in_at": NOW.isoformat(),
-        "source_ref": "rectify.json",
-        "status": "accepted",
-    }
+    assert original.exists() and _receipt(inbox / "processed" / "rectify.json") == _accepted(
+        request_id
+    )
     rerun = intake.take_in_drop_folder(engine, KEY, inbox, NOW)
     assert rerun.as_dict() == {"accepted": 0, "duplicates": 1, "rejected": {}}
     assert _requests(engine) == [request_id] and not original.exists()
