@@ -251,14 +251,45 @@ def check_rights(ctx: CheckContext) -> ClauseResult:
         query = _count(r, where)
         figures[name] = ctx.scalar(query)
         queries[name] = ctx.sql(query)
-    bad = ("answered_late", "overdue", "extension_not_in_first_month", "extension_too_long")
+    # Erased people, searched for by keyed pseudonym (no address is kept after an erasure): only
+    # a subject row restricted for tax (a hold of origin erasure_restriction) may remain.
+    t, subj, q, h = s.erasure_tombstones, s.subjects, s.quarantine, s.legal_holds
+    restricted = sa.select(h.c.subject_key).where(
+        h.c.origin == "erasure_restriction", h.c.released_at.is_(None)
+    )
+    erased_found = {
+        "erased_subjects_still_held": _count(
+            subj,
+            subj.c.subject_key.in_(sa.select(t.c.subject_key).where(t.c.erased_at < end)),
+            subj.c.subject_key.not_in(restricted),
+        ),
+        "erased_subjects_in_quarantine": _count(
+            q, q.c.subject_key.in_(sa.select(t.c.subject_key).where(t.c.erased_at < end))
+        ),
+    }
+    for name, query in erased_found.items():
+        figures[name] = ctx.scalar(query)
+        queries[name] = ctx.sql(query)
+    figures["erasures"] = ctx.scalar(_count(t, t.c.erased_at < end))
+    bad = (
+        "answered_late",
+        "overdue",
+        "extension_not_in_first_month",
+        "extension_too_long",
+        *erased_found,
+    )
     return ClauseResult(
         "N-RIGHTS",
         "Requests are answered within one month, or validly extended",
         passed=not any(figures[b] for b in bad),
         figures=figures,
         queries={k: queries[k] for k in ("overdue", "answered_late", *bad[2:])},
-        findings=[f"{figures[b]} request(s) {b.replace('_', ' ')}" for b in bad if figures[b]],
+        findings=[
+            f"{figures[b]} {'row(s): ' if b in erased_found else 'request(s) '}"
+            f"{b.replace('_', ' ')}"
+            for b in bad
+            if figures[b]
+        ],
     )
 
 

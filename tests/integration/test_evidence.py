@@ -335,6 +335,42 @@ def test_rights(world: World, row: dict, failing_figure: str | None) -> None:
         assert any(failing_figure.replace("_", " ") in f for f in result.findings)
 
 
+def test_rights_fails_when_an_erased_person_is_still_held(world: World) -> None:
+    """An erasure's tombstone (keyed pseudonym) against the personal zone: only a subject row
+    restricted for tax may remain."""
+    person = world.subject("erased@former.example")
+    key = world.key_of(person)
+    erased = {"subject_key": key, "request_id": "r-1", "erased_at": dt.datetime(2026, 9, 1)}
+    world.insert(s.erasure_tombstones, **erased)
+    result = world.check(checks.check_rights)
+    assert (result.figures["erasures"], result.figures["erased_subjects_still_held"]) == (1, 1)
+    assert not result.passed
+    assert "1 row(s): erased subjects still held" in result.findings
+    # Restricted for tax by the erasure: the subject row may stay.
+    world.insert(
+        s.legal_holds,
+        subject_key=key,
+        reason="tax records",
+        origin="erasure_restriction",
+        created_at=dt.datetime(2026, 9, 1),
+    )
+    assert world.check(checks.check_rights).passed
+    # A quarantined copy of the person's record may not.
+    world.insert(
+        s.quarantine,
+        source="crm.contacts",
+        source_ref="contacts_20260902.csv",
+        record_ref="row 2",
+        reason="bad_date: Create Date",
+        raw_record="{}",
+        run_id="ingest",
+        quarantined_at=dt.datetime(2026, 9, 2),
+        subject_key=key,
+    )
+    result = world.check(checks.check_rights)
+    assert result.figures["erased_subjects_in_quarantine"] == 1 and not result.passed
+
+
 def test_rights_are_judged_as_of_the_date(world: World) -> None:
     """A request completed late is not yet late, nor even received, on earlier dates."""
     world.request(received_at=dt.datetime(2026, 9, 1), completed_at=dt.datetime(2026, 10, 5))
