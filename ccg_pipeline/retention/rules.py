@@ -250,12 +250,18 @@ def former_customer_subject_ids(dates: SweepDates) -> sa.Select:
     return listed.union(sa.select(retired.c.subject_id))
 
 
-def _is_former_customer(subject_id: Any, dates: SweepDates) -> sa.ColumnElement[bool]:
-    """Listed as a retired customer's person, and not a customer again elsewhere since."""
+def _is_former_customer(
+    subject_id: Any, dates: SweepDates, *, has_no_login: bool = False
+) -> sa.ColumnElement[bool]:
+    """Listed as a retired customer's person, and not a customer again elsewhere since. With
+    `has_no_login` the caller already requires that the person has no portal login at all,
+    which implies the second part (and spares PostgreSQL a correlated anti-join per row)."""
+    former = sa.and_(subject_id.is_not(None), subject_id.in_(former_customer_subject_ids(dates)))
+    if has_no_login:
+        return former
     u = s.portal_users
     return sa.and_(
-        subject_id.is_not(None),
-        subject_id.in_(former_customer_subject_ids(dates)),
+        former,
         ~sa.exists().where(
             u.c.subject_id == subject_id, u.c.company_id.not_in(retiring_company_ids(dates))
         ),
@@ -320,7 +326,7 @@ def _inactive_prospect(dates: SweepDates) -> list[sa.ColumnElement[bool]]:
         ),
     )
     if dates.still_in_contact_rule == "prospect_inactive":
-        prospect = sa.or_(prospect, _is_former_customer(c.c.subject_id, dates))
+        prospect = sa.or_(prospect, _is_former_customer(c.c.subject_id, dates, has_no_login=True))
     return [
         prospect,
         # NOT EXISTS, not NOT IN (both columns are NOT NULL, so the same rows): once the portal's

@@ -208,19 +208,24 @@ def test_analyst_reads_statistics_and_is_refused_elsewhere(
 def test_retention_swept_the_ingested_rows(
     deployment: NativeDeployment, finished_runs: dict[str, dict]
 ) -> None:
-    """The API-triggered sweep ran after the ingest and removed what was past its deadline."""
+    """The sweeps removed what was past its deadline and left nothing due. Unpausing
+    `ccg_retention` also starts the run for the latest interval, as of today, which may reach
+    the ingested rows before the API-triggered run does: what counts is what the retention runs
+    removed together, and that the API-triggered one ran."""
     engine = sa.create_engine(deployment.warehouse_url())
     try:
         with engine.connect() as conn:
-            removed, remaining = conn.execute(
+            runs = conn.execute(
                 sa.text(
-                    "SELECT sum(deleted + anonymised), sum(expired_unheld_remaining)"
-                    " FROM ops.retention_checks WHERE run_id = 'api__ccg_retention'"
+                    "SELECT run_id, sum(deleted + anonymised), sum(expired_unheld_remaining)"
+                    " FROM ops.retention_checks GROUP BY run_id"
                 )
-            ).one()
+            ).all()
     finally:
         engine.dispose()
-    assert removed > 0 and remaining == 0
+    assert "api__ccg_retention" in {run for run, _, _ in runs}
+    assert sum(removed for _, removed, _ in runs) > 0
+    assert [run for run, _, remaining in runs if remaining] == []
 
 
 def test_evidence_findings_alert_by_email_through_the_connection(
