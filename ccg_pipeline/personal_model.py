@@ -689,7 +689,7 @@ PERSONAL_FILES: tuple[PersonalFiles, ...] = (
     ),
     PersonalFiles(
         "exports/marketing",
-        "marketing lists (emails of people who may be marketed to)",
-        "replaced by each run",
+        "the current marketing list (emails of people who may be marketed to)",
+        "replaced by each run; an erasure removes the person's lines at once",
     ),
 )

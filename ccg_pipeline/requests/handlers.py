@@ -340,6 +340,7 @@ def erase(settings: Settings, conn: Connection, request: Request, at: dt.datetim
         shutil.rmtree(folder)
     counts["files: earlier access exports"] = len(exports)
     counts["files: rejected request files"] = _delete_rejected_files(settings, request.email)
+    counts["files: marketing list lines"] = _drop_from_marketing_lists(settings, request.email)
     upsert_row(
         conn,
         s.erasure_tombstones,
@@ -400,9 +401,32 @@ def erase(settings: Settings, conn: Connection, request: Request, at: dt.datetim
 
 
 def _personal_folders(settings: Settings) -> list[Path]:
+    from ccg_pipeline.marketing import marketing_exports
     from ccg_pipeline.requests import inbox
 
-    return [exports_root(settings), inbox(settings), crm_outbox_dir(settings)]
+    return [
+        exports_root(settings),
+        marketing_exports(settings),
+        inbox(settings),
+        crm_outbox_dir(settings),
+    ]
+
+
+def _drop_from_marketing_lists(settings: Settings, email: str) -> int:
+    """The requester's lines of the current marketing list (the next list leaves them out
+    anyway, by the tombstone): the list is rewritten without them."""
+    from ccg_pipeline.marketing import marketing_exports
+
+    needle = email.strip().lower()
+    dropped = 0
+    folder = marketing_exports(settings)
+    for path in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if needle not in line.lower()]
+        if len(kept) != len(lines):
+            write_private(path, "".join(kept))
+            dropped += len(lines) - len(kept)
+    return dropped
 
 
 def _delete_rejected_files(settings: Settings, email: str) -> int:

@@ -280,3 +280,87 @@ def test_tax_records_restricted_by_an_erasure_are_deleted_when_retention_is_due(
     run_retention(settings, dt.date(2045, 1, 1), "retention-2045")
     assert not present(erased)
     assert present(restricted)
+
+
+def test_an_erasure_reaches_quarantine_and_files_and_is_not_done_while_anything_is_left(
+    demo_sources: Path, tmp_path: Path, settings_for
+) -> None:
+    """An erased prospect's quarantined record, earlier access export, rejected request file
+    and marketing-list line all go; while a copy the erasure cannot reach remains, the request
+    stays verified (the erasure oracle), and it completes once that copy is gone."""
+    from ccg_pipeline.ingest import ingest_source
+    from ccg_pipeline.ingest.common import pseudonym
+    from ccg_pipeline.marketing import marketing_exports
+    from ccg_pipeline.requests.handlers import crm_outbox_dir, exports_root
+    from ccg_pipeline.requests.intake import parse_submission, submit
+
+    url = f"sqlite:///{tmp_path / 'wh' / 'main.db'}"
+    sources = tmp_path / "sources"
+    shutil.copytree(demo_sources, sources)
+    settings = settings_for(url, sources)
+    engine = create_warehouse_engine(url)
+    migrate.upgrade(engine)
+    for source in ("portal", "crm"):
+        ingest_source(settings, source, run_id="load", window_start=None, window_end=NOW)
+    email = _emails(url)["erase_prospect"]
+    key = pseudonym(settings.pseudonym_key, normalise_email(email))
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(s.quarantine).values(
+                source="crm.contacts",
+                source_ref="contacts_20261120.csv",
+                record_ref="row 9",
+                reason="bad_date: Create Date",
+                raw_record="{}",  # found by the key read from the record, not by its text
+                run_id="load",
+                quarantined_at=NOW,
+                subject_key=key,
+            )
+        )
+
+    def request(kind: str) -> str:
+        request_id = submit(
+            engine,
+            settings.pseudonym_key,
+            parse_submission(kind, email, None, received_at=NOW, source="cli"),
+        )
+        requests.verify(engine, request_id, NOW)
+        return request_id
+
+    try:
+        request("access")
+        assert requests.process_requests(engine, settings, NOW).handled == {"access": 1}
+        rejected = requests.inbox(settings) / "rejected"
+        rejected.mkdir(parents=True)
+        (rejected / "typo.json").write_text(json.dumps({"type": "erasee", "email": email}))
+        marketing_exports(settings).mkdir(parents=True)
+        (marketing_exports(settings) / "marketing-list-2026-11-23.csv").write_text(
+            f"email,first_name,basis\n{email},A,consent\nother@example.org,B,consent\n"
+        )
+        # A copy nothing in the pipeline should ever write: the erasure must not call itself done.
+        crm_outbox_dir(settings).mkdir(parents=True)
+        stray = crm_outbox_dir(settings) / "stray.txt"
+        stray.write_text(f"call {email.upper()} back\n")
+
+        erase_id = request("erase")
+        report = requests.process_requests(engine, settings, NOW)
+        assert report.failed == [erase_id]
+        assert _statuses(url)[f"erase/{erase_id}"] == "verified"
+        stray.unlink()
+        report = requests.process_requests(engine, settings, NOW)
+        assert report.failed == [] and report.handled == {"erase": 1}
+    finally:
+        engine.dispose()
+    assert _statuses(url)[f"erase/{erase_id}"] in {"completed", "awaiting_crm"}
+    assert query(url, f"SELECT count(*) FROM personal.quarantine WHERE subject_key = '{key}'") == [
+        (0,)
+    ]
+    needle = email.lower()
+    for folder in (exports_root(settings), requests.inbox(settings), marketing_exports(settings)):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                assert needle not in path.read_text(encoding="utf-8").lower(), path.name
+    assert (
+        "other@example.org"
+        in (marketing_exports(settings) / "marketing-list-2026-11-23.csv").read_text()
+    )
