@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from retention_world import World, midday
 
 from ccg_pipeline.config import DEV_PSEUDONYM_KEY
+from ccg_pipeline.evidence.checks import CheckContext, check_retention
 from ccg_pipeline.evidence.oracles import judge_retention
 from ccg_pipeline.ingest.common import pseudonym
 from ccg_pipeline.policy import load_notice
@@ -234,6 +235,27 @@ PLANTS = {
         run_id="ingest",
         quarantined_at=midday(D(2026, 1, 1)),
     ),
+    "personal.crm_companies": lambda w, n: _insert(
+        w,
+        s.crm_companies,
+        crm_company_id=n,
+        name="Nobody Names Us Ltd",
+        country="GB",
+        created_at=midday(D(2020, 1, 1)),
+        export_date=AS_OF,
+    ),
+    "personal.request_payloads": lambda w, n: (
+        _insert(
+            w,
+            s.subject_requests,
+            request_id=f"r{n}",
+            request_type="access",
+            subject_key="k",
+            status="completed",
+            received_at=midday(D(2026, 10, 1)),
+        ),
+        _insert(w, s.request_payloads, request_id=f"r{n}", email=f"r{n}@x.example"),
+    ),
     "personal.subjects": lambda w, n: _insert(
         w,
         s.subjects,
@@ -264,12 +286,27 @@ def test_n_ret_disagrees_when_the_sweep_skips_a_table(
     w = World(warehouse_url)
     w.customer(LONG_AGO)
     original = rules.targets
-    monkeypatch.setattr(
-        "ccg_pipeline.retention.sweep.targets",
-        lambda notice=None: [t for t in original(notice) if t.table is not s.contracts],
-    )
+
+    def skipping(notice=None):
+        return [t for t in original(notice) if t.table is not s.contracts]
+
+    # The sweep and its own check both lose the table, as a bug in the targets would make them.
+    monkeypatch.setattr("ccg_pipeline.retention.sweep.targets", skipping)
+    monkeypatch.setattr("ccg_pipeline.retention.rules.targets", skipping)
     _sweep(w)  # passes its own check: it never looks at contracts
     assert _oracle(w).by_table() == {"personal.contracts": 1}
+    # N-RET: the sweep's own predicates agree with the skipping sweep, the oracle does not.
+    with w.engine.connect() as conn:
+        ctx = CheckContext(conn, None, NOTICE, AS_OF, "evidence")  # type: ignore[arg-type]
+        result = check_retention(ctx)
+    assert not result.passed
+    assert "customer_basic personal.contracts" not in result.figures["expired_unheld_by_target"]
+    assert result.figures["expired_unheld_rows"] == 0
+    assert result.figures["disagreements"] == 1
+    assert result.findings == [
+        "oracle: 1 row(s) past their deadline under customer_basic in personal.contracts",
+        "sweep and oracle disagree on personal.contracts: sweep 0, oracle 1",
+    ]
 
 
 # --- a generated world ----------------------------------------------------------------------
