@@ -749,7 +749,9 @@ def _access_sqlite(ctx: CheckContext, allowed: dict[str, set[str]]) -> ClauseRes
     if analyst_copy.exists():
         with sa.create_engine(f"sqlite:///{analyst_copy}").connect() as conn:
             names = sa.inspect(conn).get_table_names()
-        published = {t.name for _b, t in s.PUBLISHED} | {s.publications.name}
+        from ccg_pipeline.statistics.dictionary import analyst_tables
+
+        published = {t.name for t in analyst_tables()}
         extra_tables = sorted(set(names) - published)
         if extra_tables:
             violations.append(f"the analyst file holds {len(extra_tables)} non-statistics table(s)")

@@ -74,6 +74,7 @@ def _report_row(run_id: str, as_of: dt.date, built: Any) -> dict[str, Any]:
 
 def build_in_staging(engine: Engine, as_of: dt.date, run_id: str) -> dict[str, int]:
     """Rebuild every staging table for `as_of` in one transaction (rerunnable). Returns rows."""
+    from ccg_pipeline.statistics import freeze
     from ccg_pipeline.statistics.build import BUILDERS, StatisticsContext
 
     notice = load_notice()
@@ -81,7 +82,7 @@ def build_in_staging(engine: Engine, as_of: dt.date, run_id: str) -> dict[str, i
     with write_transaction(engine) as conn:
         ctx = StatisticsContext.create(conn, notice, as_of)
         for name, builder in BUILDERS.items():
-            built = builder(ctx)
+            built = freeze.release(conn, builder(ctx), as_of)
             faults.reach(f"statistics.build.{name}", conn)
             conn.execute(sa.delete(built.build))
             if len(built.frame):
@@ -99,10 +100,11 @@ def build_in_staging(engine: Engine, as_of: dt.date, run_id: str) -> dict[str, i
             upsert_row(conn, s.statistics_reports, _report_row(run_id, as_of, built))
             rows[name] = len(built.frame)
             log.info(
-                "built staging.%s: %d rows, %d cells suppressed (%d primary, %d secondary), "
-                "%d records dropped by local suppression",
+                "built staging.%s: %d rows (%d of final periods, unchanged), %d cells suppressed "
+                "(%d primary, %d secondary), %d records dropped by local suppression",
                 built.build.name,
                 len(built.frame),
+                built.frozen_rows,
                 built.primary + built.secondary,
                 built.primary,
                 built.secondary,
@@ -127,6 +129,7 @@ def _assert_publishable(conn: Connection, run_id: str) -> dt.date:
 
 def publish(engine: Engine, run_id: str, *, export_to: Path | None = None) -> Publication:
     """Swap the validated staging tables in, all in one transaction."""
+    from ccg_pipeline.statistics import freeze
     from ccg_pipeline.statistics.access import ensure_analyst_role
 
     notice = load_notice()
@@ -155,6 +158,7 @@ def publish(engine: Engine, run_id: str, *, export_to: Path | None = None) -> Pu
                 "tables": json.dumps(tables, sort_keys=True),
             },
         )
+        frozen_now = freeze.record(conn, as_of, run_id)
         audit(
             conn,
             run_id=run_id,
@@ -168,7 +172,13 @@ def publish(engine: Engine, run_id: str, *, export_to: Path | None = None) -> Pu
     if engine.dialect.name == "sqlite":
         checkpoint(engine)
         analyst_file = export_statistics_file(engine, export_to) if export_to else None
-    log.info("published statistics as of %s for run %s: %s", as_of, run_id, tables)
+    log.info(
+        "published statistics as of %s for run %s: %s; %d period(s) final from now on",
+        as_of,
+        run_id,
+        tables,
+        frozen_now,
+    )
     return Publication(run_id, as_of, tables, analyst_file)
 
 

@@ -82,6 +82,8 @@ class BuiltTable:
     precision_loss: float = 0.0
     min_group_size: int | None = None
     min_l_diversity: int | None = None
+    # Rows of final periods carried over unchanged from the published table (`freeze`).
+    frozen_rows: int = 0
 
 
 def protect_rows(

@@ -49,6 +49,12 @@ EXAMPLES: dict[str, tuple[str, str]] = {
         "SELECT region, status, COUNT(*) AS customers\n"
         "FROM customer_profiles\nGROUP BY region, status\nORDER BY customers DESC",
     ),
+    "frozen_periods": (
+        "Which periods are final (their figures never change again)",
+        "SELECT table_name, MIN(period) AS first_final, MAX(period) AS last_final,\n"
+        "       COUNT(*) AS final_periods\n"
+        "FROM frozen_periods\nGROUP BY table_name\nORDER BY table_name",
+    ),
     "publications": (
         "What you are reading: the newest publication",
         "SELECT as_of, published_at, k, min_cell\n"
@@ -60,7 +66,7 @@ DEMO_EXAMPLE = "revenue_by_service_month"
 
 
 def analyst_tables() -> list[sa.Table]:
-    return [published for _build, published in s.PUBLISHED] + [s.publications]
+    return [published for _build, published in s.PUBLISHED] + [s.publications, s.frozen_periods]
 
 
 def _type(column: sa.Column) -> str:
@@ -81,6 +87,13 @@ def render() -> str:
         "A NULL count means **suppressed**: the count was between 1 and the minimum cell size "
         "(the policy's `min_cell_count`, 10 by default), or the row was hidden so that a suppressed one cannot be worked out from totals. "
         "Sum visible cells for a lower bound, never subtract them from a total. Zero means none.",
+        "",
+        "Only **closed** periods are published (a day, month or quarter that has ended; request "
+        "months three months after they end, when every request in them is due). A closed "
+        "period's rows are computed once, at the first release after it closes, and then "
+        "published unchanged in every later release, whatever happens to the people behind "
+        "them: `frozen_periods` lists the final periods. `customer_profiles` is a snapshot, "
+        "rebuilt each release.",
         "",
     ]
     for table in analyst_tables():

@@ -804,6 +804,19 @@ publications = sa.Table(
     comment="One row per publication of the statistics zone; the newest is what you are reading.",
 )
 
+frozen_periods = sa.Table(
+    "frozen_periods",
+    metadata,
+    sa.Column("table_name", sa.Text, primary_key=True, comment="Published table."),
+    sa.Column("period", sa.Text, primary_key=True, comment="Its period (day, month or quarter)."),
+    sa.Column("frozen_as_of", sa.Date, nullable=False, comment="As-of date of the release."),
+    sa.Column("run_id", sa.Text, nullable=False, comment="Run that first published it."),
+    schema=STATISTICS,
+    comment="Periods whose figures are final: once a closed period is published, its rows are "
+    "published unchanged in every later release, whatever happens to the people behind them "
+    "(erasure, restriction, objection, retention). Periods not listed here are not published.",
+)
+
 # Published statistics tables, paired with their staging builds, in publication order.
 PUBLISHED = (
     (build_customers_by_quarter, customers_by_quarter),
@@ -821,6 +834,9 @@ STATISTICS_TABLES = (
     *(table for pair in PUBLISHED for table in pair),
     publications,
 )
+
+# Added by migration 0009 (closed periods frozen).
+FREEZE_TABLES = (frozen_periods,)
 
 # Added by migration 0005 (the validation gate).
 VALIDATION_TABLES = (validation_results,)

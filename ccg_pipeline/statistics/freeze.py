@@ -1,0 +1,131 @@
+"""Closed periods are published once and then frozen (N-AGG against an attacker who keeps every
+release).
+
+An analyst who keeps each day's release can subtract one from the next. If a figure of a past
+month moves because one company was erased, restricted or retired in between, the difference is
+that company's contribution, however large the cell. So a release holds only **closed** periods
+(a day, month or quarter that has ended, plus a lag where late events still land in it), and a
+closed period is computed once, at the first release after it closes: from then on every release
+carries its rows unchanged, read back from the published table, whatever happens to the people
+behind them. The periods that are final are listed in `statistics.frozen_periods`, which analysts
+can read. Anonymised figures may be kept indefinitely (N-ANON); retention, erasure, restriction
+and objection change only periods not published yet.
+
+`customer_profiles` has no period: it is a snapshot of customers, and is rebuilt each release.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ccg_pipeline.warehouse import schema as s
+
+
+class FrozenPeriodMissing(RuntimeError):
+    """A period the ledger says is final has no rows in the published table: publishing would
+    change a final figure, so the build stops (counts and ids only)."""
+
+
+def _month_end(label: str) -> dt.date:
+    year, month = (int(p) for p in label.split("-"))
+    return dt.date(year, month, calendar.monthrange(year, month)[1])
+
+
+def _quarter_end(label: str) -> dt.date:
+    year, quarter = label.split("-Q")
+    return _month_end(f"{year}-{int(quarter) * 3:02d}")
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    return dt.date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
+@dataclass(frozen=True)
+class PeriodSpec:
+    """A published table's period column, and the last day of a period's data."""
+
+    column: str
+    ends: Callable[[str], dt.date]
+    # Months after the period ends during which its figures can still change (requests are
+    # completed up to three months after they arrive: one month plus a two-month extension).
+    lag_months: int = 0
+
+    def closed(self, label: Any, as_of: dt.date) -> bool:
+        return _add_months(self.ends(str(label)), self.lag_months) <= as_of
+
+
+PERIODS: dict[str, PeriodSpec] = {
+    "customers_by_quarter": PeriodSpec("quarter", _quarter_end),
+    "revenue_by_service_month": PeriodSpec("month", _month_end),
+    "web_traffic_daily": PeriodSpec("day", lambda label: dt.date.fromisoformat(label[:10])),
+    "marketing_consent_monthly": PeriodSpec("month", _month_end),
+    "subject_requests_monthly": PeriodSpec("month", _month_end, lag_months=3),
+}
+
+
+def frozen(conn: Connection, table_name: str) -> set[str]:
+    f = s.frozen_periods
+    return set(conn.execute(sa.select(f.c.period).where(f.c.table_name == table_name)).scalars())
+
+
+def _published_rows(conn: Connection, published: sa.Table, column: str, periods: set[str]):
+    if not periods:
+        return pd.DataFrame(columns=[c.name for c in published.columns])
+    result = conn.execute(sa.select(published))
+    rows = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    return rows[rows[column].astype(str).isin(periods)]
+
+
+def release(conn: Connection, built: Any, as_of: dt.date) -> Any:
+    """The rows this release publishes for one table: its frozen periods as published, plus the
+    periods closed since, as computed now. Open periods are left out."""
+    name = built.build.name.removeprefix("build_")
+    spec = PERIODS.get(name)
+    if spec is None:
+        return built
+    published = s.metadata.tables[f"{s.STATISTICS}.{name}"]
+    final = frozen(conn, name)
+    old = _published_rows(conn, published, spec.column, final)
+    missing = final - set(old[spec.column].astype(str))
+    if missing:
+        raise FrozenPeriodMissing(
+            f"statistics.{name}: {len(missing)} final period(s) have no published rows"
+        )
+    labels = built.frame[spec.column].astype(str)
+    new = built.frame[
+        ~labels.isin(final) & labels.map(lambda label: spec.closed(label, as_of)).astype(bool)
+    ]
+    columns = list(built.frame.columns)
+    frame = pd.concat([old[columns], new], ignore_index=True) if len(old) else new
+    frame = frame.sort_values(s.dimensions_of(built.build), kind="stable").reset_index(drop=True)
+    return replace(built, frame=frame, cells=len(frame), frozen_rows=len(old))
+
+
+def record(conn: Connection, as_of: dt.date, run_id: str) -> int:
+    """After a publication: every closed period it published is final from now on."""
+    added = 0
+    for name, spec in PERIODS.items():
+        published = s.metadata.tables[f"{s.STATISTICS}.{name}"]
+        column = sa.select(published.c[spec.column]).distinct()
+        labels = {str(v) for v in conn.execute(column).scalars()}
+        new = sorted(label for label in labels - frozen(conn, name) if spec.closed(label, as_of))
+        if new:
+            conn.execute(
+                sa.insert(s.frozen_periods),
+                [
+                    {"table_name": name, "period": label, "frozen_as_of": as_of, "run_id": run_id}
+                    for label in new
+                ],
+            )
+        added += len(new)
+    return added
