@@ -316,14 +316,13 @@ def opted_out_before(before: dt.datetime, *, as_of_only: bool = False) -> sa.Sel
 def _inactive_prospect(dates: SweepDates) -> list[sa.ColumnElement[bool]]:
     """CRM contacts who never bought (no portal account), or people of retired customers when
     the policy keeps them as prospects, inactive past the window."""
-    c, u, co = s.crm_contacts, s.portal_users, s.companies
+    c, u = s.crm_contacts, s.portal_users
     # A contact the CRM calls a customer whose company the warehouse does not hold (never
     # loaded, quarantined, or retired) has nothing left that makes it a customer's record.
     prospect = sa.or_(
         c.c.lifecycle_stage != "customer",
-        ~sa.exists().where(
-            sa.func.lower(sa.func.trim(co.c.name)) == sa.func.lower(sa.func.trim(c.c.company_name))
-        ),
+        c.c.company_name.is_(None),
+        _name_key(c.c.company_name).not_in(_held_company_names()),
     )
     if dates.still_in_contact_rule == "prospect_inactive":
         prospect = sa.or_(prospect, _is_former_customer(c.c.subject_id, dates, has_no_login=True))
@@ -506,11 +505,15 @@ def _former_customer_contacts(d: SweepDates) -> sa.ColumnElement[bool]:
     )
 
 
-def _same_company_name(crm: Any, company: Any) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        sa.func.lower(sa.func.trim(crm.c.name)) == sa.func.lower(sa.func.trim(company.c.name)),
-        sa.func.coalesce(crm.c.country, "") == company.c.country,
-    )
+def _name_key(name: Any) -> sa.ColumnElement[str]:
+    """A company name as names are matched across the portal and the CRM."""
+    return sa.func.lower(sa.func.trim(name))
+
+
+def _held_company_names(*where: sa.ColumnElement[bool]) -> sa.Select:
+    # Matched with IN against one uncorrelated list (built once per statement), not by a
+    # correlated lookup per row: no index serves lower(trim(name)).
+    return sa.select(_name_key(s.companies.c.name)).where(*where)
 
 
 def _crm_company_of_retired_customer(d: SweepDates) -> sa.ColumnElement[bool]:
@@ -518,23 +521,27 @@ def _crm_company_of_retired_customer(d: SweepDates) -> sa.ColumnElement[bool]:
     is not retiring has the same name and country."""
     cr, c = s.crm_companies, s.companies
     retiring = retiring_company_ids(d)
+    crm_key = sa.tuple_(_name_key(cr.c.name), sa.func.coalesce(cr.c.country, ""))
+
+    def keys(*where: sa.ColumnElement[bool]) -> sa.Select:
+        return sa.select(_name_key(c.c.name), c.c.country).where(*where)
+
     return sa.and_(
-        sa.exists().where(_same_company_name(cr, c), c.c.company_id.in_(retiring)),
-        ~sa.exists().where(_same_company_name(cr, c), c.c.company_id.not_in(retiring)),
+        crm_key.in_(keys(c.c.company_id.in_(retiring))),
+        crm_key.not_in(keys(c.c.company_id.not_in(retiring))),
     )
 
 
 def _crm_company_unlinked(d: SweepDates) -> sa.ColumnElement[bool]:
     """A CRM company record naming no company held and no CRM contact, created before the
     prospect cutoff."""
-    cr, c, cc = s.crm_companies, s.companies, s.crm_contacts
+    cr, cc = s.crm_companies, s.crm_contacts
+    named_by_contacts = sa.select(_name_key(cc.c.company_name)).where(
+        cc.c.company_name.is_not(None)
+    )
     return sa.and_(
-        ~sa.exists().where(
-            sa.func.lower(sa.func.trim(c.c.name)) == sa.func.lower(sa.func.trim(cr.c.name))
-        ),
-        ~sa.exists().where(
-            sa.func.lower(sa.func.trim(cc.c.company_name)) == sa.func.lower(sa.func.trim(cr.c.name))
-        ),
+        _name_key(cr.c.name).not_in(_held_company_names()),
+        _name_key(cr.c.name).not_in(named_by_contacts),
         cr.c.created_at < d.before_end_of("prospect_inactive"),
     )
 
