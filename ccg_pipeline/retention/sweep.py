@@ -338,17 +338,18 @@ def _delete_and_anonymise_in_one_pass(
 def _finish(conn: Connection, dates: SweepDates) -> int:
     """Drop finished companies from the worklist and subjects no table refers to any more."""
     w = s.retention_worklist
-    # NOT EXISTS, not NOT IN: PostgreSQL cannot turn NOT IN over a large subquery into an anti
-    # join (NULL semantics), and hashes or rescans it instead; every column compared is NOT NULL
-    # or filtered, so the result is the same.
+    # Listed companies no table holds any more, as one set difference: correlated with each
+    # worklist entry, SQLite rebuilt the union of every company-keyed table once per entry
+    # (5 s at 2,000 companies), and PostgreSQL may rescan a large NOT IN list per row.
     keys = company_keys().subquery("company_keys")
-    conn.execute(
-        sa.delete(w).where(
-            w.c.rule_id == "customer_basic",
-            w.c.entity == "company",
-            ~sa.exists().where(keys.c.company_id == w.c.entity_id),
-        )
+    companies = [w.c.rule_id == "customer_basic", w.c.entity == "company"]
+    gone = (
+        sa.select(w.c.entity_id)
+        .where(*companies)
+        .except_(sa.select(keys.c.company_id))
+        .subquery("gone")
     )
+    conn.execute(sa.delete(w).where(*companies, w.c.entity_id.in_(sa.select(gone.c.entity_id))))
     # Opted-out subjects are re-derived each run (a held one keeps its opt-out events until then).
     conn.execute(sa.delete(w).where(w.c.rule_id == "marketing_after_opt_out"))
     subj = s.subjects
