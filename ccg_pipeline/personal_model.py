@@ -618,10 +618,13 @@ def uncovered(notice_rules: Iterable[Any], metadata: sa.MetaData = s.metadata) -
             if rule != "orphaned_subjects" and rule not in rules:
                 problems.append(f"{name}: retention rule {rule!r} is not in the policy")
     declared = {(rule, t) for rule, tables in rules.items() for t in tables}
-    modelled = {(rule, n.split(".", 1)[1]) for n, spec in TABLES.items() for rule in spec.retention}
-    for rule, table in sorted(
-        declared ^ (modelled - {(r, t) for r, t in modelled if r == "orphaned_subjects"})
-    ):
+    modelled = {
+        (rule, n.split(".", 1)[1])
+        for n, spec in TABLES.items()
+        for rule in spec.retention
+        if rule != "orphaned_subjects"
+    }
+    for rule, table in sorted(declared ^ modelled):
         side = "the policy only" if (rule, table) in declared else "the model only"
         problems.append(f"{rule} on {table}: in {side}")
     return problems

@@ -218,8 +218,9 @@ def judge_retention(conn: Connection, notice: Notice, as_of: dt.date) -> Retenti
         report.overdue[(rule, table)] += n
 
     # Company-keyed tables: due with their company.
+    tables = personal_model.personal_tables()
     for name, spec in personal_model.TABLES.items():
-        table = personal_model.personal_tables()[name]
+        table = tables[name]
         if spec.company_column is None or name == "personal.quarantine":
             continue
         column = table.c[spec.company_column]

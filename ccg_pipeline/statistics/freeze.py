@@ -26,6 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ccg_pipeline.retention.deadlines import add_months
 from ccg_pipeline.warehouse import schema as s
 
 
@@ -44,12 +45,6 @@ def _quarter_end(label: str) -> dt.date:
     return _month_end(f"{year}-{int(quarter) * 3:02d}")
 
 
-def _add_months(day: dt.date, months: int) -> dt.date:
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    return dt.date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
-
-
 @dataclass(frozen=True)
 class PeriodSpec:
     """A published table's period column, and the last day of a period's data."""
@@ -61,7 +56,7 @@ class PeriodSpec:
     lag_months: int = 0
 
     def closed(self, label: Any, as_of: dt.date) -> bool:
-        return _add_months(self.ends(str(label)), self.lag_months) <= as_of
+        return add_months(self.ends(str(label)), self.lag_months) <= as_of
 
 
 PERIODS: dict[str, PeriodSpec] = {
