@@ -211,6 +211,24 @@ class ZoneAccess(Cited):
     decided_by: Decision
 
 
+class Perturbation(Strict):
+    """Cell-key perturbation of published counts and sums (N-AGG, `anonymise.cellkey`) and the
+    protection levels the release audit enforces (`anonymise.audit`)."""
+
+    # A count moves by at most this much, with this variance, and no published count is between
+    # zero and `smallest_published_count` (a true 1 comes out as 0 or as 3 or more).
+    max_count_noise: int = Field(3, ge=0, le=10)
+    count_noise_variance: float = Field(1.5, ge=0)
+    smallest_published_count: int = Field(3, ge=1)
+    # A sum moves by between floor x scale and scale times its largest contribution.
+    sum_noise_scale: float = Field(0.2, ge=0, le=1)
+    sum_noise_floor: float = Field(0.5, ge=0, le=1)
+    # The audit fails a release where an attacker, from everything published, narrows a count to
+    # an interval narrower than this, or a sum's largest contribution to less than this share.
+    count_protection_width: int = Field(2, ge=1)
+    sum_protection_share: float = Field(0.1, ge=0, le=1)
+
+
 class Settings(Strict):
     k_anonymity: int = Field(10, ge=2)
     min_cell_count: int = Field(10, ge=1)
@@ -218,6 +236,7 @@ class Settings(Strict):
     ipv6_prefix_bits: int = Field(48, ge=0, le=128)
     request_due_months: int = Field(1, ge=1)
     request_max_extension_months: int = Field(2, ge=0)
+    perturbation: Perturbation = Perturbation()
 
 
 class Notice(Strict):

@@ -72,15 +72,19 @@ def _report_row(run_id: str, as_of: dt.date, built: Any) -> dict[str, Any]:
     }
 
 
-def build_in_staging(engine: Engine, as_of: dt.date, run_id: str) -> dict[str, int]:
-    """Rebuild every staging table for `as_of` in one transaction (rerunnable). Returns rows."""
+def build_in_staging(
+    engine: Engine, as_of: dt.date, run_id: str, *, cell_key_secret: str | None = None
+) -> dict[str, int]:
+    """Rebuild every staging table for `as_of` in one transaction (rerunnable). Returns rows.
+    `cell_key_secret` keys the perturbation's record keys (default: the pseudonymisation key)."""
     from ccg_pipeline.statistics import freeze
     from ccg_pipeline.statistics.build import BUILDERS, StatisticsContext
 
     notice = load_notice()
+    secret = cell_key_secret or Settings.from_env().pseudonym_key
     rows: dict[str, int] = {}
     with write_transaction(engine) as conn:
-        ctx = StatisticsContext.create(conn, notice, as_of)
+        ctx = StatisticsContext.create(conn, notice, as_of, secret)
         for name, builder in BUILDERS.items():
             built = freeze.release(conn, builder(ctx), as_of)
             faults.reach(f"statistics.build.{name}", conn)
@@ -100,11 +104,13 @@ def build_in_staging(engine: Engine, as_of: dt.date, run_id: str) -> dict[str, i
             upsert_row(conn, s.statistics_reports, _report_row(run_id, as_of, built))
             rows[name] = len(built.frame)
             log.info(
-                "built staging.%s: %d rows (%d of final periods, unchanged), %d cells suppressed "
-                "(%d primary, %d secondary), %d records dropped by local suppression",
+                "built staging.%s: %d rows (%d of final periods, unchanged), %d cells perturbed, "
+                "%d cells suppressed (%d primary, %d secondary), %d records dropped by local "
+                "suppression",
                 built.build.name,
                 len(built.frame),
                 built.frozen_rows,
+                built.perturbed,
                 built.primary + built.secondary,
                 built.primary,
                 built.secondary,
@@ -213,7 +219,7 @@ def _statistics_run(settings: Settings) -> Iterator[Engine]:
 
 def build_statistics(settings: Settings, as_of: dt.date, run_id: str) -> dict[str, int]:
     with _statistics_run(settings) as engine:
-        return build_in_staging(engine, as_of, run_id)
+        return build_in_staging(engine, as_of, run_id, cell_key_secret=settings.pseudonym_key)
 
 
 def validate_statistics(settings: Settings, run_id: str) -> dict[str, Any]:

@@ -2,11 +2,13 @@
 
 Each builder reads the personal zone (live rows, minus held subjects: a hold excludes a person
 from all processing but storage) and the anonymised roll-ups in staging (the statistical value of
-rows retention has deleted), as of one date. Counts are then protected row by row: a row with any
-count between 1 and the threshold is suppressed whole (primary), and more rows are suppressed so
-no margin group hides exactly one (secondary, `anonymise.cells`). Whole rows, because a row's
-counts are tied to each other (active customers follow from new and ceased ones), so hiding one
-count alone could be undone from its neighbours.
+rows retention has deleted), as of one date. Every count and sum is then protected by cell-key
+perturbation (`anonymise.cellkey`): the noise of a cell is a function of who contributes to it, so
+the same contributors always get the same noise and no count of 1 or 2 is ever published. Sums
+whose cell has fewer contributors than the minimum cell size are suppressed as whole rows, with
+secondary suppression (`anonymise.cells`). `customer_profiles`, record-level, is k-anonymous.
+The release audit in the validation gate (`validation.release_audit`) then proves, by linear
+programming over everything published, that no cell can be narrowed below the protection level.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ccg_pipeline.anonymise import hierarchies as h
+from ccg_pipeline.anonymise.cellkey import KEY_SPACE, CellKeyPerturbation, record_keys
 from ccg_pipeline.anonymise.cells import suppression_pattern
 from ccg_pipeline.anonymise.kanon import QuasiIdentifier, enforce_k_anonymity, min_l_diversity
 from ccg_pipeline.policy.models import Notice
@@ -46,12 +49,28 @@ class StatisticsContext:
     k: int
     min_cell: int
     dates: SweepDates
+    perturbation: CellKeyPerturbation
+    # Keys the record keys (`anonymise.cellkey`); without it nobody can compute a cell's noise.
+    secret: str = field(repr=False)
 
     @classmethod
-    def create(cls, conn: Connection, notice: Notice, as_of: dt.date) -> StatisticsContext:
+    def create(
+        cls, conn: Connection, notice: Notice, as_of: dt.date, secret: str
+    ) -> StatisticsContext:
         dates = SweepDates.for_date(notice, as_of, use_worklist=False)
         settings = notice.settings
-        return cls(conn, as_of, settings.k_anonymity, settings.min_cell_count, dates)
+        return cls(
+            conn,
+            as_of,
+            settings.k_anonymity,
+            settings.min_cell_count,
+            dates,
+            CellKeyPerturbation(settings.perturbation),
+            secret,
+        )
+
+    def record_keys(self, ids: pd.Series, domain: str) -> np.ndarray:
+        return record_keys(ids.astype(str), secret=self.secret, domain=domain)
 
     @property
     def end(self) -> dt.datetime:
@@ -84,6 +103,8 @@ class BuiltTable:
     min_l_diversity: int | None = None
     # Rows of final periods carried over unchanged from the published table (`freeze`).
     frozen_rows: int = 0
+    # Count and sum cells published with cell-key noise.
+    perturbed: int = 0
 
 
 def protect_rows(
@@ -111,33 +132,71 @@ def protect_rows(
     return out, report.primary, report.secondary
 
 
+def cell_key_column(
+    table: pd.DataFrame, records: pd.DataFrame, dimensions: list[str], key: str = "key"
+) -> np.ndarray:
+    """Cell key of each row of `table`: the sum of the record keys (`records[key]`) of the records
+    sharing its dimensions, modulo the key space. Rows without records get 0."""
+    sums = records.groupby(dimensions, sort=False, dropna=False)[key].sum() % KEY_SPACE
+    aligned = table[dimensions].merge(
+        sums.rename("_cell_key").reset_index(), on=dimensions, how="left"
+    )
+    return aligned["_cell_key"].fillna(0).to_numpy(dtype=np.int64)
+
+
 def protected(
     ctx: StatisticsContext,
     build: sa.Table,
     frame: pd.DataFrame,
     *,
     records_in: int,
+    cell_keys: dict[str, np.ndarray],
+    top: pd.Series | None = None,
     driver: pd.Series | None = None,
+    derive: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> BuiltTable:
-    """`protect_rows` with everything read from the table definition: the primary key is the
-    dimensions, count and sum columns (`Column.info`) are suppressed as integers, and every other
-    column (rates, medians) goes with its row."""
+    """Perturb every count and sum column (`Column.info` kind) by its cell key, recompute the
+    derived columns (`derive`, e.g. rates) from the perturbed figures, drop rows that came out
+    all zero, and suppress whole rows whose sums have fewer contributors (`driver`) than the
+    minimum cell size. Sums are perturbed by their largest contribution (`top`)."""
     dimensions = s.dimensions_of(build)
     counts = s.columns_of_kind(build, s.COUNT)
     sums = s.columns_of_kind(build, s.SUM)
-    if sums and driver is None:
-        raise ValueError(f"{build.name} has sums, so it needs a contributor count to judge by")
-    dependents = tuple(c.name for c in build.columns if c.name not in {*dimensions, *counts, *sums})
-    frame, primary, secondary = protect_rows(
-        frame[[c.name for c in build.columns]],
-        dimensions,
-        counts + sums,
-        ctx.min_cell,
-        driver=driver,
-        dependents=dependents,
-    )
+    if sums and (driver is None or top is None):
+        raise ValueError(f"{build.name} has sums: it needs contributor counts and top values")
+    frame = frame.reset_index(drop=True).copy()
+    for column in counts:
+        frame[column] = ctx.perturbation.counts(frame[column].to_numpy(), cell_keys[column])
+    for column in sums:
+        frame[column] = ctx.perturbation.sums(
+            frame[column].to_numpy(), top.to_numpy(), cell_keys[column]
+        )
+    if derive is not None:
+        frame = derive(frame)
+    kept = frame[counts + sums].any(axis=1).to_numpy()
+    frame = frame[kept].reset_index(drop=True)
+    primary = secondary = 0
+    if driver is not None:
+        dependents = tuple(
+            c.name for c in build.columns if c.name not in {*dimensions, *counts, *sums}
+        )
+        frame, primary, secondary = protect_rows(
+            frame[[c.name for c in build.columns]],
+            dimensions,
+            counts + sums,
+            ctx.min_cell,
+            driver=driver.reset_index(drop=True)[kept].reset_index(drop=True),
+            dependents=dependents,
+        )
+    frame = frame[[c.name for c in build.columns]]
     return BuiltTable(
-        build, frame, cells=len(frame), primary=primary, secondary=secondary, records_in=records_in
+        build,
+        frame,
+        cells=len(frame),
+        primary=primary,
+        secondary=secondary,
+        records_in=records_in,
+        perturbed=int(frame[counts + sums].notna().sum().sum()),
     )
 
 
@@ -162,6 +221,7 @@ def customers_by_quarter(ctx: StatisticsContext) -> BuiltTable:
     c, anon = s.companies, s.anon_customers
     live = ctx.frame(
         sa.select(
+            c.c.company_id,
             c.c.country,
             sa.func.coalesce(c.c.sector, "unknown").label("sector"),
             c.c.created_at,
@@ -177,6 +237,7 @@ def customers_by_quarter(ctx: StatisticsContext) -> BuiltTable:
             # Closed after the as-of date means still a customer on it.
             "end": _as_quarter(closed.where(closed < pd.Timestamp(ctx.end))),
             "weight": 1,
+            "key": ctx.record_keys(live["company_id"], "company"),
         }
     )
     retired = ctx.frame(sa.select(anon))
@@ -189,24 +250,41 @@ def customers_by_quarter(ctx: StatisticsContext) -> BuiltTable:
             "start": _quarter_index(retired["started_quarter"]).fillna(retired_end),
             "end": retired_end,
             "weight": retired["customers"].astype(np.int64),
+            # A roll-up row stands for its customers together: one record key for the row.
+            "key": ctx.record_keys(
+                _row_labels(retired, list(anon.primary_key.columns.keys())), "anon_customers"
+            ),
         }
     )
     records = pd.concat([live_records, retired_records], ignore_index=True)
     now = ctx.as_of.year * 4 + (ctx.as_of.month - 1) // 3
     records = records[records["start"] <= now]
+    table = _stock_and_flows(records, now)
+    flows = ["new_customers", "active_customers", "ceased_customers"]
     return protected(
         ctx,
         s.build_customers_by_quarter,
-        _stock_and_flows(records, now),
+        table,
         records_in=int(records["weight"].sum()),
+        cell_keys={c: table[f"_key_{c}"].to_numpy() for c in flows},
+    )
+
+
+def _row_labels(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """One text label per row from its key columns: a stable id for rows that have no other."""
+    return (
+        frame[columns].astype(str).agg("|".join, axis=1) if len(frame) else frame.index.to_series()
     )
 
 
 def _stock_and_flows(records: pd.DataFrame, now: int) -> pd.DataFrame:
     """New, active-during and ceased counts per quarter and group, from start/end quarters
-    (end NaN = still active), by difference arrays: one pass, whatever the number of quarters."""
+    (end NaN = still active), by difference arrays: one pass, whatever the number of quarters.
+    The same arrays over the record keys give each cell's key (`_key_<column>`)."""
+    flows = ["new_customers", "active_customers", "ceased_customers"]
     if records.empty:
-        return pd.DataFrame(columns=[c.name for c in s.build_customers_by_quarter.columns])
+        columns = [c.name for c in s.build_customers_by_quarter.columns]
+        return pd.DataFrame(columns=columns + [f"_key_{c}" for c in flows])
     groups = ["country", "sector"]
     first = int(records["start"].min())
     span = now - first + 1
@@ -216,18 +294,23 @@ def _stock_and_flows(records: pd.DataFrame, now: int) -> pd.DataFrame:
     group_codes, group_values = pd.factorize(pd.MultiIndex.from_frame(records[groups]), sort=True)
     n_groups = len(group_values)
     weight = records["weight"].to_numpy(dtype=np.int64)
+    key = records["key"].to_numpy(dtype=np.int64)
 
-    def per_cell(offsets: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        w = weight if mask is None else weight * mask
+    def per_cell(w: np.ndarray, offsets: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        w = w if mask is None else w * mask
         flat = group_codes * (span + 1) + offsets
         return np.bincount(flat, weights=w, minlength=n_groups * (span + 1)).reshape(
             n_groups, span + 1
         )
 
-    new = per_cell(start.to_numpy())[:, :span]
-    ceased = per_cell(end.to_numpy(), ended.to_numpy())[:, :span]
-    delta = per_cell(start.to_numpy()) - per_cell(end.to_numpy() + 1)
-    active = np.cumsum(delta, axis=1)[:, :span]
+    def stock_and_flows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        new = per_cell(w, start.to_numpy())[:, :span]
+        ceased = per_cell(w, end.to_numpy(), ended.to_numpy())[:, :span]
+        delta = per_cell(w, start.to_numpy()) - per_cell(w, end.to_numpy() + 1)
+        return new, np.cumsum(delta, axis=1)[:, :span], ceased
+
+    new, active, ceased = stock_and_flows(weight)
+    keys = [(k.astype(np.int64) % KEY_SPACE).ravel() for k in stock_and_flows(key)]
     quarters = np.tile(_quarter_label(np.arange(first, now + 1)), n_groups)
     table = pd.DataFrame(
         {
@@ -237,53 +320,69 @@ def _stock_and_flows(records: pd.DataFrame, now: int) -> pd.DataFrame:
             "new_customers": new.ravel().astype(np.int64),
             "active_customers": active.ravel().astype(np.int64),
             "ceased_customers": ceased.ravel().astype(np.int64),
+            **{f"_key_{c}": k for c, k in zip(flows, keys, strict=True)},
         }
     )
-    return table[table[["new_customers", "active_customers", "ceased_customers"]].any(axis=1)]
+    return table[table[flows].any(axis=1)]
 
 
 def revenue_by_service_month(ctx: StatisticsContext) -> BuiltTable:
+    """Invoices and revenue per month and service. Read invoice by invoice, because the cell key
+    sums the invoices' record keys and the sum's noise scales with the largest company's share."""
     i, o, anon = s.invoices, s.orders, s.anon_invoices
     dialect = ctx.conn.dialect.name
-    month = month_label(i.c.issued_on, dialect)
-    service = sa.func.coalesce(o.c.service, "unknown")
-    live = ctx.frame(
+    invoices = ctx.frame(
         sa.select(
-            month.label("month"),
-            service.label("service"),
-            sa.func.count().label("invoices"),
-            sa.func.sum(i.c.amount_minor).label("revenue_pence"),
-            sa.func.count(sa.distinct(i.c.company_id)).label("contributors"),
+            month_label(i.c.issued_on, dialect).label("month"),
+            sa.func.coalesce(o.c.service, "unknown").label("service"),
+            i.c.company_id,
+            i.c.invoice_id,
+            i.c.amount_minor,
         )
         .select_from(i.outerjoin(o, o.c.order_id == i.c.order_id))
         .where(i.c.issued_on <= ctx.as_of, i.c.company_id.not_in(restricted_company_ids(ctx.dates)))
-        .group_by(month, service)
+    )
+    invoices["key"] = ctx.record_keys(invoices["invoice_id"], "invoice")
+    cells = ["month", "service"]
+    per_company = invoices.groupby([*cells, "company_id"], as_index=False).agg(
+        invoices=("invoice_id", "size"), revenue_pence=("amount_minor", "sum"), key=("key", "sum")
     )
     retired = ctx.frame(
-        sa.select(
-            anon.c.issued_month.label("month"),
-            anon.c.service,
-            sa.func.sum(anon.c.invoices).label("invoices"),
-            sa.func.sum(anon.c.amount_minor).label("revenue_pence"),
-            # Customers are invoiced at most once per service and month, so a retired invoice
-            # stands for one contributor.
-            sa.func.sum(anon.c.invoices).label("contributors"),
-        )
-        .where(anon.c.issued_month <= ctx.as_of.strftime("%Y-%m"))
-        .group_by(anon.c.issued_month, anon.c.service)
+        sa.select(anon).where(anon.c.issued_month <= ctx.as_of.strftime("%Y-%m"))
+    ).rename(columns={"issued_month": "month", "amount_minor": "revenue_pence"})
+    # Customers are invoiced at most once per service and month, so a retired invoice stands
+    # for one contributor, and a roll-up row's mean invoice for its largest one.
+    retired_contributors = pd.DataFrame(
+        {
+            "month": retired["month"],
+            "service": retired["service"],
+            "company_id": None,
+            "invoices": retired["invoices"].astype(np.int64),
+            "revenue_pence": retired["revenue_pence"].astype(np.int64),
+            "key": ctx.record_keys(
+                _row_labels(retired, ["month", "country", "service"]), "anon_invoices"
+            ),
+            "contributors": retired["invoices"].astype(np.int64),
+            "top": retired["revenue_pence"] / retired["invoices"].clip(lower=1),
+        }
     )
-    combined = (
-        pd.concat([live, retired], ignore_index=True)
-        .groupby(["month", "service"], as_index=False)[
-            ["invoices", "revenue_pence", "contributors"]
-        ]
-        .sum()
+    live_contributors = per_company.assign(contributors=1, top=per_company["revenue_pence"])
+    contributions = pd.concat([live_contributors, retired_contributors], ignore_index=True)
+    combined = contributions.groupby(cells, as_index=False).agg(
+        invoices=("invoices", "sum"),
+        revenue_pence=("revenue_pence", "sum"),
+        contributors=("contributors", "sum"),
+        top=("top", "max"),
+        key=("key", "sum"),
     )
+    cell_key = combined["key"].to_numpy(dtype=np.int64) % KEY_SPACE
     return protected(
         ctx,
         s.build_revenue_by_service_month,
         combined,
         records_in=int(combined["invoices"].sum()),
+        cell_keys={"invoices": cell_key, "revenue_pence": cell_key},
+        top=combined["top"],
         driver=combined["contributors"],
     )
 
@@ -298,8 +397,16 @@ def web_traffic_daily(ctx: StatisticsContext) -> BuiltTable:
         .group_by(*keys)
     )
     combined["day"] = pd.to_datetime(combined["day"]).dt.date
+    # The log lines behind a roll-up are gone, so the cell itself is the record: same cell, same
+    # noise, in every release.
+    dimensions = s.dimensions_of(s.build_web_traffic_daily)
+    cell_key = ctx.record_keys(_row_labels(combined, dimensions), "web_traffic")
     return protected(
-        ctx, s.build_web_traffic_daily, combined, records_in=int(combined["requests"].sum())
+        ctx,
+        s.build_web_traffic_daily,
+        combined,
+        records_in=int(combined["requests"].sum()),
+        cell_keys={"requests": cell_key},
     )
 
 
@@ -311,53 +418,69 @@ def marketing_consent_monthly(ctx: StatisticsContext) -> BuiltTable:
     a, cc = s.crm_activities, s.crm_contacts
     dialect = ctx.conn.dialect.name
     held = restricted_subject_ids(ctx.dates)
-    month = month_label(a.c.occurred_at, dialect)
     kind = sa.case((a.c.activity_type.in_(CONSENT_TYPES), "consents"), else_="opt_outs")
     events = ctx.frame(
-        sa.select(month.label("month"), kind.label("kind"), sa.func.count().label("n"))
-        .where(
+        sa.select(
+            month_label(a.c.occurred_at, dialect).label("month"),
+            kind.label("kind"),
+            a.c.activity_id,
+        ).where(
             a.c.activity_type.in_(CONSENT_TYPES + OPT_OUT_TYPES),
             a.c.occurred_at < ctx.end,
             sa.or_(a.c.subject_id.is_(None), a.c.subject_id.not_in(held)),
         )
-        .group_by(month, kind)
     )
-    created = month_label(cc.c.created_at, dialect)
     contacts = ctx.frame(
-        sa.select(created.label("month"), sa.func.count().label("n"))
-        .where(cc.c.created_at < ctx.end, cc.c.subject_id.not_in(held))
-        .group_by(created)
+        sa.select(month_label(cc.c.created_at, dialect).label("month"), cc.c.crm_contact_id).where(
+            cc.c.created_at < ctx.end, cc.c.subject_id.not_in(held)
+        )
     )
     if events.empty:
         frame = pd.DataFrame(columns=[c.name for c in s.build_marketing_consent_monthly.columns])
         return BuiltTable(s.build_marketing_consent_monthly, frame)
-    flows = events.pivot_table(index="month", columns="kind", values="n", fill_value=0)
-    first = min([flows.index.min(), *contacts["month"].dropna()])
-    months = _months(first, ctx.as_of.strftime("%Y-%m"))
-    table = pd.DataFrame({"month": months})
+    events["key"] = ctx.record_keys(events["activity_id"], "crm_activity")
+    contacts["key"] = ctx.record_keys(contacts["crm_contact_id"], "crm_contact")
+    flows = events.groupby(["month", "kind"]).agg(n=("key", "size"), key=("key", "sum"))
+    flows = flows.unstack("kind", fill_value=0)
+    flows.columns = [f"{kind}" if n == "n" else f"_key_{kind}" for n, kind in flows.columns]
+    created = contacts.groupby("month").agg(new_contacts=("key", "size"), _key_new=("key", "sum"))
+    first = min([flows.index.min(), *created.index.dropna()])
+    table = pd.DataFrame({"month": _months(first, ctx.as_of.strftime("%Y-%m"))})
     table = table.merge(flows.reset_index(), on="month", how="left")
-    table = table.merge(contacts.rename(columns={"n": "new_contacts"}), on="month", how="left")
-    for column in ("consents", "opt_outs", "new_contacts"):
+    table = table.merge(created.reset_index(), on="month", how="left")
+    for column in ("consents", "opt_outs", "new_contacts", "_key_consents", "_key_opt_outs"):
         table[column] = table.get(column, 0)
         table[column] = table[column].fillna(0).astype(np.int64)
-    # Contacts held at each month end: those created by then and not since deleted.
+    # Contacts held at each month end: those created by then and not since deleted. The stock's
+    # cell key is the running sum of its contributors' keys, so each month's noise is its own.
     table["contacts"] = table["new_contacts"].cumsum()
-    table = table[table[["consents", "opt_outs"]].any(axis=1)].drop(columns="new_contacts")
-    base = table["contacts"].where(table["contacts"] > 0)
-    table["consent_rate"] = (table["consents"] / base).round(4)
-    table["opt_out_rate"] = (table["opt_outs"] / base).round(4)
+    table["_key_contacts"] = table["_key_new"].fillna(0).astype(np.int64).cumsum()
+    table = table[table[["consents", "opt_outs"]].any(axis=1)]
+
+    def rates(frame: pd.DataFrame) -> pd.DataFrame:
+        base = frame["contacts"].where(frame["contacts"] > 0)
+        return frame.assign(
+            consent_rate=(frame["consents"] / base).round(4),
+            opt_out_rate=(frame["opt_outs"] / base).round(4),
+        )
+
     return protected(
         ctx,
         s.build_marketing_consent_monthly,
         table,
         records_in=int(table["consents"].sum() + table["opt_outs"].sum()),
+        cell_keys={
+            c: table[f"_key_{c}"].to_numpy() % KEY_SPACE
+            for c in ("consents", "opt_outs", "contacts")
+        },
+        derive=rates,
     )
 
 
 def subject_requests_monthly(ctx: StatisticsContext) -> BuiltTable:
     r = s.subject_requests
     requests = ctx.frame(
-        sa.select(r.c.request_type, r.c.received_at, r.c.completed_at).where(
+        sa.select(r.c.request_id, r.c.request_type, r.c.received_at, r.c.completed_at).where(
             r.c.received_at < ctx.end
         )
     )
@@ -371,18 +494,32 @@ def subject_requests_monthly(ctx: StatisticsContext) -> BuiltTable:
         month=received.dt.strftime("%Y-%m"),
         done=completed.notna(),
         days=(completed - received).dt.total_seconds() / 86_400,
+        key=ctx.record_keys(requests["request_id"], "subject_request"),
     )
+    requests["done_key"] = requests["key"].where(requests["done"], 0)
     table = (
         requests.groupby(["month", "request_type"], as_index=False)
         .agg(
             requests=("request_type", "size"),
             completed=("done", "sum"),
             median_days_to_complete=("days", "median"),
+            _key_requests=("key", "sum"),
+            _key_completed=("done_key", "sum"),
         )
         .astype({"completed": np.int64})
     )
-    table["median_days_to_complete"] = table["median_days_to_complete"].round(1)
-    return protected(ctx, s.build_subject_requests_monthly, table, records_in=len(requests))
+    # A median of a few requests is nearly one person's wait: published only from the minimum
+    # cell size of completed requests up.
+    table["median_days_to_complete"] = (
+        table["median_days_to_complete"].round(1).where(table["completed"] >= ctx.min_cell)
+    )
+    return protected(
+        ctx,
+        s.build_subject_requests_monthly,
+        table,
+        records_in=len(requests),
+        cell_keys={c: table[f"_key_{c}"].to_numpy() % KEY_SPACE for c in ("requests", "completed")},
+    )
 
 
 PROFILE_QUASI_IDENTIFIERS = [

@@ -209,17 +209,19 @@ def _assert_built_by(conn: sa.Connection, run_id: str) -> None:
         )
 
 
-def _suite_files(k: int, min_cell: int) -> dict[str, suites.SuiteFile]:
+def _suite_files(k: int, smallest_count: int) -> dict[str, suites.SuiteFile]:
     files = {p.name: suites.load(p.name) for _b, p in s.PUBLISHED}
     stale = sorted(
         name
         for name, f in files.items()
-        if (f.content["meta"]["k"], f.content["meta"]["min_cell"]) != (k, min_cell)
+        if (f.content["meta"].get("k"), f.content["meta"].get("smallest_count"))
+        != (k, smallest_count)
     )
     if stale:
         raise SuiteOutOfDate(
             f"suites {stale} were generated for other thresholds than the policy's k={k}, "
-            f"min_cell={min_cell}: run `ccg expectations write` and review the change"
+            f"smallest published count={smallest_count}: run `ccg expectations write` and "
+            "review the change"
         )
     return files
 
@@ -233,7 +235,7 @@ def validate_frames(
     """Validate each frame (published table name -> rows) with its committed suite, with `index`
     as the known identifiers; store the GX results and rebuild the Data Docs under `home`."""
     policy = load_notice().settings
-    files = _suite_files(policy.k_anonymity, policy.min_cell_count)
+    files = _suite_files(policy.k_anonymity, policy.perturbation.smallest_published_count)
     context = _context(home)
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier

@@ -13,8 +13,10 @@ Per table a suite has:
 - ranges and formats: counts and sums within bounds, rates within [0, 1], months, quarters and
   countries in their formats, labels in the sets this project generates;
 - every text column scanned by all identifier detectors and by the known-identifier index;
-- the disclosure rules: no count from 1 to min_cell - 1, rows suppressed whole, no margin group
-  hiding a single row, and k-anonymity over the quasi-identifiers.
+- the disclosure rules: no count from 1 to the smallest published count - 1 (counts are
+  perturbed, `anonymise.cellkey`), rows suppressed whole, no margin group hiding a single row,
+  and k-anonymity over the quasi-identifiers. The release audit (`validation.release_audit`)
+  runs beside the suites, over all tables at once.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from ccg_pipeline.scan.detectors import DETECTORS
 from ccg_pipeline.warehouse import schema as s
 
 # Bump when a suite's meaning changes (not when only the thresholds from the policy do).
-SUITE_VERSION = 1
+SUITE_VERSION = 2
 SUITE_DIR = Path(__file__).resolve().parents[2] / "expectations"
 
 MAX_COUNT = 10**9
@@ -132,13 +134,15 @@ def measures_of(table: sa.Table) -> list[str]:
     return s.columns_of_kind(table, s.COUNT) + s.columns_of_kind(table, s.SUM)
 
 
-def _column_expectations(column: sa.Column, min_cell: int) -> list[dict[str, Any]]:
+def _column_expectations(column: sa.Column, smallest_count: int) -> list[dict[str, Any]]:
     name = column.name
     kind = column.info.get("kind")
     if kind == s.COUNT:
         rules = [
             *_between(0, MAX_COUNT),
-            _expect("expect_column_values_to_not_be_in_set", value_set=list(range(1, min_cell))),
+            _expect(
+                "expect_column_values_to_not_be_in_set", value_set=list(range(1, smallest_count))
+            ),
         ]
     elif name in COLUMN_RULES:
         rules = COLUMN_RULES[name]
@@ -162,7 +166,7 @@ def _column_expectations(column: sa.Column, min_cell: int) -> list[dict[str, Any
     return [{**e, "kwargs": {"column": name, **e["kwargs"]}} for e in out]
 
 
-def suite_for(table: sa.Table, *, k: int, min_cell: int) -> dict[str, Any]:
+def suite_for(table: sa.Table, *, k: int, smallest_count: int) -> dict[str, Any]:
     """The suite of one published table, as the JSON-ready dict committed to `expectations/`."""
     forbidden = forbidden_columns(load_data_map())
     columns = [c.name for c in table.columns]
@@ -177,7 +181,7 @@ def suite_for(table: sa.Table, *, k: int, min_cell: int) -> dict[str, Any]:
         else _expect("expect_column_values_to_be_unique", column=keys[0]),
     ]
     for column in table.columns:
-        expectations += _column_expectations(column, min_cell)
+        expectations += _column_expectations(column, smallest_count)
     measures = measures_of(table)
     if measures:
         expectations += [
@@ -200,7 +204,7 @@ def suite_for(table: sa.Table, *, k: int, min_cell: int) -> dict[str, Any]:
             "suite_version": SUITE_VERSION,
             "table": f"statistics.{table.name}",
             "k": k,
-            "min_cell": min_cell,
+            "smallest_count": smallest_count,
             "generated_by": "ccg expectations write",
         },
         "notes": {
@@ -217,7 +221,11 @@ def expected_suites() -> dict[Path, str]:
     settings = load_notice().settings
     out = {}
     for _build, published in s.PUBLISHED:
-        suite = suite_for(published, k=settings.k_anonymity, min_cell=settings.min_cell_count)
+        suite = suite_for(
+            published,
+            k=settings.k_anonymity,
+            smallest_count=settings.perturbation.smallest_published_count,
+        )
         out[SUITE_DIR / f"{published.name}.json"] = json.dumps(suite, indent=2) + "\n"
     return out
 

@@ -96,9 +96,14 @@ def test_stock_and_flows_count_each_customer_in_its_quarters() -> None:
             "start": [q(2024, 1), q(2024, 2)],
             "end": [q(2024, 3), float("nan")],
             "weight": [1, 1],
+            "key": [5, 7],
         }
     )
     table = _stock_and_flows(records, now=q(2024, 4)).set_index("quarter")
+    # Each cell's key is the sum of its contributors' record keys.
+    assert table["_key_active_customers"].tolist() == [5, 12, 12, 7]
+    assert table["_key_new_customers"].tolist() == [5, 7, 0, 0]
+    assert table["_key_ceased_customers"].tolist() == [0, 0, 5, 0]
     assert table["new_customers"].to_dict() == {
         "2024-Q1": 1,
         "2024-Q2": 1,
