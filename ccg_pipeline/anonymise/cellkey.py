@@ -120,6 +120,27 @@ class CellKeyPerturbation:
         true = np.asarray(true, dtype=np.float64)
         return np.maximum(np.rint(true + noise), 0).astype(np.int64)
 
+    def possible_true(self, published: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The smallest and largest true count that can come out as each published count: what
+        an attacker who knows this perturbation table learns from one cell alone."""
+        published = np.asarray(published, dtype=np.int64)
+        d = self.spec.max_count_noise
+        probabilities = np.diff(self.table, axis=1, prepend=0.0)
+        last_row = len(self.table) - 1
+        low = np.maximum(published - d, 0)
+        high = published + d
+        # Rows below the last are not plain shifts: read which true counts reach each output.
+        for value in np.unique(published[published <= last_row + d]):
+            sources = [
+                t
+                for t in range(max(value - d, 0), value + d + 1)
+                if abs(value - t) <= d and (t > last_row or probabilities[t][value - t + d] > 0)
+            ]
+            at = published == value
+            # A value no true count can produce was not perturbed by this table: take it as exact.
+            low[at], high[at] = (min(sources), max(sources)) if sources else (value, value)
+        return low, high
+
     def mean_and_variance(self, value: int) -> tuple[float, float]:
         """Of the noise for a true count (for the data dictionary and the tests)."""
         p = np.diff(self.table[min(value, len(self.table) - 1)], prepend=0.0)

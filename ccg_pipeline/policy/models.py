@@ -220,9 +220,11 @@ class Perturbation(Strict):
     max_count_noise: int = Field(3, ge=0, le=10)
     count_noise_variance: float = Field(1.5, ge=0)
     smallest_published_count: int = Field(3, ge=1)
-    # A sum moves by between floor x scale and scale times its largest contribution.
+    # A sum moves by between floor x scale and scale times its largest contribution, and is
+    # published only with at least this many contributors (the threshold rule).
     sum_noise_scale: float = Field(0.2, ge=0, le=1)
     sum_noise_floor: float = Field(0.5, ge=0, le=1)
+    min_sum_contributors: int = Field(5, ge=1)
     # The audit fails a release where an attacker, from everything published, narrows a count to
     # an interval narrower than this, or a sum's largest contribution to less than this share.
     count_protection_width: int = Field(2, ge=1)

@@ -5,7 +5,7 @@ from all processing but storage) and the anonymised roll-ups in staging (the sta
 rows retention has deleted), as of one date. Every count and sum is then protected by cell-key
 perturbation (`anonymise.cellkey`): the noise of a cell is a function of who contributes to it, so
 the same contributors always get the same noise and no count of 1 or 2 is ever published. Sums
-whose cell has fewer contributors than the minimum cell size are suppressed as whole rows, with
+whose cell has fewer contributors than `min_sum_contributors` are suppressed as whole rows, with
 secondary suppression (`anonymise.cells`). `customer_profiles`, record-level, is k-anonymous.
 The release audit in the validation gate (`validation.release_audit`) then proves, by linear
 programming over everything published, that no cell can be narrowed below the protection level.
@@ -157,8 +157,8 @@ def protected(
 ) -> BuiltTable:
     """Perturb every count and sum column (`Column.info` kind) by its cell key, recompute the
     derived columns (`derive`, e.g. rates) from the perturbed figures, drop rows that came out
-    all zero, and suppress whole rows whose sums have fewer contributors (`driver`) than the
-    minimum cell size. Sums are perturbed by their largest contribution (`top`)."""
+    all zero, and suppress whole rows whose sums have fewer contributors (`driver`) than
+    `min_sum_contributors`. Sums are perturbed by their largest contribution (`top`)."""
     dimensions = s.dimensions_of(build)
     counts = s.columns_of_kind(build, s.COUNT)
     sums = s.columns_of_kind(build, s.SUM)
@@ -184,7 +184,7 @@ def protected(
             frame[[c.name for c in build.columns]],
             dimensions,
             counts + sums,
-            ctx.min_cell,
+            ctx.perturbation.spec.min_sum_contributors,
             driver=driver.reset_index(drop=True)[kept].reset_index(drop=True),
             dependents=dependents,
         )

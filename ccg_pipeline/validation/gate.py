@@ -7,9 +7,12 @@ One run of the gate:
 3. validates each `staging.build_*` table, read value by value as the database returns it, with
    its suite from `expectations/`, through a GX file context under `$CCG_HOME/gx`, which keeps
    the validation results and builds the Data Docs;
-4. writes one row per expectation to `ops.validation_results` and the verdict to
+4. audits the release as an attacker holding every release would (`release_audit`: the
+   narrowest interval, by linear programming, to which any hidden or perturbed cell can be
+   bound), one more outcome per table;
+5. writes one row per expectation to `ops.validation_results` and the verdict to
    `ops.statistics_reports`, in one transaction;
-5. raises `ValidationGateFailed`, with counts per failing expectation, when anything failed.
+6. raises `ValidationGateFailed`, with counts per failing expectation, when anything failed.
 
 Results are requested as `BASIC` with `partial_unexpected_count: 0`: GX then returns how many
 values failed but none of the values, so nothing identifying reaches a log, XCom, the stored
@@ -30,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ccg_pipeline.policy import load_notice
-from ccg_pipeline.validation import known_identifiers, suites
+from ccg_pipeline.validation import known_identifiers, release_audit, suites
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import write_transaction
 
@@ -64,9 +67,17 @@ class ExpectationOutcome:
     unexpected: int | None  # failing values, for column expectations
     observed: float | None  # the measured value, for table expectations (a count or a size)
     error: bool = False
+    # Which cells failed, by their dimensions (never their values): the release audit's.
+    cells: tuple[str, ...] = ()
 
     def describe(self) -> str:
         where = f"{self.table}.{self.column}" if self.column else self.table
+        if self.cells:
+            shown = ", ".join(self.cells[:5]) + (" ..." if len(self.cells) > 5 else "")
+            return (
+                f"{where}: {self.expectation}: {len(self.cells)} cell(s) an attacker narrows "
+                f"below the protection level: {shown}"
+            )
         if self.error:
             return f"{where}: {self.expectation} raised an error (see the task log)"
         if self.unexpected is not None:
@@ -80,6 +91,35 @@ class GateReport:
     outcomes: list[ExpectationOutcome] = field(default_factory=list)
     suite_versions: dict[str, str] = field(default_factory=dict)
     data_docs: Path | None = None
+    audits: list[release_audit.TableAudit] = field(default_factory=list)
+
+    def add_audits(self, audits: list[release_audit.TableAudit]) -> None:
+        """The release audit's verdict per table, as one more outcome after the suite's."""
+        self.audits = audits
+        for audit in audits:
+            position = sum(o.table == audit.table for o in self.outcomes)
+            self.outcomes.append(
+                ExpectationOutcome(
+                    table=audit.table,
+                    position=position,
+                    expectation="release_audit_attacker_interval_at_least_protection",
+                    column=None,
+                    success=audit.passed,
+                    unexpected=len(audit.below_protection),
+                    observed=audit.narrowest_width,
+                    cells=tuple(audit.below_protection),
+                )
+            )
+            log.info(
+                "release audit of staging.build_%s: %d cells and flows, narrowest attacker "
+                "interval %s (protection %s), %d hidden, %d LP solves",
+                audit.table,
+                audit.cells_checked,
+                audit.narrowest_width,
+                audit.protection_width,
+                audit.hidden_cells,
+                audit.lp_solves,
+            )
 
     @property
     def failed(self) -> list[ExpectationOutcome]:
@@ -297,6 +337,7 @@ def validate_staging(engine: Engine, run_id: str, home: Path) -> GateReport:
             len(index),
         )
     report = validate_frames(frames, index, home, run_id)
+    report.add_audits(release_audit.audit_release(frames, load_notice().settings.perturbation))
     _record(engine, report)
     if report.failed:
         lines = "\n".join(f"  {o.describe()}" for o in report.failed)
@@ -334,6 +375,9 @@ def _record(engine: Engine, report: GateReport) -> None:
         ]
         if rows:
             conn.execute(sa.insert(s.validation_results), rows)
+        conn.execute(sa.delete(s.release_audits).where(s.release_audits.c.run_id == report.run_id))
+        if report.audits:
+            conn.execute(sa.insert(s.release_audits), [a.row(report.run_id) for a in report.audits])
         r = s.statistics_reports
         for table in report.suite_versions:
             failures = [o.describe() for o in report.failed if o.table == table]

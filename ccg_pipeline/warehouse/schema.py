@@ -838,6 +838,29 @@ STATISTICS_TABLES = (
 # Added by migration 0009 (closed periods frozen).
 FREEZE_TABLES = (frozen_periods,)
 
+release_audits = sa.Table(
+    "release_audits",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("table_name", sa.Text, primary_key=True),
+    sa.Column("cells_checked", sa.Integer, nullable=False, comment="Cells and derived flows."),
+    sa.Column("narrowest_width", sa.Float, comment="Narrowest attacker interval; NULL if none."),
+    sa.Column("protection_width", sa.Float, nullable=False, comment="Policy's minimum width."),
+    sa.Column("cells_below_protection", sa.Integer, nullable=False),
+    sa.Column("hidden_cells", sa.Integer, nullable=False, comment="Suppressed cells checked."),
+    sa.Column("lp_solves", sa.Integer, nullable=False),
+    sa.Column("inconsistent_components", sa.Integer, nullable=False),
+    sa.Column("sum_protection_share", sa.Float, comment="Least noise share of a sum's top value."),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    schema=OPS,
+    comment="The release audit per statistics run and table (validation/release_audit.py): how "
+    "narrowly an attacker holding every release can bound any hidden or perturbed cell. Counts "
+    "and widths only, never a value.",
+)
+
+# Added by migration 0010 (the release audit).
+AUDIT_TABLES = (release_audits,)
+
 # Added by migration 0005 (the validation gate).
 VALIDATION_TABLES = (validation_results,)
 

@@ -34,8 +34,8 @@ def test_0004_rekeys_old_roll_ups_and_keeps_their_rows(warehouse_url: str) -> No
             )
             conn.execute(sa.text("ALTER TABLE personal.web_access DROP COLUMN visitor_region"))
         assert migrate.upgrade(engine, "0004") == "0004"
-        assert migrate.upgrade(engine) == "0009"
-        assert migrate.upgrade(engine) == "0009"  # idempotent
+        assert migrate.upgrade(engine) == "0010"
+        assert migrate.upgrade(engine) == "0010"  # idempotent
         with engine.connect() as conn:
             rows = conn.execute(sa.select(s.anon_customers)).all()
             inspector = sa.inspect(conn)
@@ -91,8 +91,8 @@ def test_0008_adds_the_link_keys_and_fills_payment_companies(warehouse_url: str)
                     "'2020-01-05 00:00:00')"
                 )
             )
-        assert migrate.upgrade(engine) == "0009"
-        assert migrate.upgrade(engine) == "0009"  # idempotent
+        assert migrate.upgrade(engine) == "0010"
+        assert migrate.upgrade(engine) == "0010"  # idempotent
         with engine.connect() as conn:
             inspector = sa.inspect(conn)
             quarantine = {c["name"] for c in inspector.get_columns("quarantine", "personal")}

@@ -1,0 +1,217 @@
+"""The release audit (N-AGG): what an attacker holding every release can derive, before publishing.
+
+The attacker of the threat model (README, "Disclosure control") holds every release ever
+published and knows the method and its parameters (the perturbation table is public), but not
+the secret behind the record keys. Closed periods are frozen (`statistics.freeze`), so every
+release is the previous one plus new periods: the staged build holds every figure ever published
+for its periods, and auditing it audits the union of all releases.
+
+Per table the audit writes the attacker's knowledge as a linear system (`anonymise.audit`):
+
+- each published count bounds its true value to the true counts that can produce it through the
+  perturbation table; a suppressed count is only known to be >= 1 (its row exists); a row missing
+  from a group's run of quarters is a count perturbed to zero;
+- `customers_by_quarter`: active(q) = active(q-1) + new(q) - ceased(q-1) within each country
+  and sector, from the table's first quarter, and the flow new(q) - ceased(q-1) the identity
+  exposes is audited as a quantity of its own;
+- `marketing_consent_monthly`: the month-on-month change of the contact stock (new contacts);
+- `subject_requests_monthly`: completed <= requests;
+- sums (`revenue_by_service_month`): published only with at least the minimum cell size of
+  contributors, and moved by at least floor x scale of their largest contribution.
+
+A release fails when any interval is narrower than `count_protection_width`, or when the sum noise
+cannot hide a largest contribution to `sum_protection_share`. Failures name the table, the cell
+(its dimensions, which are published anyway) and the column, never a value.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ccg_pipeline.anonymise.audit import UNBOUNDED, AttackerView, attacker_intervals
+from ccg_pipeline.anonymise.cellkey import CellKeyPerturbation
+from ccg_pipeline.policy.models import Perturbation
+from ccg_pipeline.warehouse import schema as s
+
+
+@dataclass(frozen=True)
+class TableAudit:
+    table: str
+    cells_checked: int
+    narrowest_width: float | None
+    protection_width: float
+    below_protection: list[str]  # cell names, e.g. "customers_by_quarter[2024-Q3|SE|Retail]..."
+    hidden_cells: int
+    lp_solves: int
+    inconsistent_components: int
+    sum_protection_share: float | None
+
+    @property
+    def passed(self) -> bool:
+        return not self.below_protection
+
+    def row(self, run_id: str) -> dict:
+        return {
+            "run_id": run_id,
+            "table_name": self.table,
+            "cells_checked": self.cells_checked,
+            "narrowest_width": self.narrowest_width,
+            "protection_width": self.protection_width,
+            "cells_below_protection": len(self.below_protection),
+            "hidden_cells": self.hidden_cells,
+            "lp_solves": self.lp_solves,
+            "inconsistent_components": self.inconsistent_components,
+            "sum_protection_share": self.sum_protection_share,
+            "passed": self.passed,
+        }
+
+
+class _Builder:
+    """Cells of one table as LP variables, named by their dimensions."""
+
+    def __init__(self, table: str, frame: pd.DataFrame, spec: Perturbation) -> None:
+        self.table = table
+        self.frame = frame.reset_index(drop=True)
+        self.dimensions = s.dimensions_of(s.metadata.tables[f"{s.STATISTICS}.{table}"])
+        self.perturbation = CellKeyPerturbation(spec)
+        self.view = AttackerView()
+        self.hidden = 0
+
+    def label(self, values: tuple) -> str:
+        return f"{self.table}[{'|'.join(str(v) for v in values)}]"
+
+    def counts(self, column: str) -> dict[tuple, int]:
+        """One variable per row for `column`; returns {dimension values: variable}."""
+        values = pd.to_numeric(self.frame[column], errors="coerce")
+        published = values.fillna(0).to_numpy(dtype=np.int64)
+        low, high = self.perturbation.possible_true(published)
+        keys = list(self.frame[self.dimensions].astype(str).itertuples(index=False, name=None))
+        out = {}
+        for i, key in enumerate(keys):
+            if pd.isna(values.iloc[i]):
+                self.hidden += 1
+                bounds = (0.0, UNBOUNDED)
+            else:
+                bounds = (float(low[i]), float(high[i]))
+            out[key] = self.view.cell(f"{self.label(key)}.{column}", *bounds)
+        return out
+
+    def absent(self, key: tuple, column: str) -> int:
+        """A row missing from a run of periods: every count in it came out as zero."""
+        _low, high = self.perturbation.possible_true(np.array([0]))
+        return self.view.cell(f"{self.label(key)}.{column}", 0.0, float(high[0]))
+
+
+def _customers_by_quarter(b: _Builder) -> None:
+    frame = b.frame
+    if frame.empty:
+        return
+    flows = ("new_customers", "active_customers", "ceased_customers")
+    variables = {c: b.counts(c) for c in flows}
+    quarters = pd.Series(sorted(frame["quarter"].astype(str).unique()))
+    index = quarters.str[:4].astype(int) * 4 + quarters.str[-1].astype(int) - 1
+    first, last = int(index.min()), int(index.max())
+    labels = [f"{q // 4}-Q{q % 4 + 1}" for q in range(first, last + 1)]
+    for country, sector in (
+        frame[["country", "sector"]]
+        .astype(str)
+        .drop_duplicates()
+        .itertuples(index=False, name=None)
+    ):
+
+        def var(column: str, quarter: str, country: str = country, sector: str = sector) -> int:
+            key = (quarter, country, sector)
+            known = variables[column]
+            if key not in known:
+                known[key] = b.absent(key, column)
+            return known[key]
+
+        # Not active(first) = new(first): the true first quarter may have come out all zero.
+        for before, now in itertools.pairwise(labels):
+            active_now, active_before = (
+                var("active_customers", now),
+                var("active_customers", before),
+            )
+            b.view.equalities.append(
+                {
+                    active_now: 1.0,
+                    active_before: -1.0,
+                    var("new_customers", now): -1.0,
+                    var("ceased_customers", before): 1.0,
+                }
+            )
+            b.view.derived.append(
+                (
+                    f"{b.label((now, country, sector))}.new_minus_ceased_before",
+                    {active_now: 1.0, active_before: -1.0},
+                )
+            )
+
+
+def _marketing_consent_monthly(b: _Builder) -> None:
+    contacts = b.counts("contacts")
+    b.counts("consents")
+    b.counts("opt_outs")
+    months = sorted(contacts)
+    for (before,), (now,) in itertools.pairwise(months):
+        if str(pd.Period(now, "M") - 1) == before:
+            b.view.derived.append(
+                (
+                    f"{b.label((now,))}.new_contacts",
+                    {contacts[(now,)]: 1.0, contacts[(before,)]: -1.0},
+                )
+            )
+
+
+def _subject_requests_monthly(b: _Builder) -> None:
+    requests, completed = b.counts("requests"), b.counts("completed")
+    for key, variable in completed.items():
+        b.view.inequalities.append({variable: 1.0, requests[key]: -1.0})
+
+
+def _counts_only(b: _Builder) -> None:
+    table = s.metadata.tables[f"{s.STATISTICS}.{b.table}"]
+    for column in s.columns_of_kind(table, s.COUNT):
+        b.counts(column)
+
+
+STRUCTURE = {
+    "customers_by_quarter": _customers_by_quarter,
+    "revenue_by_service_month": _counts_only,
+    "web_traffic_daily": _counts_only,
+    "marketing_consent_monthly": _marketing_consent_monthly,
+    "subject_requests_monthly": _subject_requests_monthly,
+}
+
+
+def audit_table(table: str, frame: pd.DataFrame, spec: Perturbation) -> TableAudit:
+    builder = _Builder(table, frame, spec)
+    STRUCTURE[table](builder)
+    result = attacker_intervals(builder.view, enough=spec.count_protection_width)
+    published = s.metadata.tables[f"{s.STATISTICS}.{table}"]
+    has_sums = bool(s.columns_of_kind(published, s.SUM))
+    share = spec.sum_noise_floor * spec.sum_noise_scale if has_sums else None
+    below = [i.name for i in result.narrower_than(spec.count_protection_width)]
+    if share is not None and share < spec.sum_protection_share and len(frame):
+        below.append(f"{table}.* sums: noise hides a largest contribution to {share:.0%} only")
+    narrowest = result.narrowest()
+    return TableAudit(
+        table=table,
+        cells_checked=len(result.intervals),
+        narrowest_width=None if narrowest is None else float(narrowest.width),
+        protection_width=float(spec.count_protection_width),
+        below_protection=below,
+        hidden_cells=builder.hidden,
+        lp_solves=result.lp_solves,
+        inconsistent_components=result.inconsistent_components,
+        sum_protection_share=share,
+    )
+
+
+def audit_release(frames: dict[str, pd.DataFrame], spec: Perturbation) -> list[TableAudit]:
+    """Every aggregate table of a release (published name -> staged rows)."""
+    return [audit_table(name, frames[name], spec) for name in STRUCTURE if name in frames]
