@@ -196,7 +196,14 @@ def test_a_cell_nobody_constrains_keeps_its_box() -> None:
 
 
 def test_an_empty_release_has_nothing_to_judge() -> None:
-    columns = ["quarter", "country", "sector", "new_customers", "active_customers", "ceased_customers"]
+    columns = [
+        "quarter",
+        "country",
+        "sector",
+        "new_customers",
+        "active_customers",
+        "ceased_customers",
+    ]
     audit = audit_table("customers_by_quarter", pd.DataFrame(columns=columns), SPEC)
     assert audit.cells_checked == 0
     assert audit.narrowest_width is None
