@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -24,6 +25,7 @@ from ccg_pipeline.config import Settings
 from ccg_pipeline.evidence import ClauseResult
 from ccg_pipeline.policy.models import Notice
 from ccg_pipeline.retention.deadlines import end_of_day
+from ccg_pipeline.validation import release_audit
 from ccg_pipeline.warehouse import schema as s
 
 # The clauses no query can settle, and why: they are reviewed by people against the policy.
@@ -143,10 +145,39 @@ def check_retention(ctx: CheckContext) -> ClauseResult:
 # --- N-AGG --------------------------------------------------------------------------------------
 
 
+def _published_frames(ctx: CheckContext) -> dict[str, pd.DataFrame]:
+    frames = {}
+    for _build, table in s.PUBLISHED:
+        result = ctx.conn.execute(sa.select(table))
+        frames[table.name] = pd.DataFrame(
+            result.fetchall(), columns=list(result.keys()), dtype=object
+        )
+    return frames
+
+
+def _gate_audit(ctx: CheckContext) -> tuple[str | None, list[str]]:
+    """The latest publication's run, and the tables whose release audit is missing or failed."""
+    p, a = s.publications, s.release_audits
+    run_id = ctx.conn.execute(
+        sa.select(p.c.run_id).order_by(p.c.published_at.desc()).limit(1)
+    ).scalar_one_or_none()
+    if run_id is None:
+        return None, []
+    passed = set(
+        ctx.conn.execute(
+            sa.select(a.c.table_name).where(a.c.run_id == run_id, a.c.passed.is_(True))
+        ).scalars()
+    )
+    return run_id, sorted(set(release_audit.STRUCTURE) - passed)
+
+
 def check_aggregates(ctx: CheckContext) -> ClauseResult:
-    """The published statistics: smallest non-zero count and smallest profile class."""
+    """The published statistics, judged from the attacker's side: the release audit rerun on the
+    published tables as analysts read them (not on the gate's staging copy), the smallest
+    published count, the smallest profile class; and the gate's own audit of the publication."""
     settings = ctx.notice.settings
-    min_cell, k = settings.min_cell_count, settings.k_anonymity
+    spec, k = settings.perturbation, settings.k_anonymity
+    smallest_allowed = spec.smallest_published_count
     smallest_count: dict[str, int | None] = {}
     queries = {}
     rows = 0
@@ -182,30 +213,58 @@ def check_aggregates(ctx: CheckContext) -> ClauseResult:
     queries["smallest class of statistics.customer_profiles over its quasi-identifiers"] = ctx.sql(
         class_query
     )
+    audits = release_audit.audit_release(_published_frames(ctx), spec)
+    queries["release audit"] = (
+        "SELECT * FROM each published aggregate table; intervals by linear programming "
+        "(ccg_pipeline/validation/release_audit.py)"
+    )
+    widths = [a.narrowest_width for a in audits if a.narrowest_width is not None]
+    gate_run, gate_unaudited = _gate_audit(ctx)
     found = [v for v in smallest_count.values() if v is not None]
     min_count = min(found) if found else None
     violations = [
-        f"statistics.{t} publishes a count of {v}, below {min_cell}"
+        f"statistics.{t} publishes a count of {v}, which the perturbation never outputs "
+        f"(nothing from 1 to {smallest_allowed - 1})"
         for t, v in smallest_count.items()
-        if v is not None and v < min_cell
+        if v is not None and v < smallest_allowed
     ]
     violations += [
         f"statistics.{t} shows a sum beside a suppressed count in {n} row(s)"
         for t, n in sums_beside_suppressed.items()
         if n
     ]
+    violations += [
+        f"statistics.{a.table}: an attacker narrows {len(a.below_protection)} cell(s) or flow(s) "
+        f"below the protection width {a.protection_width:g}: {', '.join(a.below_protection[:5])}"
+        for a in audits
+        if not a.passed
+    ]
+    if gate_run is not None and gate_unaudited:
+        violations.append(
+            f"publication {gate_run} has no passed release audit for {', '.join(gate_unaudited)}"
+        )
     if smallest_class is not None and smallest_class < k:
         violations.append(
             f"statistics.customer_profiles has a class of {smallest_class}, below k={k}"
         )
-    findings = violations + (["nothing is published yet"] if rows == 0 else [])
+    nothing = ["nothing is published yet: nothing to judge"] if rows == 0 else []
     return ClauseResult(
         "N-AGG",
         "Published statistics single nobody out",
-        passed=not violations,
+        passed=not violations and not nothing,
         figures={
             "published_rows": rows,
-            "min_cell_count_required": min_cell,
+            "audit_cells_checked": sum(a.cells_checked for a in audits),
+            "audit_hidden_cells": sum(a.hidden_cells for a in audits),
+            "audit_narrowest_interval": min(widths) if widths else None,
+            "audit_protection_width": spec.count_protection_width,
+            "audit_cells_below_protection": sum(len(a.below_protection) for a in audits),
+            "audit_lp_solves": sum(a.lp_solves for a in audits),
+            "audit_narrowest_by_table": {a.table: a.narrowest_width for a in audits},
+            "sum_noise_share_of_largest_contribution": spec.sum_noise_floor * spec.sum_noise_scale,
+            "sum_protection_share_required": spec.sum_protection_share,
+            "gate_audited_publication": gate_run,
+            "smallest_published_count_allowed": smallest_allowed,
             "smallest_published_count": min_count,
             "k_required": k,
             "smallest_profile_class": smallest_class,
@@ -213,7 +272,7 @@ def check_aggregates(ctx: CheckContext) -> ClauseResult:
             "sums_beside_suppressed_counts": sums_beside_suppressed,
         },
         queries=queries,
-        findings=findings,
+        findings=violations + nothing,
     )
 
 

@@ -237,7 +237,8 @@ def _profiles(world: World, n: int, sector: str = "Retail") -> None:
 
 def test_agg_fails_on_a_small_count_or_a_class_below_k(world: World) -> None:
     nothing = world.check(checks.check_aggregates)
-    assert nothing.passed and "nothing is published yet" in nothing.findings
+    assert not nothing.passed  # nothing to judge is not a pass
+    assert "nothing is published yet: nothing to judge" in nothing.findings
     world.insert(
         s.revenue_by_service_month, month="2026-01", service="Tariffs", invoices=12, revenue_pence=9
     )
@@ -247,18 +248,25 @@ def test_agg_fails_on_a_small_count_or_a_class_below_k(world: World) -> None:
     assert result.passed, result.findings
     assert result.figures["smallest_published_count"] == 12
     assert result.figures["smallest_profile_class"] == 10
+    assert result.figures["audit_cells_checked"] == 1  # the invoice count (sums by rule)
+    assert result.figures["audit_narrowest_interval"] >= 2
     world.insert(
         s.customers_by_quarter,
         quarter="2026-Q1",
         country="GB",
         sector="Retail",
         new_customers=0,
-        active_customers=3,
+        active_customers=2,
         ceased_customers=None,
     )
     small = world.check(checks.check_aggregates)
     assert not small.passed
-    assert small.figures["smallest_published_count"] == 3  # zero and NULL are not cells
+    assert small.figures["smallest_published_count"] == 2  # zero and NULL are not cells
+    # A 2 cannot come out of the perturbation, so the attacker takes it as exact.
+    assert small.figures["audit_cells_below_protection"] == 1
+    assert any(
+        "customers_by_quarter[2026-Q1|GB|Retail].active_customers" in f for f in small.findings
+    )
     world.sql("DELETE FROM statistics.customers_by_quarter")
     world.insert(s.revenue_by_service_month, month="2026-02", service="Tariffs", revenue_pence=99)
     beside = world.check(checks.check_aggregates)
