@@ -1,26 +1,45 @@
-"""The differencing attack on a series of daily releases: an analyst keeps every release and
-subtracts one from another, while people are restricted, erased, object and are retired in
-between. Closed periods are frozen once published (`statistics.freeze`), so no figure an analyst
-already holds ever changes, and the attack recovers nothing; without the freeze, the same
-series hands over a restricted company's figures."""
+"""The attacker of the threat model on 30 consecutive daily releases: an analyst keeps every
+release while people are restricted, erased, object, are retired, and companies become and stop
+being customers in between. The attacks:
+
+- differencing consecutive and distant releases (closed periods are frozen, so nothing moves;
+  without the freeze the same series hands over a restricted company's figures);
+- the stock-flow identity of `customers_by_quarter`, worked by interval arithmetic over the
+  perturbation table's support, which this module derives itself by running the perturbation
+  over the key space (not by the audit's code): no flow and no cell is pinned down;
+- a coalition that knows every contributor of a revenue cell but the largest, reading the
+  largest one's value off the published sum: never within the protection level;
+- linkage of `customer_profiles` to the CRM company export: every record matches at least k
+  companies of the export.
+"""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import itertools
 import shutil
+import sqlite3
+from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 from helpers import query
 
 from ccg_pipeline import requests
+from ccg_pipeline import statistics as statistics_zone
+from ccg_pipeline.anonymise.cellkey import KEY_SPACE, CellKeyPerturbation
 from ccg_pipeline.ingest import ingest_source
+from ccg_pipeline.policy import load_notice
+from ccg_pipeline.policy.models import Perturbation
 from ccg_pipeline.requests.intake import parse_submission, submit
 from ccg_pipeline.retention import run_retention
 from ccg_pipeline.statistics import build_in_staging, freeze, publish
+from ccg_pipeline.statistics.build import PROFILE_QUASI_IDENTIFIERS
+from ccg_pipeline.validation import gate
 from ccg_pipeline.validation.gate import validate_staging
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse import schema as s
@@ -98,32 +117,231 @@ def loaded(demo_sources: Path, tmp_path: Path, settings_for):
     engine.dispose()
 
 
-def test_thirty_daily_releases_differenced_recover_nothing(loaded, tmp_path: Path) -> None:
+SPEC = load_notice().settings.perturbation
+K = load_notice().settings.k_anonymity
+FLOWS = ("new_customers", "active_customers", "ceased_customers")
+
+
+def _published(engine: sa.Engine, name: str) -> pd.DataFrame:
+    with engine.connect() as conn:
+        result = conn.execute(sa.select(s.metadata.tables[f"{s.STATISTICS}.{name}"]))
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()), dtype=object)
+
+
+# --- the attacker's tools, written here rather than taken from the audit ---------------------
+
+
+@cache
+def _support(spec: Perturbation) -> dict[int, tuple[int, int]]:
+    """Published count -> the smallest and largest true count that can produce it, found by
+    running the perturbation itself over every 16th cell key of the key space."""
+    perturbation = CellKeyPerturbation(spec)
+    keys = np.arange(0, KEY_SPACE, 16)
+    seen: dict[int, list[int]] = {}
+    for true in range(41):
+        for out in np.unique(perturbation.counts(np.full(len(keys), true), keys)):
+            seen.setdefault(int(out), []).append(true)
+    return {out: (min(ts), max(ts)) for out, ts in seen.items() if out <= 40 - spec.max_count_noise}
+
+
+def _bounds(value: object, spec: Perturbation) -> tuple[float, float]:
+    if value is None or pd.isna(value):
+        return 0.0, float("inf")  # suppressed
+    v = int(value)
+    if v <= 40 - spec.max_count_noise:
+        # A value the perturbation never outputs can only be exact.
+        return _support(spec).get(v, (v, v))
+    return v - spec.max_count_noise, v + spec.max_count_noise
+
+
+def _stock_flow_attack(frame: pd.DataFrame, spec: Perturbation = SPEC) -> list[float]:
+    """Interval widths the attacker gets for each flow new(q) - ceased(q-1) and each new(q) from
+    active(q) = active(q-1) + new(q) - ceased(q-1), consecutive quarters within a group."""
+    if frame.empty:
+        return []
+    rows = {(r.quarter, r.country, r.sector): r for r in frame.itertuples(index=False)}
+    index = sorted({int(q[:4]) * 4 + int(q[-1]) - 1 for q in frame["quarter"]})
+    widths = []
+    for country, sector in {(c, s_) for _q, c, s_ in rows}:
+
+        def cell(quarter: int, column: str, country=country, sector=sector) -> tuple[float, float]:
+            row = rows.get((f"{quarter // 4}-Q{quarter % 4 + 1}", country, sector))
+            return _bounds(0 if row is None else getattr(row, column), spec)
+
+        for q in range(index[0] + 1, index[-1] + 1):
+            a_now, a_before = cell(q, "active_customers"), cell(q - 1, "active_customers")
+            new, ceased = cell(q, "new_customers"), cell(q - 1, "ceased_customers")
+            flow = (
+                max(a_now[0] - a_before[1], new[0] - ceased[1]),
+                min(a_now[1] - a_before[0], new[1] - ceased[0]),
+            )
+            new_from_stocks = (
+                max(new[0], a_now[0] - a_before[1] + ceased[0]),
+                min(new[1], a_now[1] - a_before[0] + ceased[1]),
+            )
+            widths += [flow[1] - flow[0], new_from_stocks[1] - new_from_stocks[0]]
+    return widths
+
+
+def _invoice_truth(url: str) -> pd.DataFrame:
+    """Per revenue cell: the true total and the largest company's part, straight from the
+    personal zone by SQL of its own."""
+    rows = query(
+        url,
+        "SELECT substr(i.issued_on, 1, 7), coalesce(o.service, 'unknown'), i.company_id, "
+        "sum(i.amount_minor) FROM personal.invoices i LEFT JOIN personal.orders o "
+        "ON o.order_id = i.order_id GROUP BY 1, 2, 3",
+    )
+    parts = pd.DataFrame(rows, columns=["month", "service", "company", "amount"])
+    return parts.groupby(["month", "service"]).agg(total=("amount", "sum"), top=("amount", "max"))
+
+
+def _coalition_attack(
+    published: pd.DataFrame, truth: pd.DataFrame, spec: Perturbation = SPEC
+) -> tuple[int, int]:
+    """(cells attacked, largest contributions recovered within the protection level): the
+    coalition knows every contribution but the largest and subtracts them from the sum."""
+    cells = published.dropna(subset=["revenue_pence"]).merge(
+        truth, left_on=["month", "service"], right_index=True
+    )
+    estimate_error = (cells["revenue_pence"].astype(float) - cells["total"]).abs()
+    recovered = estimate_error < spec.sum_protection_share * cells["top"] - 1  # pence rounding
+    return len(cells), int(recovered.sum())
+
+
+def _crm_export(sources: Path) -> pd.DataFrame:
+    newest = sorted((sources / "crm").glob("companies_*.csv"))[-1]
+    with newest.open(newline="") as handle:
+        return pd.DataFrame(list(csv.DictReader(handle)))
+
+
+def _export_attributes(export: pd.DataFrame) -> dict[str, pd.Series]:
+    return {
+        "region": export["Country/Region"],
+        "sector": export["Industry"],
+        "size_band": pd.to_numeric(export["Number of Employees"], errors="coerce"),
+        "revenue_band": pd.to_numeric(export["Annual Revenue"], errors="coerce"),
+        "customer_since": pd.to_datetime(export["Create Date"]),
+    }
+
+
+def _linkage_attack(profiles: pd.DataFrame, export: pd.DataFrame) -> list[int]:
+    """For each published profile, how many companies of the CRM export it could be: those whose
+    attributes, generalised at any level of the published hierarchies, give its values."""
+    attributes = _export_attributes(export)
+    labels = {
+        qi.column: [level(attributes[qi.column]).astype(str) for level in qi.levels]
+        for qi in PROFILE_QUASI_IDENTIFIERS
+    }
+    matches = []
+    for profile in profiles.itertuples(index=False):
+        fits = np.ones(len(export), dtype=bool)
+        for column, levels in labels.items():
+            value = str(getattr(profile, column))
+            if value != "*":
+                fits &= np.logical_or.reduce([level.to_numpy() == value for level in levels])
+        matches.append(int(fits.sum()))
+    return matches
+
+
+def _churn(sources: Path, kind: str, at: dt.datetime, company_id: int) -> None:
+    """A company becomes a customer (a copy of another, new id) or stops being one, in the
+    portal database, as the portal itself would record it."""
+    stamp = at.strftime("%Y-%m-%d %H:%M:%S")
+    with sqlite3.connect(sources / "portal.db") as db:
+        if kind == "cease":
+            db.execute(
+                "UPDATE companies SET closed_at = ?, updated_at = ? WHERE id = ?",
+                (stamp, stamp, company_id),
+            )
+        else:
+            columns = [r[1] for r in db.execute("PRAGMA table_info(companies)")]
+            new_id = db.execute("SELECT max(id) + 1 FROM companies").fetchone()[0]
+            values = dict(
+                zip(
+                    columns,
+                    db.execute("SELECT * FROM companies WHERE id = ?", (company_id,)).fetchone(),
+                    strict=True,
+                )
+            )
+            values.update(
+                id=new_id,
+                name=f"{values['name']} {new_id}",
+                created_at=stamp,
+                closed_at=None,
+                updated_at=stamp,
+            )
+            db.execute(
+                f"INSERT INTO companies ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' for _ in columns)})",
+                [values[c] for c in columns],
+            )
+
+
+def test_thirty_daily_releases_attacked_recover_nothing(loaded, tmp_path: Path) -> None:
     engine, settings, people, prospects = loaded
+    sources = tmp_path / "sources"
+    with sqlite3.connect(sources / "portal.db") as db:
+        customers = [r[0] for r in db.execute("SELECT id FROM companies WHERE closed_at IS NULL")]
     # What happens between releases: restrictions (the company drops out of every build), an
     # erasure of a customer's contact (restricted for tax) and of a prospect, an objection to
-    # legitimate interest, and the retention sweep.
+    # legitimate interest, the retention sweep, and companies joining and leaving.
     events = {
         2: ("restrict", people[0]),
+        4: ("join", customers[1]),
         5: ("erase", people[3]),
+        7: ("cease", customers[2]),
         9: ("object", people[6]),
+        11: ("join", customers[4]),
         13: ("erase", prospects[0]),
+        15: ("cease", customers[5]),
         17: ("restrict", people[9]),
+        19: ("join", customers[7]),
         22: ("retention", None),
+        24: ("cease", customers[8]),
         26: ("restrict", people[12]),
+        28: ("join", customers[10]),
     }
-    releases = []
+    releases, stock_flow_widths, profile_matches = [], [], []
+    export = _crm_export(sources)
     for n in range(RELEASES):
         as_of = FIRST + dt.timedelta(days=n)
         at = dt.datetime.combine(as_of, dt.time(9))
-        kind, email = events.get(n, (None, None))
+        kind, subject = events.get(n, (None, None))
         if kind == "retention":
             run_retention(settings, as_of, f"retention-{n}")
+        elif kind in ("join", "cease"):
+            _churn(sources, kind, at, subject)
+            ingest_source(
+                settings,
+                "portal",
+                run_id=f"churn-{n}",
+                window_start=None,
+                window_end=at + dt.timedelta(hours=1),
+            )
         elif kind == "object":
-            _request(engine, settings, kind, email, at, scope="legitimate_interest")
+            _request(engine, settings, kind, subject, at, scope="legitimate_interest")
         elif kind:
-            _request(engine, settings, kind, email, at)
+            _request(engine, settings, kind, subject, at)
         releases.append(_release(engine, tmp_path, as_of, f"release-{n}"))
+        stock_flow_widths += _stock_flow_attack(_published(engine, "customers_by_quarter"))
+        profile_matches += _linkage_attack(_published(engine, "customer_profiles"), export)
+        if n == 0:
+            coalition = _coalition_attack(
+                _published(engine, "revenue_by_service_month"),
+                _invoice_truth(settings.warehouse_url),
+            )
+
+    # The stock-flow identity pins nothing down: no flow or cell to one value, none narrower
+    # than the protection width.
+    assert stock_flow_widths
+    assert min(stock_flow_widths) >= SPEC.count_protection_width
+    # Knowing every other contribution of a revenue cell never gives the largest one to within
+    # the protection level.
+    attacked, recovered = coalition
+    assert attacked > 0 and recovered == 0
+    # No published profile links to fewer than k companies of the CRM export.
+    assert profile_matches and min(profile_matches) >= K
 
     consecutive = [_changed(a, b) for a, b in itertools.pairwise(releases)]
     assert [len(c) for c in consecutive] == [0] * (RELEASES - 1)
@@ -166,3 +384,52 @@ def test_a_final_period_missing_from_the_published_table_stops_the_build(
         conn.execute(sa.delete(s.revenue_by_service_month))
     with pytest.raises(freeze.FrozenPeriodMissing, match="revenue_by_service_month"):
         build_in_staging(engine, FIRST + dt.timedelta(days=1), "release-1")
+
+
+def test_without_perturbation_the_attacks_succeed_and_the_gate_refuses(
+    loaded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The negative control, and the planted unsafe release: the same build with the noise
+    turned off. The attacker's tools above then pin flows down and read a largest contribution
+    off a sum, and the gate's release audit refuses the release, naming table and cell."""
+    engine, settings, _people, _ = loaded
+    notice = load_notice()
+    exact = Perturbation(max_count_noise=0, sum_noise_scale=0.0)
+    unsafe = notice.model_copy(
+        update={"settings": notice.settings.model_copy(update={"perturbation": exact})}
+    )
+    monkeypatch.setattr(statistics_zone, "load_notice", lambda: unsafe)
+    monkeypatch.setattr(gate, "load_notice", lambda: unsafe)
+    build_in_staging(engine, FIRST, "unsafe")
+    with pytest.raises(gate.ValidationGateFailed) as refused:
+        validate_staging(engine, "unsafe", tmp_path)
+    message = str(refused.value)
+    assert "customers_by_quarter: release_audit_attacker_interval_at_least_protection" in message
+    assert "customers_by_quarter[" in message and "revenue_by_service_month" in message
+    audits = query(
+        settings.warehouse_url,
+        "SELECT table_name, passed, cells_below_protection FROM ops.release_audits "
+        "WHERE run_id = 'unsafe' AND table_name = 'customers_by_quarter'",
+    )
+    assert audits[0][1] in (0, False) and audits[0][2] > 0
+    staged = {
+        name: _staged(engine, name) for name in ("customers_by_quarter", "revenue_by_service_month")
+    }
+    assert min(_stock_flow_attack(staged["customers_by_quarter"], exact)) == 0
+    attacked, recovered = _coalition_attack(
+        staged["revenue_by_service_month"], _invoice_truth(settings.warehouse_url), exact
+    )
+    assert recovered == attacked > 0
+    # Profiles at the finest published detail, not k-anonymised, link companies one to one.
+    export = _crm_export(tmp_path / "sources")
+    attributes = _export_attributes(export)
+    finest = pd.DataFrame(
+        {qi.column: qi.levels[0](attributes[qi.column]) for qi in PROFILE_QUASI_IDENTIFIERS}
+    )
+    assert min(_linkage_attack(finest, export)) == 1
+
+
+def _staged(engine: sa.Engine, name: str) -> pd.DataFrame:
+    with engine.connect() as conn:
+        result = conn.execute(sa.select(s.metadata.tables[f"{s.STAGING}.build_{name}"]))
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()), dtype=object)
