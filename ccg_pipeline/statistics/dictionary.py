@@ -6,17 +6,22 @@ committed file drifts from the definitions, and another runs every example query
 
 from __future__ import annotations
 
+import math
+
 import sqlalchemy as sa
 
+from ccg_pipeline.anonymise.cellkey import CellKeyPerturbation
+from ccg_pipeline.policy import load_notice
 from ccg_pipeline.warehouse import schema as s
 
 # One example per table, in SQL that runs unchanged on the SQLite file and on PostgreSQL (after
 # `SET search_path TO statistics`).
 EXAMPLES: dict[str, tuple[str, str]] = {
     "customers_by_quarter": (
-        "Active customers per quarter, over the cells that are not suppressed",
-        "SELECT quarter, SUM(active_customers) AS active_customers_shown,\n"
-        "       SUM(CASE WHEN active_customers IS NULL THEN 1 ELSE 0 END) AS cells_suppressed\n"
+        "Active customers per quarter, summed over countries and sectors (each cell carries "
+        "its own noise, so the sum's error grows with the square root of the cells summed)",
+        "SELECT quarter, SUM(active_customers) AS active_customers,\n"
+        "       COUNT(*) AS cells_summed\n"
         "FROM customers_by_quarter\nGROUP BY quarter\nORDER BY quarter DESC\nLIMIT 8",
     ),
     "revenue_by_service_month": (
@@ -73,6 +78,45 @@ def _type(column: sa.Column) -> str:
     return str(column.type.compile(dialect=sa.dialects.postgresql.dialect()))
 
 
+def _perturbation_section() -> list[str]:
+    """The error bounds an analyst needs, read from the policy's perturbation table."""
+    spec = load_notice().settings.perturbation
+    perturbation = CellKeyPerturbation(spec)
+    rows = len(perturbation.table)
+    lines = [
+        "**Every count is perturbed** (cell-key perturbation, the method of the ONS and the "
+        f"Australian Bureau of Statistics): a published count is within {spec.max_count_noise} "
+        "of the true count, the noise averages to zero, and no count of "
+        f"1 to {spec.smallest_published_count - 1} is ever published (a true 1 or 2 comes out "
+        f"as 0 or as {spec.smallest_published_count} or more). A zero is a true zero or a "
+        "small count perturbed to zero; a row whose counts all came out as zero is left out. "
+        "The noise of a cell depends only on who is in it, so the same cell has the same "
+        "value in every release. Standard deviation of the noise by true count:",
+        "",
+        "| true count | " + " | ".join(str(v) for v in range(1, rows)) + f" | {rows} or more |",
+        "|---" * (rows + 1) + "|",
+        "| noise s.d. | "
+        + " | ".join(
+            f"{math.sqrt(perturbation.mean_and_variance(v)[1]):.2f}" for v in range(1, rows + 1)
+        )
+        + " |",
+        "",
+        "Cells are perturbed independently, so a sum of n cells is off by at most "
+        f"{spec.max_count_noise} x n and typically by about "
+        f"{math.sqrt(perturbation.mean_and_variance(rows)[1]):.1f} x sqrt(n): sums and "
+        "margins you compute are additive within those tolerances. A sum column "
+        "(`revenue_pence`) is moved up or down by "
+        f"{spec.sum_noise_floor * spec.sum_noise_scale:.0%} to {spec.sum_noise_scale:.0%} of "
+        "the largest single customer's part of the cell (at demo size, under 2% of a cell "
+        "of 100 or more invoices). A NULL means **suppressed**: a revenue row with fewer than "
+        f"{spec.min_sum_contributors} contributing customers, or a row hidden beside one so it "
+        "cannot be worked out from totals; a NULL median of days means fewer than 10 "
+        "completed requests.",
+        "",
+    ]
+    return lines
+
+
 def render() -> str:
     lines = [
         "# Statistics data dictionary",
@@ -84,16 +128,14 @@ def render() -> str:
         "under `CCG_HOME`; on PostgreSQL the `statistics` schema, readable by members of the "
         "`ccg_analyst` role (`SET search_path TO statistics` first).",
         "",
-        "A NULL count means **suppressed**: the count was between 1 and the minimum cell size "
-        "(the policy's `min_cell_count`, 10 by default), or the row was hidden so that a suppressed one cannot be worked out from totals. "
-        "Sum visible cells for a lower bound, never subtract them from a total. Zero means none.",
-        "",
+        *_perturbation_section(),
         "Only **closed** periods are published (a day, month or quarter that has ended; request "
         "months three months after they end, when every request in them is due). A closed "
         "period's rows are computed once, at the first release after it closes, and then "
         "published unchanged in every later release, whatever happens to the people behind "
-        "them: `frozen_periods` lists the final periods. `customer_profiles` is a snapshot, "
-        "rebuilt each release.",
+        "them: `frozen_periods` lists the final periods. `customer_profiles` is one snapshot, "
+        "taken at the first release after a quarter closes and unchanged until the next "
+        "quarter closes (`frozen_periods` names its quarter).",
         "",
     ]
     for table in analyst_tables():

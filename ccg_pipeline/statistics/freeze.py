@@ -11,7 +11,10 @@ behind them. The periods that are final are listed in `statistics.frozen_periods
 can read. Anonymised figures may be kept indefinitely (N-ANON); retention, erasure, restriction
 and objection change only periods not published yet.
 
-`customer_profiles` has no period: it is a snapshot of customers, and is rebuilt each release.
+`customer_profiles` has no period column: it is one snapshot of the customers, taken at the first
+release after a quarter closes and then published unchanged until the next quarter closes (the
+ledger lists the snapshot under that quarter). A restriction or erasure in between changes no
+record an analyst already holds; the next snapshot is a new table as a whole.
 """
 
 from __future__ import annotations
@@ -81,10 +84,35 @@ def _published_rows(conn: Connection, published: sa.Table, column: str, periods:
     return rows[rows[column].astype(str).isin(periods)]
 
 
+# Snapshot tables: rebuilt once per closed quarter, frozen in between.
+SNAPSHOTS = ("customer_profiles",)
+
+
+def last_closed_quarter(as_of: dt.date) -> str:
+    """The newest quarter whose last day is on or before `as_of`."""
+    index = as_of.year * 4 + (as_of.month - 1) // 3
+    label = f"{index // 4}-Q{index % 4 + 1}"
+    if _quarter_end(label) > as_of:
+        index -= 1
+        label = f"{index // 4}-Q{index % 4 + 1}"
+    return label
+
+
+def _snapshot(conn: Connection, built: Any, name: str, as_of: dt.date) -> Any:
+    if last_closed_quarter(as_of) not in frozen(conn, name):
+        return built  # a quarter closed since the last snapshot: a new one
+    published = s.metadata.tables[f"{s.STATISTICS}.{name}"]
+    result = conn.execute(sa.select(published))
+    old = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    return replace(built, frame=old[list(built.frame.columns)], frozen_rows=len(old))
+
+
 def release(conn: Connection, built: Any, as_of: dt.date) -> Any:
     """The rows this release publishes for one table: its frozen periods as published, plus the
     periods closed since, as computed now. Open periods are left out."""
     name = built.build.name.removeprefix("build_")
+    if name in SNAPSHOTS:
+        return _snapshot(conn, built, name, as_of)
     spec = PERIODS.get(name)
     if spec is None:
         return built
@@ -123,4 +151,12 @@ def record(conn: Connection, as_of: dt.date, run_id: str) -> int:
                 ],
             )
         added += len(new)
+    quarter = last_closed_quarter(as_of)
+    for name in SNAPSHOTS:
+        if quarter not in frozen(conn, name):
+            conn.execute(
+                sa.insert(s.frozen_periods),
+                {"table_name": name, "period": quarter, "frozen_as_of": as_of, "run_id": run_id},
+            )
+            added += 1
     return added

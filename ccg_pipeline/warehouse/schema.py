@@ -685,7 +685,8 @@ def _qi(name: str, comment: str) -> sa.Column:
     )
 
 
-SUPPRESSED_NOTE = " NULL when suppressed."
+# Counts carry cell-key noise (anonymise/cellkey.py; bounds in docs/data-dictionary.md).
+SUPPRESSED_NOTE = " Perturbed: within 3 of the true count, never 1 or 2. NULL when suppressed."
 
 build_customers_by_quarter, customers_by_quarter = _published(
     "customers_by_quarter",
@@ -703,12 +704,17 @@ build_customers_by_quarter, customers_by_quarter = _published(
 
 build_revenue_by_service_month, revenue_by_service_month = _published(
     "revenue_by_service_month",
-    "Invoiced revenue by calendar month of issue and service. A cell is suppressed when fewer "
-    "customers than the threshold contributed to it.",
+    "Invoiced revenue by calendar month of issue and service. A row is suppressed when fewer "
+    "than 5 customers contributed to it (plus secondary suppression).",
     sa.Column("month", sa.String(7), primary_key=True, comment="Calendar month of issue, YYYY-MM."),
     sa.Column("service", sa.Text, primary_key=True, comment="CCG service invoiced."),
     _count("invoices", "Invoices issued." + SUPPRESSED_NOTE),
-    _count("revenue_pence", "Invoiced amount before VAT, in pence (GBP)." + SUPPRESSED_NOTE, SUM),
+    _count(
+        "revenue_pence",
+        "Invoiced amount before VAT, in pence (GBP). Perturbed by 10-20% of the largest "
+        "customer's part, up or down. NULL when suppressed.",
+        SUM,
+    ),
 )
 
 build_web_traffic_daily, web_traffic_daily = _published(
