@@ -34,6 +34,17 @@ REVENUE_BANDS_GBP = [
     (10_000_000, "£10m-£50m"),
     (50_000_000, "£50m+"),
 ]
+# Coarser bands, one level up: they keep some detail where the fine bands would single out.
+EMPLOYEE_BANDS_COARSE = [(0, "1-49"), (50, "50-249"), (250, "250+")]
+REVENUE_BANDS_GBP_COARSE = [(0, "<£10m"), (10_000_000, "£10m+")]
+# Sectors grouped by what the customer does with goods, one level above the sector.
+SECTOR_GROUPS = {
+    "Making goods": ("Manufacturing", "Pharmaceuticals", "Automotive", "Food and drink"),
+    "Selling goods": ("Retail", "Wholesale", "E-commerce"),
+    "Moving goods": ("Freight forwarding",),
+}
+OTHER_SECTORS = "Other sectors"
+SECTOR_GROUP_OF = {sector: group for group, sectors in SECTOR_GROUPS.items() for sector in sectors}
 
 
 def suppress_all(series: pd.Series) -> pd.Series:
@@ -77,9 +88,24 @@ def _date_level(unit: str) -> Level:
     return level
 
 
+def five_years(series: pd.Series) -> pd.Series:
+    """Dates cut to five-year spans that start on a year ending in 0 or 5: `2015-2019`."""
+    years = _parse_dates(series).dt.year
+    start = (years // 5 * 5).astype("Int64")
+    labels = start.astype(str) + "-" + (start + 4).astype(str)
+    return labels.astype(object).where(years.notna(), SUPPRESSED)
+
+
 def date_levels() -> list[Level]:
-    """day -> month -> quarter -> year -> *"""
-    return [_date_level("D"), _date_level("M"), _date_level("Q"), _date_level("Y"), suppress_all]
+    """day -> month -> quarter -> year -> five years -> *"""
+    return [
+        _date_level("D"),
+        _date_level("M"),
+        _date_level("Q"),
+        _date_level("Y"),
+        five_years,
+        suppress_all,
+    ]
 
 
 def country_to_region(series: pd.Series) -> pd.Series:
@@ -102,13 +128,32 @@ def _band(series: pd.Series, bands: list[tuple[int, str]]) -> pd.Series:
 
 
 def employee_levels() -> list[Level]:
-    """exact headcount -> band -> *"""
-    return [as_text, lambda s: _band(s, EMPLOYEE_BANDS), suppress_all]
+    """exact headcount -> band -> coarse band -> *"""
+    return [
+        as_text,
+        lambda s: _band(s, EMPLOYEE_BANDS),
+        lambda s: _band(s, EMPLOYEE_BANDS_COARSE),
+        suppress_all,
+    ]
 
 
 def revenue_levels() -> list[Level]:
-    """exact revenue -> band -> *"""
-    return [as_text, lambda s: _band(s, REVENUE_BANDS_GBP), suppress_all]
+    """exact revenue -> band -> coarse band -> *"""
+    return [
+        as_text,
+        lambda s: _band(s, REVENUE_BANDS_GBP),
+        lambda s: _band(s, REVENUE_BANDS_GBP_COARSE),
+        suppress_all,
+    ]
+
+
+def sector_group(series: pd.Series) -> pd.Series:
+    return series.map(SECTOR_GROUP_OF).fillna(OTHER_SECTORS).where(series.notna(), SUPPRESSED)
+
+
+def sector_levels() -> list[Level]:
+    """sector -> sector group -> *"""
+    return [as_text, sector_group, suppress_all]
 
 
 def _first_match(series: pd.Series, rules: Rules, default: str) -> pd.Series:

@@ -524,7 +524,7 @@ def subject_requests_monthly(ctx: StatisticsContext) -> BuiltTable:
 
 PROFILE_QUASI_IDENTIFIERS = [
     QuasiIdentifier("region", [h.country_to_region, h.suppress_all]),
-    QuasiIdentifier("sector", [h.as_text, h.suppress_all]),
+    QuasiIdentifier("sector", h.sector_levels()),
     QuasiIdentifier("size_band", h.employee_levels()[1:]),
     QuasiIdentifier("revenue_band", h.revenue_levels()[1:]),
     QuasiIdentifier("customer_since", h.date_levels()[2:]),

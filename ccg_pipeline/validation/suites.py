@@ -100,9 +100,13 @@ COLUMN_RULES: dict[str, list[dict[str, Any]]] = {
     "browser_family": _in_set([name for name, _ in labels.BROWSERS] + [labels.OTHER]),
     "region": _in_set([*labels.REGION_LABELS, SUPPRESSED]),
     "request_type": _in_set(list(s.REQUEST_TYPES)),
-    "size_band": _in_set([band for _, band in h.EMPLOYEE_BANDS] + [SUPPRESSED]),
-    "revenue_band": _in_set([band for _, band in h.REVENUE_BANDS_GBP] + [SUPPRESSED]),
-    "customer_since": _regex(r"^(?:\d{4}(?:-Q[1-4])?|\*)$"),
+    "size_band": _in_set(
+        [band for _, band in h.EMPLOYEE_BANDS + h.EMPLOYEE_BANDS_COARSE] + [SUPPRESSED]
+    ),
+    "revenue_band": _in_set(
+        [band for _, band in h.REVENUE_BANDS_GBP + h.REVENUE_BANDS_GBP_COARSE] + [SUPPRESSED]
+    ),
+    "customer_since": _regex(r"^(?:\d{4}(?:-Q[1-4]|-\d{4})?|\*)$"),
     "status": _in_set(["active", "ceased"]),
     "profile_id": _between(0, MAX_COUNT),
     "consent_rate": _between(0, 1),

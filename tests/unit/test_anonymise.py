@@ -23,12 +23,34 @@ pytestmark = pytest.mark.unit
 
 def test_dates_generalise_to_month_quarter_year() -> None:
     dates = pd.Series(pd.to_datetime(["2024-02-29", "2024-12-31", None]))
-    day, month, quarter, year, top = (level(dates).tolist() for level in h.date_levels())
+    day, month, quarter, year, five, top = (level(dates).tolist() for level in h.date_levels())
     assert day == ["2024-02-29", "2024-12-31", "*"]
     assert month == ["2024-02", "2024-12", "*"]
     assert quarter == ["2024-Q1", "2024-Q4", "*"]
     assert year == ["2024", "2024", "*"]
+    assert five == ["2020-2024", "2020-2024", "*"]
     assert top == ["*", "*", "*"]
+
+
+def test_sectors_group_and_bands_coarsen_one_level_up() -> None:
+    sectors = pd.Series(["Retail", "Automotive", "Freight forwarding", "Mining", None])
+    assert h.sector_group(sectors).tolist() == [
+        "Selling goods",
+        "Making goods",
+        "Moving goods",
+        "Other sectors",
+        "*",
+    ]
+    assert h.employee_levels()[2](pd.Series([49, 50, 250, None])).tolist() == [
+        "1-49",
+        "50-249",
+        "250+",
+        "*",
+    ]
+    assert h.revenue_levels()[2](pd.Series([9_999_999, 10_000_000])).tolist() == [
+        "<£10m",
+        "£10m+",
+    ]
 
 
 def test_countries_sizes_revenue_and_job_titles() -> None:
