@@ -27,7 +27,7 @@ export DEMO_COMPANIES ?= 1500
 export DEMO_PROSPECTS ?= 800
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock demo test test-unit lint fmt airflow env browser-deps postgres-deps bench-ingest bench-retention bench-peers bench-presidio bench-scan bench-evidence clean
+.PHONY: help venv lock demo test test-unit lint fmt airflow env browser-deps postgres-deps bench-ingest bench-retention bench-peers bench-presidio bench-scan bench-evidence bench-disclosure clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ bench-retention: $(STAMP)  ## retention sweep vs bare DELETE on a 10M-row log ta
 
 bench-scan: $(STAMP)  ## identifier scan throughput on one core, and recall on planted identifiers
 	$(BIN)/python benchmarks/scan_throughput.py
+
+bench-disclosure: $(STAMP)  ## disclosure control at demo size: cells withheld, relative error by cell size, the release audit
+	$(BIN)/python benchmarks/disclosure_utility.py
 
 bench-evidence: $(STAMP)  ## compliance evidence and breach impact on a 2k- and a 20k-company warehouse
 	$(BIN)/python benchmarks/evidence_breach.py
