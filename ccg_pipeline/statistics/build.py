@@ -37,6 +37,9 @@ from ccg_pipeline.retention.rules import (
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.sql import month_label
 
+# The counts of customers_by_quarter: a flow in, the stock during the quarter, a flow out.
+CUSTOMER_FLOWS = ("new_customers", "active_customers", "ceased_customers")
+
 # At most this share of customer records may be dropped by local suppression; beyond it the
 # search generalises further instead.
 MAX_RECORD_SUPPRESSION = 0.05
@@ -130,18 +133,6 @@ def protect_rows(
     for column in dependents:
         out[column] = out[column].mask(hidden)
     return out, report.primary, report.secondary
-
-
-def cell_key_column(
-    table: pd.DataFrame, records: pd.DataFrame, dimensions: list[str], key: str = "key"
-) -> np.ndarray:
-    """Cell key of each row of `table`: the sum of the record keys (`records[key]`) of the records
-    sharing its dimensions, modulo the key space. Rows without records get 0."""
-    sums = records.groupby(dimensions, sort=False, dropna=False)[key].sum() % KEY_SPACE
-    aligned = table[dimensions].merge(
-        sums.rename("_cell_key").reset_index(), on=dimensions, how="left"
-    )
-    return aligned["_cell_key"].fillna(0).to_numpy(dtype=np.int64)
 
 
 def protected(
@@ -260,13 +251,12 @@ def customers_by_quarter(ctx: StatisticsContext) -> BuiltTable:
     now = ctx.as_of.year * 4 + (ctx.as_of.month - 1) // 3
     records = records[records["start"] <= now]
     table = _stock_and_flows(records, now)
-    flows = ["new_customers", "active_customers", "ceased_customers"]
     return protected(
         ctx,
         s.build_customers_by_quarter,
         table,
         records_in=int(records["weight"].sum()),
-        cell_keys={c: table[f"_key_{c}"].to_numpy() for c in flows},
+        cell_keys={c: table[f"_key_{c}"].to_numpy() for c in CUSTOMER_FLOWS},
     )
 
 
@@ -281,7 +271,7 @@ def _stock_and_flows(records: pd.DataFrame, now: int) -> pd.DataFrame:
     """New, active-during and ceased counts per quarter and group, from start/end quarters
     (end NaN = still active), by difference arrays: one pass, whatever the number of quarters.
     The same arrays over the record keys give each cell's key (`_key_<column>`)."""
-    flows = ["new_customers", "active_customers", "ceased_customers"]
+    flows = list(CUSTOMER_FLOWS)
     if records.empty:
         columns = [c.name for c in s.build_customers_by_quarter.columns]
         return pd.DataFrame(columns=columns + [f"_key_{c}" for c in flows])

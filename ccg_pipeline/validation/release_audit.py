@@ -35,6 +35,7 @@ import pandas as pd
 from ccg_pipeline.anonymise.audit import UNBOUNDED, AttackerView, attacker_intervals
 from ccg_pipeline.anonymise.cellkey import CellKeyPerturbation
 from ccg_pipeline.policy.models import Perturbation
+from ccg_pipeline.statistics.build import CUSTOMER_FLOWS
 from ccg_pipeline.warehouse import schema as s
 
 
@@ -110,8 +111,7 @@ def _customers_by_quarter(b: _Builder) -> None:
     frame = b.frame
     if frame.empty:
         return
-    flows = ("new_customers", "active_customers", "ceased_customers")
-    variables = {c: b.counts(c) for c in flows}
+    variables = {c: b.counts(c) for c in CUSTOMER_FLOWS}
     quarters = pd.Series(sorted(frame["quarter"].astype(str).unique()))
     index = quarters.str[:4].astype(int) * 4 + quarters.str[-1].astype(int) - 1
     first, last = int(index.min()), int(index.max())
