@@ -64,7 +64,9 @@ def test_statistics_dag_publishes_checked_tables(
         )
     ]
     assert visible, "the demo population publishes some counts"
-    assert [v for v in visible if 0 < v < 10] == []
+    # Every published count is perturbed; none is 1 or 2 (smallest_published_count).
+    smallest = load_notice().settings.perturbation.smallest_published_count
+    assert [v for v in visible if 0 < v < smallest] == []
     assert query(warehouse_url, "SELECT count(*) FROM statistics.customer_profiles")[0][0] > 0
 
     # Rerunning for the same day publishes the same figures.
@@ -83,8 +85,9 @@ def test_a_failed_validation_publishes_nothing_and_keeps_the_last_version(
     engine = create_warehouse_engine(warehouse_url)
     try:
         build_in_staging(engine, AS_OF, "tampered")
+        smallest = load_notice().settings.perturbation.smallest_published_count
         with engine.begin() as conn:  # a small cell and a customer's name slip into staging
-            conn.execute(sa.update(s.build_web_traffic_daily).values(requests=3))
+            conn.execute(sa.update(s.build_web_traffic_daily).values(requests=smallest - 1))
             conn.execute(sa.update(s.build_customer_profiles).values(main_service=customer[0]))
         with pytest.raises(ValidationGateFailed, match="2 of 6 staged tables failed") as failed:
             validate_staging(engine, "tampered", tmp_path)
