@@ -175,6 +175,7 @@ def run(companies: int, prospects: int, repeats: int) -> dict[str, Any]:
             "hidden_cells": audit.hidden_cells,
             "lp_solves": audit.lp_solves,
             "inconsistent_components": audit.inconsistent_components,
+            "relaxed_components": audit.relaxed_components,
         }
     return {
         "companies": companies,

@@ -40,6 +40,10 @@ class AttackerView:
     lower: list[float] = field(default_factory=list)
     upper: list[float] = field(default_factory=list)
     equalities: list[Terms] = field(default_factory=list)  # sum(coef * x) == 0
+    # Identities that held when their cells were computed together but may have been broken
+    # between releases (cells of periods frozen at different times): used while the published
+    # values agree with them, dropped where they do not.
+    soft_equalities: list[Terms] = field(default_factory=list)
     inequalities: list[Terms] = field(default_factory=list)  # sum(coef * x) <= 0
     derived: list[tuple[str, Terms]] = field(default_factory=list)
 
@@ -66,8 +70,11 @@ class AuditResult:
     intervals: list[Interval]
     lp_solves: int = 0
     # Components whose published values no assignment within the noise bounds reconciles with
-    # the equalities (a final period frozen before a later change); judged on their boxes.
-    inconsistent_components: int = 0
+    # the identities that must hold: the method was not followed, so nothing about them can be
+    # vouched for. One name per component (its first cell).
+    inconsistent: list[str] = field(default_factory=list)
+    # Components where the soft identities had to be dropped to reconcile the published values.
+    relaxed_components: int = 0
 
     def narrowest(self) -> Interval | None:
         return min(self.intervals, key=lambda i: i.width, default=None)
@@ -171,43 +178,54 @@ def attacker_intervals(
     targets: list[tuple[str, Terms]] = [(name, {i: 1.0}) for i, name in enumerate(view.names)]
     targets += view.derived
     links_from, links_to = [], []
-    for terms in [*view.equalities, *view.inequalities, *(t for _n, t in view.derived)]:
+    for terms in [
+        *view.equalities,
+        *view.soft_equalities,
+        *view.inequalities,
+        *(t for _n, t in view.derived),
+    ]:
         variables = list(terms)
         links_from += variables[:-1]
         links_to += variables[1:]
     graph = csr_matrix((np.ones(len(links_from)), (links_from, links_to)), shape=(n, n))
     label = connected_components(graph, directed=False)[1] if n else np.array([], dtype=int)
-    grouped: dict[int, tuple[list[Terms], list[Terms]]] = {}
-    for terms in view.equalities:
-        grouped.setdefault(int(label[next(iter(terms))]), ([], []))[0].append(terms)
-    for terms in view.inequalities:
-        grouped.setdefault(int(label[next(iter(terms))]), ([], []))[1].append(terms)
+    grouped: dict[int, tuple[list[Terms], list[Terms], list[Terms]]] = {}
+    for kind, rows in enumerate((view.equalities, view.inequalities, view.soft_equalities)):
+        for terms in rows:
+            grouped.setdefault(int(label[next(iter(terms))]), ([], [], []))[kind].append(terms)
     # Without constraints an interval is the box (of a sum of cells, the sum of the boxes).
     found = [_box(terms, lower, upper) for _name, terms in targets]
     by_component: dict[int, list[int]] = {}
     for position, (_name, terms) in enumerate(targets):
         by_component.setdefault(int(label[next(iter(terms))]), []).append(position)
     result = AuditResult([])
-    for key, (equalities, inequalities) in grouped.items():
+    for key, (equalities, inequalities, soft) in grouped.items():
         variables = np.flatnonzero(label == key).tolist()
-        component = _Component(
-            variables, equalities, inequalities, lower[variables], upper[variables]
-        )
         positions = by_component[key]
+        column_of = {v: i for i, v in enumerate(variables)}
         vectors = []
         for position in positions:
             vector = np.zeros(len(variables))
             for var, coef in targets[position][1].items():
-                vector[component.columns[var]] = coef
+                vector[column_of[var]] = coef
             vectors.append(vector)
-        try:
-            exact = component.intervals(vectors, [found[p] for p in positions], enough)
-        except _Infeasible:
-            result.inconsistent_components += 1  # judged on the boxes, found above
-        else:
+        attempts = [equalities + soft, equalities] if soft else [equalities]
+        for attempt, identities in enumerate(attempts):
+            component = _Component(
+                variables, identities, inequalities, lower[variables], upper[variables]
+            )
+            try:
+                exact = component.intervals(vectors, [found[p] for p in positions], enough)
+            except _Infeasible:
+                result.lp_solves += component.solves
+                continue
+            result.lp_solves += component.solves
+            result.relaxed_components += attempt
             for position, interval in zip(positions, exact, strict=True):
                 found[position] = interval
-        result.lp_solves += component.solves
+            break
+        else:
+            result.inconsistent.append(view.names[variables[0]])
     intervals = [Interval(name, *found[i]) for i, (name, _t) in enumerate(targets)]
     if integer:
         intervals = [

@@ -213,7 +213,9 @@ def check_aggregates(ctx: CheckContext) -> ClauseResult:
     queries["smallest class of statistics.customer_profiles over its quasi-identifiers"] = ctx.sql(
         class_query
     )
-    audits = release_audit.audit_release(_published_frames(ctx), spec)
+    audits = release_audit.audit_release(
+        _published_frames(ctx), spec, release_audit.frozen_releases(ctx.conn)
+    )
     queries["release audit"] = (
         "SELECT * FROM each published aggregate table; intervals by linear programming "
         "(ccg_pipeline/validation/release_audit.py)"
@@ -261,7 +263,7 @@ def check_aggregates(ctx: CheckContext) -> ClauseResult:
             "audit_cells_below_protection": sum(len(a.below_protection) for a in audits),
             "audit_lp_solves": sum(a.lp_solves for a in audits),
             "audit_narrowest_by_table": {a.table: a.narrowest_width for a in audits},
-            "sum_noise_share_of_largest_contribution": spec.sum_noise_floor * spec.sum_noise_scale,
+            "sum_noise_share_of_largest_contribution": round(spec.largest_contribution_share, 4),
             "sum_protection_share_required": spec.sum_protection_share,
             "gate_audited_publication": gate_run,
             "smallest_published_count_allowed": smallest_allowed,

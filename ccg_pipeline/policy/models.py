@@ -230,6 +230,26 @@ class Perturbation(Strict):
     count_protection_width: int = Field(2, ge=1)
     sum_protection_share: float = Field(0.1, ge=0, le=1)
 
+    @model_validator(mode="after")
+    def _table_exists(self) -> Perturbation:
+        if self.max_count_noise and self.count_noise_variance <= 0:
+            raise ValueError("count_noise_variance must be > 0 when counts are perturbed")
+        if self.max_count_noise and self.max_count_noise < self.smallest_published_count - 1:
+            raise ValueError(
+                "max_count_noise must be >= smallest_published_count - 1: otherwise a true "
+                "count just below smallest_published_count has no allowed output"
+            )
+        return self
+
+    @property
+    def largest_contribution_share(self) -> float:
+        """How well a coalition that knows every other contribution to a sum can know the
+        largest one, as a share of it. The published sum gives the coalition t(1 + s m) with
+        s in [-1, -f] or [f, 1]: the guess of no noise is off by at least f m, and even a right
+        guess of the sign leaves t within a branch of half-width (1 - f) m / (2 (1 + m))."""
+        m, f = self.sum_noise_scale, self.sum_noise_floor
+        return min(f * m, (1 - f) * m / (2 * (1 + m)))
+
 
 class Settings(Strict):
     k_anonymity: int = Field(10, ge=2)

@@ -5,8 +5,8 @@ from all processing but storage) and the anonymised roll-ups in staging (the sta
 rows retention has deleted), as of one date. Every count and sum is then protected by cell-key
 perturbation (`anonymise.cellkey`): the noise of a cell is a function of who contributes to it, so
 the same contributors always get the same noise and no count of 1 or 2 is ever published. Sums
-whose cell has fewer contributors than `min_sum_contributors` are suppressed as whole rows, with
-secondary suppression (`anonymise.cells`). `customer_profiles`, record-level, is k-anonymous.
+whose cell has fewer contributors than `min_sum_contributors`, or whose perturbed count is not
+above it, are suppressed as whole rows, with secondary suppression (`anonymise.cells`). `customer_profiles`, record-level, is k-anonymous.
 The release audit in the validation gate (`validation.release_audit`) then proves, by linear
 programming over everything published, that no cell can be narrowed below the protection level.
 """
@@ -168,6 +168,13 @@ def protected(
     frame = frame[kept].reset_index(drop=True)
     primary = secondary = 0
     if driver is not None:
+        # Publish a sum only when its true contributors reach the threshold and every published
+        # count of its row exceeds it: a shown row then tells the attacker no more than "at
+        # least the threshold", which the release audit adds to its bounds. (0 < 0.5 < any
+        # threshold marks a row as primary.)
+        threshold = ctx.perturbation.spec.min_sum_contributors
+        driver = driver.reset_index(drop=True)[kept].reset_index(drop=True)
+        driver = driver.where((frame[counts] > threshold).all(axis=1), 0.5)
         dependents = tuple(
             c.name for c in build.columns if c.name not in {*dimensions, *counts, *sums}
         )
@@ -175,8 +182,8 @@ def protected(
             frame[[c.name for c in build.columns]],
             dimensions,
             counts + sums,
-            ctx.perturbation.spec.min_sum_contributors,
-            driver=driver.reset_index(drop=True)[kept].reset_index(drop=True),
+            threshold,
+            driver=driver,
             dependents=dependents,
         )
     frame = frame[[c.name for c in build.columns]]
@@ -341,7 +348,8 @@ def revenue_by_service_month(ctx: StatisticsContext) -> BuiltTable:
         sa.select(anon).where(anon.c.issued_month <= ctx.as_of.strftime("%Y-%m"))
     ).rename(columns={"issued_month": "month", "amount_minor": "revenue_pence"})
     # Customers are invoiced at most once per service and month, so a retired invoice stands
-    # for one contributor, and a roll-up row's mean invoice for its largest one.
+    # for one contributor. Which of a roll-up row's invoices was the largest is not kept, so the
+    # row's total stands in for it: the noise is then at least as large as it must be.
     retired_contributors = pd.DataFrame(
         {
             "month": retired["month"],
@@ -353,7 +361,7 @@ def revenue_by_service_month(ctx: StatisticsContext) -> BuiltTable:
                 _row_labels(retired, ["month", "country", "service"]), "anon_invoices"
             ),
             "contributors": retired["invoices"].astype(np.int64),
-            "top": retired["revenue_pence"] / retired["invoices"].clip(lower=1),
+            "top": retired["revenue_pence"].astype("float64"),
         }
     )
     live_contributors = per_company.assign(contributors=1, top=per_company["revenue_pence"])
@@ -498,17 +506,23 @@ def subject_requests_monthly(ctx: StatisticsContext) -> BuiltTable:
         )
         .astype({"completed": np.int64})
     )
-    # A median of a few requests is nearly one person's wait: published only from the minimum
-    # cell size of completed requests up.
-    table["median_days_to_complete"] = (
-        table["median_days_to_complete"].round(1).where(table["completed"] >= ctx.min_cell)
-    )
+
+    def hide_small_medians(frame: pd.DataFrame) -> pd.DataFrame:
+        # A median of a few requests is nearly one person's wait: published only from the
+        # minimum cell size of completed requests up, judged on the published (perturbed)
+        # count, so whether a median shows says nothing the count does not.
+        median = frame["median_days_to_complete"].astype("float64").round(1)
+        return frame.assign(
+            median_days_to_complete=median.where(frame["completed"] >= ctx.min_cell)
+        )
+
     return protected(
         ctx,
         s.build_subject_requests_monthly,
         table,
         records_in=len(requests),
         cell_keys={c: table[f"_key_{c}"].to_numpy() % KEY_SPACE for c in ("requests", "completed")},
+        derive=hide_small_medians,
     )
 
 

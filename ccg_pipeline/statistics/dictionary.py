@@ -107,11 +107,13 @@ def _perturbation_section() -> list[str]:
         "margins you compute are additive within those tolerances. A sum column "
         "(`revenue_pence`) is moved up or down by "
         f"{spec.sum_noise_floor * spec.sum_noise_scale:.0%} to {spec.sum_noise_scale:.0%} of "
-        "the largest single customer's part of the cell (at demo size, under 2% of a cell "
-        "of 100 or more invoices). A NULL means **suppressed**: a revenue row with fewer than "
-        f"{spec.min_sum_contributors} contributing customers, or a row hidden beside one so it "
-        "cannot be worked out from totals; a NULL median of days means fewer than 10 "
-        "completed requests.",
+        "the largest single customer's part of the cell, so whoever knows every other part "
+        "still cannot tell the largest within "
+        f"{spec.largest_contribution_share:.1%} of its value. A NULL means **suppressed**: a "
+        f"revenue row with fewer than {spec.min_sum_contributors} contributing customers or "
+        f"a perturbed invoice count of {spec.min_sum_contributors} or less, or a row hidden "
+        "beside one so it cannot be worked out from totals; a NULL median of days means fewer "
+        "than the minimum cell size of completed requests, as published.",
         "",
     ]
     return lines

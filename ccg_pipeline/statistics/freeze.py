@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -104,7 +105,38 @@ def _snapshot(conn: Connection, built: Any, name: str, as_of: dt.date) -> Any:
     published = s.metadata.tables[f"{s.STATISTICS}.{name}"]
     result = conn.execute(sa.select(published))
     old = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    return replace(built, frame=old[list(built.frame.columns)], frozen_rows=len(old))
+    carried = replace(built, frame=old[list(built.frame.columns)], frozen_rows=len(old))
+    return replace(carried, **_published_report(conn, name))
+
+
+def _published_report(conn: Connection, name: str) -> dict[str, Any]:
+    """What the last publication's report said about a carried snapshot (what protecting it
+    cost was measured when it was built, not on today's records)."""
+    r, p = s.statistics_reports, s.publications
+    row = (
+        conn.execute(
+            sa.select(r)
+            .join(p, p.c.run_id == r.c.run_id)
+            .where(r.c.table_name == name)
+            .order_by(p.c.published_at.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return {}
+    return {
+        "cells": row["cells"],
+        "primary": row["cells_suppressed_primary"],
+        "secondary": row["cells_suppressed_secondary"],
+        "records_in": row["records_in"],
+        "records_suppressed": row["records_suppressed"],
+        "generalisation": json.loads(row["generalisation"] or "{}"),
+        "precision_loss": row["precision_loss"],
+        "min_group_size": row["min_group_size"],
+        "min_l_diversity": row["min_l_diversity"],
+    }
 
 
 def release(conn: Connection, built: Any, as_of: dt.date) -> Any:

@@ -112,13 +112,16 @@ class GateReport:
             )
             log.info(
                 "release audit of staging.build_%s: %d cells and flows, narrowest attacker "
-                "interval %s (protection %s), %d hidden, %d LP solves",
+                "interval %s (protection %s), %d hidden, %d LP solves, %d group(s) reconciled "
+                "without identities across releases, %d inconsistent",
                 audit.table,
                 audit.cells_checked,
                 audit.narrowest_width,
                 audit.protection_width,
                 audit.hidden_cells,
                 audit.lp_solves,
+                audit.relaxed_components,
+                audit.inconsistent_components,
             )
 
     @property
@@ -327,6 +330,7 @@ def validate_staging(engine: Engine, run_id: str, home: Path) -> GateReport:
     with engine.connect() as conn:
         _assert_built_by(conn, run_id)
         frames = {published.name: _staged(conn, build) for build, published in s.PUBLISHED}
+        releases = release_audit.frozen_releases(conn)
         candidates = known_identifiers.Candidates.of_frames(frames.values())
         index = known_identifiers.load(conn, candidates)
         log.info(
@@ -337,7 +341,8 @@ def validate_staging(engine: Engine, run_id: str, home: Path) -> GateReport:
             len(index),
         )
     report = validate_frames(frames, index, home, run_id)
-    report.add_audits(release_audit.audit_release(frames, load_notice().settings.perturbation))
+    spec = load_notice().settings.perturbation
+    report.add_audits(release_audit.audit_release(frames, spec, releases))
     _record(engine, report)
     if report.failed:
         lines = "\n".join(f"  {o.describe()}" for o in report.failed)

@@ -9,28 +9,36 @@ for its periods, and auditing it audits the union of all releases.
 Per table the audit writes the attacker's knowledge as a linear system (`anonymise.audit`):
 
 - each published count bounds its true value to the true counts that can produce it through the
-  perturbation table; a suppressed count is only known to be >= 1 (its row exists); a row missing
-  from a group's run of quarters is a count perturbed to zero;
+  perturbation table; a suppressed count is only known to be >= 0; a row missing from a group's
+  run of quarters is a count perturbed to zero;
 - `customers_by_quarter`: active(q) = active(q-1) + new(q) - ceased(q-1) within each country
   and sector, from the table's first quarter, and the flow new(q) - ceased(q-1) the identity
-  exposes is audited as a quantity of its own;
+  exposes is audited as a quantity of its own. Between two quarters frozen by different releases
+  the identity may have been broken in between (a restriction removes a company from the later
+  quarter only), so there it is soft: used while the published values agree with it;
 - `marketing_consent_monthly`: the month-on-month change of the contact stock (new contacts);
 - `subject_requests_monthly`: completed <= requests;
-- sums (`revenue_by_service_month`): published only with at least the minimum cell size of
-  contributors, and moved by at least floor x scale of their largest contribution.
+- sums (`revenue_by_service_month`): a shown row has at least `min_sum_contributors` invoices,
+  which raises the lower bound of its count; the sum noise must hide a largest contribution from
+  a coalition of all the others (`Perturbation.largest_contribution_share`).
 
-A release fails when any interval is narrower than `count_protection_width`, or when the sum noise
-cannot hide a largest contribution to `sum_protection_share`. Failures name the table, the cell
-(its dimensions, which are published anyway) and the column, never a value.
+A release fails when any interval is narrower than `count_protection_width`, when the sum noise
+cannot hide a largest contribution to `sum_protection_share`, or when published values contradict
+the identities that must hold (the method was not followed, so nothing can be vouched for).
+Failures name the table, the cell (its dimensions, which are published anyway) and the column,
+never a value.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from ccg_pipeline.anonymise.audit import UNBOUNDED, AttackerView, attacker_intervals
 from ccg_pipeline.anonymise.cellkey import CellKeyPerturbation
@@ -49,6 +57,7 @@ class TableAudit:
     hidden_cells: int
     lp_solves: int
     inconsistent_components: int
+    relaxed_components: int
     sum_protection_share: float | None
 
     @property
@@ -66,6 +75,7 @@ class TableAudit:
             "hidden_cells": self.hidden_cells,
             "lp_solves": self.lp_solves,
             "inconsistent_components": self.inconsistent_components,
+            "relaxed_components": self.relaxed_components,
             "sum_protection_share": self.sum_protection_share,
             "passed": self.passed,
         }
@@ -74,9 +84,18 @@ class TableAudit:
 class _Builder:
     """Cells of one table as LP variables, named by their dimensions."""
 
-    def __init__(self, table: str, frame: pd.DataFrame, spec: Perturbation) -> None:
+    def __init__(
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        spec: Perturbation,
+        releases: Mapping[str, object] | None = None,
+    ) -> None:
         self.table = table
         self.frame = frame.reset_index(drop=True)
+        self.spec = spec
+        # Period label -> the release that froze it; periods not in it are this release's.
+        self.releases = releases or {}
         self.dimensions = s.dimensions_of(s.metadata.tables[f"{s.STATISTICS}.{table}"])
         self.perturbation = CellKeyPerturbation(spec)
         self.view = AttackerView()
@@ -85,11 +104,16 @@ class _Builder:
     def label(self, values: tuple) -> str:
         return f"{self.table}[{'|'.join(str(v) for v in values)}]"
 
-    def counts(self, column: str) -> dict[tuple, int]:
-        """One variable per row for `column`; returns {dimension values: variable}."""
+    def same_release(self, *periods: str) -> bool:
+        return len({self.releases.get(p) for p in periods}) == 1
+
+    def counts(self, column: str, *, shown_at_least: int = 0) -> dict[tuple, int]:
+        """One variable per row for `column`; returns {dimension values: variable}. A shown
+        value's true count is known to be at least `shown_at_least` (the publication rule)."""
         values = pd.to_numeric(self.frame[column], errors="coerce")
         published = values.fillna(0).to_numpy(dtype=np.int64)
         low, high = self.perturbation.possible_true(published)
+        low = np.maximum(low, shown_at_least)
         keys = list(self.frame[self.dimensions].astype(str).itertuples(index=False, name=None))
         out = {}
         for i, key in enumerate(keys):
@@ -136,7 +160,10 @@ def _customers_by_quarter(b: _Builder) -> None:
                 var("active_customers", now),
                 var("active_customers", before),
             )
-            b.view.equalities.append(
+            identities = (
+                b.view.equalities if b.same_release(before, now) else b.view.soft_equalities
+            )
+            identities.append(
                 {
                     active_now: 1.0,
                     active_before: -1.0,
@@ -179,23 +206,55 @@ def _counts_only(b: _Builder) -> None:
         b.counts(column)
 
 
+def _revenue_by_service_month(b: _Builder) -> None:
+    b.counts("invoices", shown_at_least=b.spec.min_sum_contributors)
+
+
 STRUCTURE = {
     "customers_by_quarter": _customers_by_quarter,
-    "revenue_by_service_month": _counts_only,
+    "revenue_by_service_month": _revenue_by_service_month,
     "web_traffic_daily": _counts_only,
     "marketing_consent_monthly": _marketing_consent_monthly,
     "subject_requests_monthly": _subject_requests_monthly,
 }
 
 
-def audit_table(table: str, frame: pd.DataFrame, spec: Perturbation) -> TableAudit:
-    builder = _Builder(table, frame, spec)
+def _attacker_knowledge(
+    table: str,
+    frame: pd.DataFrame,
+    spec: Perturbation,
+    releases: Mapping[str, object] | None,
+) -> _Builder:
+    builder = _Builder(table, frame, spec, releases)
     STRUCTURE[table](builder)
+    return builder
+
+
+def attacker_view(
+    table: str,
+    frame: pd.DataFrame,
+    spec: Perturbation,
+    releases: Mapping[str, object] | None = None,
+) -> AttackerView:
+    """What the audit takes the attacker to know about one table (for tests and analysis)."""
+    return _attacker_knowledge(table, frame, spec, releases).view
+
+
+def audit_table(
+    table: str,
+    frame: pd.DataFrame,
+    spec: Perturbation,
+    releases: Mapping[str, object] | None = None,
+) -> TableAudit:
+    """Audit one table's staged rows; `releases` maps each frozen period to the release that
+    froze it (`frozen_releases`)."""
+    builder = _attacker_knowledge(table, frame, spec, releases)
     result = attacker_intervals(builder.view, enough=spec.count_protection_width)
     published = s.metadata.tables[f"{s.STATISTICS}.{table}"]
     has_sums = bool(s.columns_of_kind(published, s.SUM))
-    share = spec.sum_noise_floor * spec.sum_noise_scale if has_sums else None
+    share = spec.largest_contribution_share if has_sums else None
     below = [i.name for i in result.narrower_than(spec.count_protection_width)]
+    below += [f"{name} and the cells linked to it: inconsistent" for name in result.inconsistent]
     if share is not None and share < spec.sum_protection_share and len(frame):
         below.append(f"{table}.* sums: noise hides a largest contribution to {share:.0%} only")
     narrowest = result.narrowest()
@@ -207,11 +266,32 @@ def audit_table(table: str, frame: pd.DataFrame, spec: Perturbation) -> TableAud
         below_protection=below,
         hidden_cells=builder.hidden,
         lp_solves=result.lp_solves,
-        inconsistent_components=result.inconsistent_components,
+        inconsistent_components=len(result.inconsistent),
+        relaxed_components=result.relaxed_components,
         sum_protection_share=share,
     )
 
 
-def audit_release(frames: dict[str, pd.DataFrame], spec: Perturbation) -> list[TableAudit]:
+def frozen_releases(conn: Connection) -> dict[str, dict[str, object]]:
+    """Published table -> {period: the as-of date of the release that froze it}."""
+    f = s.frozen_periods
+    out: dict[str, dict[str, object]] = {}
+    for table, period, as_of in conn.execute(
+        sa.select(f.c.table_name, f.c.period, f.c.frozen_as_of)
+    ):
+        out.setdefault(table, {})[str(period)] = as_of
+    return out
+
+
+def audit_release(
+    frames: dict[str, pd.DataFrame],
+    spec: Perturbation,
+    releases: Mapping[str, Mapping[str, object]] | None = None,
+) -> list[TableAudit]:
     """Every aggregate table of a release (published name -> staged rows)."""
-    return [audit_table(name, frames[name], spec) for name in STRUCTURE if name in frames]
+    releases = releases or {}
+    return [
+        audit_table(name, frames[name], spec, releases.get(name))
+        for name in STRUCTURE
+        if name in frames
+    ]
