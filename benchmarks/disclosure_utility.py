@@ -202,6 +202,9 @@ def markdown(data: dict[str, Any]) -> list[str]:
         "|---|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
 
+    def _share(value: float | None) -> str:
+        return "-" if value is None or value != value else f"{value:.1%}"  # NaN: no rows
+
     def fmt(band: dict[str, Any]) -> str:
         if not band["cells"]:
             return "-"
@@ -213,7 +216,7 @@ def markdown(data: dict[str, Any]) -> list[str]:
         for i, (column, bands) in enumerate(t["errors"].items()):
             head = (
                 f"| {name} | {t['rows']} | {t['withheld_share']:.1%} | "
-                f"{t.get('previous_method_withheld_share', float('nan')):.1%} | "
+                f"{_share(t.get('previous_method_withheld_share'))} | "
                 f"{t['published_as_zero_share']:.1%} "
                 if i == 0
                 else "| | | | | "
