@@ -379,6 +379,15 @@ def test_thirty_daily_releases_attacked_recover_nothing(loaded, tmp_path: Path) 
     assert not [k for k in releases[-1] if k[0] == "revenue_by_service_month" and k[1] >= "2027"]
     final = query(settings.warehouse_url, "SELECT count(*) FROM statistics.frozen_periods")[0][0]
     assert final > 0
+    # A carried snapshot keeps the report of the build that made it, not of today's records.
+    reports = dict(
+        query(
+            settings.warehouse_url,
+            "SELECT run_id, records_in FROM ops.statistics_reports "
+            "WHERE table_name = 'customer_profiles'",
+        )
+    )
+    assert len({reports[f"release-{n}"] for n in range(quarter_closed)}) == 1
 
 
 def test_without_the_freeze_a_restriction_hands_over_the_company_s_figures(

@@ -274,3 +274,16 @@ def test_an_empty_release_has_nothing_to_judge() -> None:
     audit = audit_table("customers_by_quarter", pd.DataFrame(columns=columns), SPEC)
     assert audit.cells_checked == 0
     assert audit.narrowest_width is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"count_noise_variance": 0.0}, "count_noise_variance"),
+        ({"max_count_noise": 1, "smallest_published_count": 3}, "max_count_noise"),
+    ],
+)
+def test_a_perturbation_without_a_valid_table_is_refused(changes: dict, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        Perturbation(**changes)
+    Perturbation(max_count_noise=0, count_noise_variance=0.0)  # no noise: nothing to tabulate
