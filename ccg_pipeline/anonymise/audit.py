@@ -46,12 +46,20 @@ class AttackerView:
     soft_equalities: list[Terms] = field(default_factory=list)
     inequalities: list[Terms] = field(default_factory=list)  # sum(coef * x) <= 0
     derived: list[tuple[str, Terms]] = field(default_factory=list)
+    # Variables that stand for published constants (a count of records in another table): they
+    # enter identities but are not cells to protect.
+    constants: set[int] = field(default_factory=set)
 
     def cell(self, name: str, lower: float, upper: float) -> int:
         self.names.append(name)
         self.lower.append(lower)
         self.upper.append(upper)
         return len(self.names) - 1
+
+    def constant(self, name: str, value: float) -> int:
+        variable = self.cell(name, value, value)
+        self.constants.add(variable)
+        return variable
 
 
 @dataclass(frozen=True)
@@ -175,7 +183,9 @@ def attacker_intervals(
     n = len(view.names)
     lower = np.asarray(view.lower, dtype=np.float64)
     upper = np.asarray(view.upper, dtype=np.float64)
-    targets: list[tuple[str, Terms]] = [(name, {i: 1.0}) for i, name in enumerate(view.names)]
+    targets: list[tuple[str, Terms]] = [
+        (name, {i: 1.0}) for i, name in enumerate(view.names) if i not in view.constants
+    ]
     targets += view.derived
     links_from, links_to = [], []
     for terms in [
@@ -201,7 +211,7 @@ def attacker_intervals(
     result = AuditResult([])
     for key, (equalities, inequalities, soft) in grouped.items():
         variables = np.flatnonzero(label == key).tolist()
-        positions = by_component[key]
+        positions = by_component.get(key, [])
         column_of = {v: i for i, v in enumerate(variables)}
         vectors = []
         for position in positions:

@@ -214,7 +214,10 @@ def check_aggregates(ctx: CheckContext) -> ClauseResult:
         class_query
     )
     audits = release_audit.audit_release(
-        _published_frames(ctx), spec, release_audit.frozen_releases(ctx.conn)
+        _published_frames(ctx),
+        spec,
+        release_audit.frozen_releases(ctx.conn),
+        release_audit.profile_margins(ctx.conn),
     )
     queries["release audit"] = (
         "SELECT * FROM each published aggregate table; intervals by linear programming "

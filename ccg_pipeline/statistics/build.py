@@ -34,6 +34,7 @@ from ccg_pipeline.retention.rules import (
     restricted_company_ids,
     restricted_subject_ids,
 )
+from ccg_pipeline.statistics.freeze import last_closed_quarter, quarter_end_of
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.sql import month_label
 
@@ -537,12 +538,17 @@ PROFILE_SENSITIVE = "main_service"
 
 
 def customer_profiles(ctx: StatisticsContext) -> BuiltTable:
-    """k-anonymous customer records: global recoding of the quasi-identifiers plus local
-    suppression of the few records still in small classes (`anonymise.kanon`)."""
+    """k-anonymous customer records as at the end of the newest closed quarter: global recoding
+    of the quasi-identifiers plus local suppression of the few records still in small classes
+    (`anonymise.kanon`). Dated to the quarter end so that its class counts relate exactly to
+    that quarter of `customers_by_quarter`, which lets the release audit take them into account
+    (an attacker would; see `validation.release_audit`)."""
     c, k = s.companies, s.contracts
+    quarter_end = quarter_end_of(last_closed_quarter(ctx.as_of))
+    end = dt.datetime.combine(quarter_end + dt.timedelta(days=1), dt.time())
     largest = (
         sa.select(k.c.service)
-        .where(k.c.company_id == c.c.company_id, k.c.starts_on <= ctx.as_of)
+        .where(k.c.company_id == c.c.company_id, k.c.starts_on <= quarter_end)
         .order_by(k.c.annual_fee_minor.desc(), k.c.contract_id)
         .limit(1)
         .scalar_subquery()
@@ -557,11 +563,11 @@ def customer_profiles(ctx: StatisticsContext) -> BuiltTable:
             c.c.closed_at,
             sa.func.coalesce(largest, "none").label("main_service"),
         )
-        .where(c.c.created_at < ctx.end, c.c.company_id.not_in(restricted_company_ids(ctx.dates)))
+        .where(c.c.created_at < end, c.c.company_id.not_in(restricted_company_ids(ctx.dates)))
         .order_by(c.c.company_id)
     )
     closed = pd.to_datetime(live.pop("closed_at"))
-    live["status"] = np.where(closed < pd.Timestamp(ctx.end), "ceased", "active")
+    live["status"] = np.where(closed < pd.Timestamp(end), "ceased", "active")
     live["customer_since"] = pd.to_datetime(live["customer_since"])
     out, report = enforce_k_anonymity(
         live, PROFILE_QUASI_IDENTIFIERS, ctx.k, max_suppression=MAX_RECORD_SUPPRESSION

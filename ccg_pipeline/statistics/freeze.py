@@ -44,7 +44,7 @@ def _month_end(label: str) -> dt.date:
     return dt.date(year, month, calendar.monthrange(year, month)[1])
 
 
-def _quarter_end(label: str) -> dt.date:
+def quarter_end_of(label: str) -> dt.date:
     year, quarter = label.split("-Q")
     return _month_end(f"{year}-{int(quarter) * 3:02d}")
 
@@ -64,7 +64,7 @@ class PeriodSpec:
 
 
 PERIODS: dict[str, PeriodSpec] = {
-    "customers_by_quarter": PeriodSpec("quarter", _quarter_end),
+    "customers_by_quarter": PeriodSpec("quarter", quarter_end_of),
     "revenue_by_service_month": PeriodSpec("month", _month_end),
     "web_traffic_daily": PeriodSpec("day", lambda label: dt.date.fromisoformat(label[:10])),
     "marketing_consent_monthly": PeriodSpec("month", _month_end),
@@ -93,7 +93,7 @@ def last_closed_quarter(as_of: dt.date) -> str:
     """The newest quarter whose last day is on or before `as_of`."""
     index = as_of.year * 4 + (as_of.month - 1) // 3
     label = f"{index // 4}-Q{index % 4 + 1}"
-    if _quarter_end(label) > as_of:
+    if quarter_end_of(label) > as_of:
         index -= 1
         label = f"{index // 4}-Q{index % 4 + 1}"
     return label
@@ -191,4 +191,32 @@ def record(conn: Connection, as_of: dt.date, run_id: str) -> int:
                 {"table_name": name, "period": quarter, "frozen_as_of": as_of, "run_id": run_id},
             )
             added += 1
+            _record_margins(conn, quarter, as_of, run_id)
     return added
+
+
+def snapshot_margins(
+    profiles: pd.DataFrame, quarter: str, snapshot_as_of: dt.date, records_suppressed: int
+) -> pd.DataFrame:
+    """Records of a `customer_profiles` snapshot per region, sector and status: the figures it
+    shares with `customers_by_quarter` (rows of `ops.profile_margins`)."""
+    keys = ["region", "sector", "status"]
+    counts = profiles.groupby(keys).size().rename("records").reset_index()
+    return counts.assign(
+        quarter=quarter, records_suppressed=records_suppressed, snapshot_as_of=snapshot_as_of
+    )
+
+
+def _record_margins(conn: Connection, quarter: str, as_of: dt.date, run_id: str) -> None:
+    r = s.statistics_reports
+    suppressed = conn.execute(
+        sa.select(r.c.records_suppressed).where(
+            r.c.run_id == run_id, r.c.table_name == "customer_profiles"
+        )
+    ).scalar_one_or_none()
+    result = conn.execute(sa.select(s.customer_profiles))
+    profiles = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    margins = snapshot_margins(profiles, quarter, as_of, int(suppressed or 0))
+    conn.execute(sa.delete(s.profile_margins).where(s.profile_margins.c.quarter == quarter))
+    if len(margins):
+        conn.execute(sa.insert(s.profile_margins), margins.astype(object).to_dict("records"))

@@ -331,6 +331,7 @@ def validate_staging(engine: Engine, run_id: str, home: Path) -> GateReport:
         _assert_built_by(conn, run_id)
         frames = {published.name: _staged(conn, build) for build, published in s.PUBLISHED}
         releases = release_audit.frozen_releases(conn)
+        margins = release_audit.profile_margins(conn, frames["customer_profiles"], run_id)
         candidates = known_identifiers.Candidates.of_frames(frames.values())
         index = known_identifiers.load(conn, candidates)
         log.info(
@@ -342,7 +343,7 @@ def validate_staging(engine: Engine, run_id: str, home: Path) -> GateReport:
         )
     report = validate_frames(frames, index, home, run_id)
     spec = load_notice().settings.perturbation
-    report.add_audits(release_audit.audit_release(frames, spec, releases))
+    report.add_audits(release_audit.audit_release(frames, spec, releases, margins))
     _record(engine, report)
     if report.failed:
         lines = "\n".join(f"  {o.describe()}" for o in report.failed)

@@ -16,6 +16,10 @@ Per table the audit writes the attacker's knowledge as a linear system (`anonymi
   exposes is audited as a quantity of its own. Between two quarters frozen by different releases
   the identity may have been broken in between (a restriction removes a company from the later
   quarter only), so there it is soft: used while the published values agree with it;
+- `customer_profiles` snapshots (every one ever published, `ops.profile_margins`): a snapshot
+  describes the end of its quarter, so its active records per region and sector are the sum of
+  active(q) - ceased(q) over the countries and sectors they generalise (exact when no record was
+  suppressed locally, else within the number suppressed);
 - `marketing_consent_monthly`: the month-on-month change of the contact stock (new contacts);
 - `subject_requests_monthly`: completed <= requests;
 - sums (`revenue_by_service_month`): a shown row has at least `min_sum_contributors` invoices,
@@ -43,6 +47,7 @@ from sqlalchemy.engine import Connection
 from ccg_pipeline.anonymise.audit import UNBOUNDED, AttackerView, attacker_intervals
 from ccg_pipeline.anonymise.cellkey import CellKeyPerturbation
 from ccg_pipeline.policy.models import Perturbation
+from ccg_pipeline.statistics import freeze
 from ccg_pipeline.statistics.build import CUSTOMER_FLOWS
 from ccg_pipeline.warehouse import schema as s
 
@@ -90,16 +95,19 @@ class _Builder:
         frame: pd.DataFrame,
         spec: Perturbation,
         releases: Mapping[str, object] | None = None,
+        margins: pd.DataFrame | None = None,
     ) -> None:
         self.table = table
         self.frame = frame.reset_index(drop=True)
         self.spec = spec
         # Period label -> the release that froze it; periods not in it are this release's.
         self.releases = releases or {}
+        self.margins = margins
         self.dimensions = s.dimensions_of(s.metadata.tables[f"{s.STATISTICS}.{table}"])
         self.perturbation = CellKeyPerturbation(spec)
         self.view = AttackerView()
         self.hidden = 0
+        self.unrelated: list[str] = []  # snapshots the audit could not relate (fails)
 
     def label(self, values: tuple) -> str:
         return f"{self.table}[{'|'.join(str(v) for v in values)}]"
@@ -177,6 +185,78 @@ def _customers_by_quarter(b: _Builder) -> None:
                     {active_now: 1.0, active_before: -1.0},
                 )
             )
+    if b.margins is not None and len(b.margins):
+        _profile_margins(b, variables, labels)
+
+
+def _covering_level(levels: list, values: pd.Series, shown: set[str]):
+    """The finest hierarchy level that maps `values` onto every label in `shown`."""
+    for level in levels:
+        if shown <= set(level(values).astype(str)):
+            return level
+    return None
+
+
+def _profile_margins(
+    b: _Builder, variables: dict[str, dict[tuple, int]], labels: list[str]
+) -> None:
+    """Each snapshot's active records per (region, sector) class, as an identity over the
+    quarter-end stocks active(q) - ceased(q) of the groups the class generalises."""
+    from ccg_pipeline.statistics.build import PROFILE_QUASI_IDENTIFIERS
+
+    hierarchy = {q.column: q.levels for q in PROFILE_QUASI_IDENTIFIERS}
+    groups = b.frame[["country", "sector"]].astype(str).drop_duplicates()
+    for quarter, snapshot in b.margins.groupby("quarter"):
+        if quarter not in labels:
+            continue
+        region = _covering_level(
+            hierarchy["region"], groups["country"], set(snapshot["region"].astype(str))
+        )
+        sector = _covering_level(
+            hierarchy["sector"], groups["sector"], set(snapshot["sector"].astype(str))
+        )
+        if region is None or sector is None:
+            b.unrelated.append(f"customer_profiles[{quarter}]")
+            continue
+        classes = pd.DataFrame(
+            {
+                "country": groups["country"].to_numpy(),
+                "sector": groups["sector"].to_numpy(),
+                "region_label": region(groups["country"]).astype(str).to_numpy(),
+                "sector_label": sector(groups["sector"]).astype(str).to_numpy(),
+            }
+        )
+        active = snapshot[snapshot["status"].astype(str) == "active"]
+        records = {
+            (str(r.region), str(r.sector)): int(r.records) for r in active.itertuples(index=False)
+        }
+        suppressed = int(snapshot["records_suppressed"].max())
+        as_of = snapshot["snapshot_as_of"].iloc[0]
+        same_release = b.releases.get(quarter) == (None if pd.isna(as_of) else as_of)
+        for (region_label, sector_label), members in classes.groupby(
+            ["region_label", "sector_label"]
+        ):
+            stock: dict[int, float] = {}
+            for country, sector_value in zip(members["country"], members["sector"], strict=True):
+                key = (quarter, country, sector_value)
+                for column, sign in (("active_customers", 1.0), ("ceased_customers", -1.0)):
+                    known = variables[column]
+                    if key not in known:
+                        known[key] = b.absent(key, column)
+                    stock[known[key]] = stock.get(known[key], 0.0) + sign
+            count = records.get((region_label, sector_label), 0)
+            name = f"customer_profiles[{quarter}|{region_label}|{sector_label}].active"
+            if not suppressed:
+                identities = b.view.equalities if same_release else b.view.soft_equalities
+                identities.append({**stock, b.view.constant(name, count): -1.0})
+            elif same_release:  # count <= stock <= count + suppressed
+                b.view.inequalities.append({b.view.constant(name, count): 1.0, **_negated(stock)})
+                top = b.view.constant(f"{name}+suppressed", count + suppressed)
+                b.view.inequalities.append({**stock, top: -1.0})
+
+
+def _negated(terms: dict[int, float]) -> dict[int, float]:
+    return {v: -c for v, c in terms.items()}
 
 
 def _marketing_consent_monthly(b: _Builder) -> None:
@@ -224,8 +304,9 @@ def _attacker_knowledge(
     frame: pd.DataFrame,
     spec: Perturbation,
     releases: Mapping[str, object] | None,
+    margins: pd.DataFrame | None = None,
 ) -> _Builder:
-    builder = _Builder(table, frame, spec, releases)
+    builder = _Builder(table, frame, spec, releases, margins)
     STRUCTURE[table](builder)
     return builder
 
@@ -235,9 +316,10 @@ def attacker_view(
     frame: pd.DataFrame,
     spec: Perturbation,
     releases: Mapping[str, object] | None = None,
+    margins: pd.DataFrame | None = None,
 ) -> AttackerView:
     """What the audit takes the attacker to know about one table (for tests and analysis)."""
-    return _attacker_knowledge(table, frame, spec, releases).view
+    return _attacker_knowledge(table, frame, spec, releases, margins).view
 
 
 def audit_table(
@@ -245,16 +327,19 @@ def audit_table(
     frame: pd.DataFrame,
     spec: Perturbation,
     releases: Mapping[str, object] | None = None,
+    margins: pd.DataFrame | None = None,
 ) -> TableAudit:
     """Audit one table's staged rows; `releases` maps each frozen period to the release that
-    froze it (`frozen_releases`)."""
-    builder = _attacker_knowledge(table, frame, spec, releases)
+    froze it (`frozen_releases`), `margins` holds the profile snapshots' class counts
+    (`profile_margins`)."""
+    builder = _attacker_knowledge(table, frame, spec, releases, margins)
     result = attacker_intervals(builder.view, enough=spec.count_protection_width)
     published = s.metadata.tables[f"{s.STATISTICS}.{table}"]
     has_sums = bool(s.columns_of_kind(published, s.SUM))
     share = spec.largest_contribution_share if has_sums else None
     below = [i.name for i in result.narrower_than(spec.count_protection_width)]
     below += [f"{name} and the cells linked to it: inconsistent" for name in result.inconsistent]
+    below += [f"{name}: classes not relatable to {table}" for name in builder.unrelated]
     if share is not None and share < spec.sum_protection_share and len(frame):
         below.append(f"{table}.* sums: noise hides a largest contribution to {share:.0%} only")
     narrowest = result.narrowest()
@@ -287,11 +372,46 @@ def audit_release(
     frames: dict[str, pd.DataFrame],
     spec: Perturbation,
     releases: Mapping[str, Mapping[str, object]] | None = None,
+    margins: pd.DataFrame | None = None,
 ) -> list[TableAudit]:
     """Every aggregate table of a release (published name -> staged rows)."""
     releases = releases or {}
     return [
-        audit_table(name, frames[name], spec, releases.get(name))
+        audit_table(
+            name,
+            frames[name],
+            spec,
+            releases.get(name),
+            margins if name == "customers_by_quarter" else None,
+        )
         for name in STRUCTURE
         if name in frames
     ]
+
+
+def profile_margins(
+    conn: Connection, staged_profiles: pd.DataFrame | None = None, run_id: str | None = None
+) -> pd.DataFrame:
+    """The class counts of every profile snapshot published so far (`ops.profile_margins`),
+    plus, for the gate, those of the staged snapshot of `run_id` if it is a new one (its release
+    is the one being judged: `snapshot_as_of` is None)."""
+    result = conn.execute(sa.select(s.profile_margins))
+    history = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    if staged_profiles is None or run_id is None:
+        return history
+    m, r = s.build_manifest, s.statistics_reports
+    as_of = conn.execute(
+        sa.select(m.c.as_of).where(m.c.table_name == "customer_profiles", m.c.run_id == run_id)
+    ).scalar_one_or_none()
+    if as_of is None:
+        return history
+    quarter = freeze.last_closed_quarter(as_of)
+    if quarter in set(history["quarter"]):
+        return history
+    suppressed = conn.execute(
+        sa.select(r.c.records_suppressed).where(
+            r.c.run_id == run_id, r.c.table_name == "customer_profiles"
+        )
+    ).scalar_one_or_none()
+    current = freeze.snapshot_margins(staged_profiles, quarter, None, int(suppressed or 0))
+    return pd.concat([history, current], ignore_index=True) if len(history) else current

@@ -711,7 +711,7 @@ build_revenue_by_service_month, revenue_by_service_month = _published(
     _count("invoices", "Invoices issued." + SUPPRESSED_NOTE),
     _count(
         "revenue_pence",
-        "Invoiced amount before VAT, in pence (GBP). Perturbed by 12.5-50% of the largest "
+        "Invoiced amount before VAT, in pence (GBP). Perturbed by 10-38% of the largest "
         "customer's part, up or down. NULL when suppressed.",
         SUM,
     ),
@@ -793,7 +793,12 @@ build_customer_profiles, customer_profiles = _published(
     _qi("size_band", "Employees, banded."),
     _qi("revenue_band", "Annual revenue, banded."),
     _qi("customer_since", "Quarter or year the account opened."),
-    sa.Column("status", sa.Text, nullable=False, comment="active or ceased at the as-of date."),
+    sa.Column(
+        "status",
+        sa.Text,
+        nullable=False,
+        comment="active or ceased at the end of the snapshot's quarter.",
+    ),
     sa.Column("main_service", sa.Text, nullable=False, comment="Service of the largest contract."),
 )
 
@@ -875,8 +880,25 @@ release_audits = sa.Table(
     "and widths only, never a value.",
 )
 
+profile_margins = sa.Table(
+    "profile_margins",
+    metadata,
+    sa.Column("quarter", sa.Text, primary_key=True, comment="Quarter the snapshot describes."),
+    sa.Column("region", sa.Text, primary_key=True),
+    sa.Column("sector", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, primary_key=True),
+    sa.Column("records", sa.Integer, nullable=False, comment="Published records in the class."),
+    sa.Column("records_suppressed", sa.Integer, nullable=False, comment="Of the whole snapshot."),
+    sa.Column("snapshot_as_of", sa.Date, nullable=False, comment="As-of date of the release."),
+    schema=OPS,
+    comment="Record counts of every customer_profiles snapshot ever published, by the columns it "
+    "shares with customers_by_quarter: what an attacker who kept the old snapshots can add up, so "
+    "that the release audit (validation/release_audit.py) can too. Counts of published records "
+    "only.",
+)
+
 # Added by migration 0010 (the release audit).
-AUDIT_TABLES = (release_audits,)
+AUDIT_TABLES = (release_audits, profile_margins)
 
 # Added by migration 0005 (the validation gate).
 VALIDATION_TABLES = (validation_results,)

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ccg_pipeline.anonymise import hierarchies as h
 from ccg_pipeline.anonymise.audit import UNBOUNDED, AttackerView, attacker_intervals
 from ccg_pipeline.anonymise.cellkey import (
     KEY_SPACE,
@@ -287,3 +288,53 @@ def test_a_perturbation_without_a_valid_table_is_refused(changes: dict, problem:
     with pytest.raises(ValueError, match=problem):
         Perturbation(**changes)
     Perturbation(max_count_noise=0, count_noise_variance=0.0)  # no noise: nothing to tabulate
+
+
+def _margin(quarter: str, region: str, sector: str, active: int, suppressed: int = 0):
+    return pd.DataFrame(
+        {
+            "quarter": [quarter],
+            "region": [region],
+            "sector": [sector],
+            "status": ["active"],
+            "records": [active],
+            "records_suppressed": [suppressed],
+            "snapshot_as_of": [None],
+        }
+    )
+
+
+def test_a_profile_snapshot_that_pins_a_stock_fails_the_audit() -> None:
+    # True active 20 and ceased 10 in 2026-Q3, published at the far ends of the noise (23, 7).
+    # The snapshot of that quarter end counts 10 active records in the class: active - ceased =
+    # 10 then only holds at the true values, which the audit must see as an attacker would.
+    release = pd.DataFrame(
+        {
+            "quarter": ["2026-Q3"],
+            "country": ["SE"],
+            "sector": ["Retail"],
+            "new_customers": [4],
+            "active_customers": [23],
+            "ceased_customers": [7],
+        }
+    )
+    assert audit_table("customers_by_quarter", release, SPEC).passed
+    region = str(h.country_to_region(pd.Series(["SE"]))[0])
+    pinned = audit_table(
+        "customers_by_quarter", release, SPEC, margins=_margin("2026-Q3", region, "Retail", 10)
+    )
+    assert not pinned.passed
+    assert "customers_by_quarter[2026-Q3|SE|Retail].ceased_customers" in pinned.below_protection
+    # A count the noise can explain in many ways (region * here) pins nothing.
+    spread = audit_table(
+        "customers_by_quarter", release, SPEC, margins=_margin("2026-Q3", "*", "Retail", 13)
+    )
+    assert spread.passed, spread.below_protection
+    # With records suppressed locally the count is only a lower bound of the stock.
+    loose = audit_table(
+        "customers_by_quarter",
+        release,
+        SPEC,
+        margins=_margin("2026-Q3", region, "Retail", 10, suppressed=4),
+    )
+    assert loose.passed, loose.below_protection
