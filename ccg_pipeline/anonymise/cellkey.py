@@ -14,9 +14,12 @@ of the contributors, repeating a cell repeats its noise: an attacker who collect
 cannot average it away.
 
 A sum is published as `sum + s * m * top`, where `top` is the cell's largest single contribution,
-`m` = `sum_noise_scale`, and `s` is read from the cell key: a sign and a magnitude in
-[`sum_noise_floor`, 1]. The noise is never near zero, so the largest contributor is never known
-to better than `floor * m` of its value (the p% rule, with p = floor * m).
+`m` = `sum_noise_scale`, and `s` is read from that largest contributor's own record key: a sign
+and a magnitude in [`sum_noise_floor`, 1]. The noise is never near zero, so the largest
+contributor is never known to better than `floor * m` of its value (the p% rule, with
+p = floor * m); and because `s` belongs to the contributor, not the cell, a customer who is the
+largest in many cells (month after month) has the same `s` in all of them, so a coalition that
+reads t(1 + s m) off each cannot average `s` away.
 """
 
 from __future__ import annotations
@@ -111,9 +114,10 @@ class CellKeyPerturbation:
         column = np.minimum(column, cdf.shape[1] - 1)  # guards the last cumsum's rounding
         return true + self.noise_values[column]
 
-    def sums(self, true: np.ndarray, top: np.ndarray, cell_key: np.ndarray) -> np.ndarray:
-        """Perturbed sums: +- (floor..1) x scale x the largest contribution, never below zero."""
-        u = _uniform((np.asarray(cell_key, dtype=np.int64) * _SUM_STREAM) % KEY_SPACE)
+    def sums(self, true: np.ndarray, top: np.ndarray, top_key: np.ndarray) -> np.ndarray:
+        """Perturbed sums: +- (floor..1) x scale x the largest contribution, never below zero,
+        with sign and size from the largest contributor's record key (`top_key`)."""
+        u = _uniform((np.asarray(top_key, dtype=np.int64) * _SUM_STREAM) % KEY_SPACE)
         sign = np.where(u < 0.5, -1.0, 1.0)
         magnitude = self.spec.sum_noise_floor + (1 - self.spec.sum_noise_floor) * (2 * u % 1.0)
         noise = sign * magnitude * self.spec.sum_noise_scale * np.asarray(top, dtype=np.float64)

@@ -144,24 +144,26 @@ def protected(
     records_in: int,
     cell_keys: dict[str, np.ndarray],
     top: pd.Series | None = None,
+    top_key: pd.Series | None = None,
     driver: pd.Series | None = None,
     derive: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> BuiltTable:
-    """Perturb every count and sum column (`Column.info` kind) by its cell key, recompute the
-    derived columns (`derive`, e.g. rates) from the perturbed figures, drop rows that came out
-    all zero, and suppress whole rows whose sums have fewer contributors (`driver`) than
-    `min_sum_contributors`. Sums are perturbed by their largest contribution (`top`)."""
+    """Perturb every count column (`Column.info` kind) by its cell key and every sum by its
+    largest contribution (`top`), in the direction and size that contributor's record key
+    (`top_key`) gives, recompute the derived columns (`derive`, e.g. rates) from the perturbed
+    figures, drop rows that came out all zero, and suppress whole rows whose sums have fewer
+    contributors (`driver`) than `min_sum_contributors`."""
     dimensions = s.dimensions_of(build)
     counts = s.columns_of_kind(build, s.COUNT)
     sums = s.columns_of_kind(build, s.SUM)
-    if sums and (driver is None or top is None):
+    if sums and (driver is None or top is None or top_key is None):
         raise ValueError(f"{build.name} has sums: it needs contributor counts and top values")
     frame = frame.reset_index(drop=True).copy()
     for column in counts:
         frame[column] = ctx.perturbation.counts(frame[column].to_numpy(), cell_keys[column])
     for column in sums:
         frame[column] = ctx.perturbation.sums(
-            frame[column].to_numpy(), top.to_numpy(), cell_keys[column]
+            frame[column].to_numpy(), top.to_numpy(), top_key.to_numpy()
         )
     if derive is not None:
         frame = derive(frame)
@@ -345,6 +347,9 @@ def revenue_by_service_month(ctx: StatisticsContext) -> BuiltTable:
     per_company = invoices.groupby([*cells, "company_id"], as_index=False).agg(
         invoices=("invoice_id", "size"), revenue_pence=("amount_minor", "sum"), key=("key", "sum")
     )
+    # The sum noise follows the largest contributor's own record key, so a customer invoiced
+    # month after month gets the same relative noise each time: the months cannot be averaged.
+    per_company["contributor_key"] = ctx.record_keys(per_company["company_id"], "company")
     retired = ctx.frame(
         sa.select(anon).where(anon.c.issued_month <= ctx.as_of.strftime("%Y-%m"))
     ).rename(columns={"issued_month": "month", "amount_minor": "revenue_pence"})
@@ -365,14 +370,23 @@ def revenue_by_service_month(ctx: StatisticsContext) -> BuiltTable:
             "top": retired["revenue_pence"].astype("float64"),
         }
     )
+    retired_contributors["contributor_key"] = retired_contributors["key"]
     live_contributors = per_company.assign(contributors=1, top=per_company["revenue_pence"])
     contributions = pd.concat([live_contributors, retired_contributors], ignore_index=True)
+    largest = contributions.sort_values("top", ascending=False, kind="stable").drop_duplicates(
+        cells
+    )
     combined = contributions.groupby(cells, as_index=False).agg(
         invoices=("invoices", "sum"),
         revenue_pence=("revenue_pence", "sum"),
         contributors=("contributors", "sum"),
         top=("top", "max"),
         key=("key", "sum"),
+    )
+    combined = combined.merge(
+        largest[[*cells, "contributor_key"]].rename(columns={"contributor_key": "top_key"}),
+        on=cells,
+        how="left",
     )
     cell_key = combined["key"].to_numpy(dtype=np.int64) % KEY_SPACE
     return protected(
@@ -382,6 +396,7 @@ def revenue_by_service_month(ctx: StatisticsContext) -> BuiltTable:
         records_in=int(combined["invoices"].sum()),
         cell_keys={"invoices": cell_key, "revenue_pence": cell_key},
         top=combined["top"],
+        top_key=combined["top_key"],
         driver=combined["contributors"],
     )
 

@@ -9,6 +9,8 @@ being customers in between. The attacks:
   over the key space (not by the audit's code): no flow and no cell is pinned down;
 - a coalition that knows every contributor of a revenue cell but the largest, reading the
   largest one's value off the published sum: never within the protection level;
+- margins across tables: a profile snapshot's active records per class against the quarter-end
+  stocks of `customers_by_quarter` it adds up to;
 - linkage of `customer_profiles` to the CRM company export: every record matches at least k
   companies of the export.
 """
@@ -261,6 +263,41 @@ def _linkage_attack(profiles: pd.DataFrame, export: pd.DataFrame) -> list[int]:
     return matches
 
 
+def _margin_attack(profiles: pd.DataFrame, quarters: pd.DataFrame, quarter: str) -> list[float]:
+    """Margins across tables: a profile snapshot describes its quarter's last day, so its active
+    records per class are the sum of active - ceased over the `customers_by_quarter` cells of
+    that quarter the class generalises. For each such cell, the interval of its active and
+    ceased counts that the class count and the other cells' bounds leave, by interval
+    arithmetic over the support derived above."""
+    cells = quarters[quarters["quarter"].astype(str) == quarter]
+    if cells.empty or profiles.empty:
+        return []
+    hierarchy = {qi.column: qi.levels for qi in PROFILE_QUASI_IDENTIFIERS}
+    labels = {}
+    for column, source in (("region", "country"), ("sector", "sector")):
+        shown = set(profiles[column].astype(str))
+        level = next(lv for lv in hierarchy[column] if shown <= set(lv(cells[source]).astype(str)))
+        labels[column] = level(cells[source]).astype(str).to_numpy()
+    active = profiles[profiles["status"] == "active"].groupby(["region", "sector"]).size()
+    widths = []
+    for (region, sector), members in cells.groupby([labels["region"], labels["sector"]]):
+        count = int(active.get((region, sector), 0))
+        boxes = [
+            (_bounds(r.active_customers, SPEC), _bounds(r.ceased_customers, SPEC))
+            for r in members.itertuples(index=False)
+        ]
+        stock = [(a[0] - c[1], a[1] - c[0]) for a, c in boxes]  # active - ceased per cell
+        for i, (a, c) in enumerate(boxes):
+            others_low = sum(s[0] for j, s in enumerate(stock) if j != i)
+            others_high = sum(s[1] for j, s in enumerate(stock) if j != i)
+            own = (count - others_high, count - others_low)  # this cell's active - ceased
+            assert own[0] <= stock[i][1] and stock[i][0] <= own[1], "the margin must be possible"
+            active_range = (max(a[0], own[0] + c[0]), min(a[1], own[1] + c[1]))
+            ceased_range = (max(c[0], a[0] - own[1]), min(c[1], a[1] - own[0]))
+            widths += [active_range[1] - active_range[0], ceased_range[1] - ceased_range[0]]
+    return widths
+
+
 def _churn(sources: Path, kind: str, at: dt.datetime, company_id: int) -> None:
     """A company becomes a customer (a copy of another, new id) or stops being one, in the
     portal database, as the portal itself would record it."""
@@ -319,7 +356,7 @@ def test_thirty_daily_releases_attacked_recover_nothing(loaded, tmp_path: Path) 
         26: ("restrict", people[12]),
         28: ("join", customers[10]),
     }
-    releases, stock_flow_widths, profile_matches = [], [], []
+    releases, stock_flow_widths, profile_matches, margin_widths = [], [], [], []
     export = _crm_export(sources)
     for n in range(RELEASES):
         as_of = FIRST + dt.timedelta(days=n)
@@ -342,7 +379,13 @@ def test_thirty_daily_releases_attacked_recover_nothing(loaded, tmp_path: Path) 
             _request(engine, settings, kind, subject, at)
         releases.append(_release(engine, tmp_path, as_of, f"release-{n}"))
         stock_flow_widths += _stock_flow_attack(_published(engine, "customers_by_quarter"))
-        profile_matches += _linkage_attack(_published(engine, "customer_profiles"), export)
+        profiles = _published(engine, "customer_profiles")
+        profile_matches += _linkage_attack(profiles, export)
+        margin_widths += _margin_attack(
+            profiles,
+            _published(engine, "customers_by_quarter"),
+            freeze.last_closed_quarter(as_of),
+        )
         if n == 0:
             coalition = _coalition_attack(
                 _published(engine, "revenue_by_service_month"),
@@ -357,6 +400,9 @@ def test_thirty_daily_releases_attacked_recover_nothing(loaded, tmp_path: Path) 
     # the protection level.
     attacked, recovered = coalition
     assert attacked > 0 and recovered == 0
+    # Adding up a profile snapshot's classes against the quarter's cells pins nothing either.
+    assert margin_widths
+    assert min(margin_widths) >= SPEC.count_protection_width
     # No published profile links to fewer than k companies of the CRM export.
     assert profile_matches and min(profile_matches) >= K
 

@@ -254,6 +254,30 @@ def test_the_sum_noise_hides_a_largest_contribution_from_a_coalition() -> None:
     assert (np.abs(readings - top) / top).min() >= SPEC.sum_protection_share - 1e-6
 
 
+@settings(max_examples=50, deadline=None)
+@given(key=keys, months=st.integers(2, 36), seed=st.integers(0, 2**32 - 1))
+def test_a_coalition_gains_nothing_from_a_customer_s_many_months(key, months, seed) -> None:
+    """The largest customer of a cell is often the largest every month. Its noise follows its
+    own record key, so every month's reading t_i (1 + s m) has the same s: intersecting what the
+    months allow leaves t within a branch as wide as one month does."""
+    rng = np.random.default_rng(seed)
+    tops = rng.integers(10_000, 10_000_000, months).astype(float)
+    others = rng.integers(0, 10_000_000, months).astype(float)
+    published = CKM.sums(tops + others, tops, np.full(months, key))
+    readings = published - others
+    m, f = SPEC.sum_noise_scale, SPEC.sum_noise_floor
+    factors = readings / tops  # 1 + s m, what each month reveals given t
+    assert np.ptp(factors) <= 2 / tops.min() + 1e-9  # one s for all months (up to pence)
+    # A steady invoice (the same t every month): the months agree, so the candidates for t
+    # are one month's branch, no narrower.
+    steady = CKM.sums(np.full(months, 4e6), np.full(months, 1e6), np.full(months, key)) - 3e6
+    above = steady[0] > 1e6
+    s_low, s_high = (f, 1.0) if above else (-1.0, -f)
+    t_low = (steady / (1 + s_high * m)).max()
+    t_high = (steady / (1 + s_low * m)).min()
+    assert (t_high - t_low) / 2 / 1e6 >= SPEC.largest_contribution_share - 1e-5
+
+
 def test_a_cell_nobody_constrains_keeps_its_box() -> None:
     view = AttackerView()
     view.cell("alone", 3, 9)
