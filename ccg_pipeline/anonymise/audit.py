@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linprog
-from scipy.sparse import csr_matrix
+from scipy.sparse import csr_matrix, hstack, identity, vstack
 from scipy.sparse.csgraph import connected_components
 
 # Upper bound for a cell the attacker knows nothing about (a suppressed one): large, but finite
@@ -81,8 +81,10 @@ class AuditResult:
     # the identities that must hold: the method was not followed, so nothing about them can be
     # vouched for. One name per component (its first cell).
     inconsistent: list[str] = field(default_factory=list)
-    # Components where the soft identities had to be dropped to reconcile the published values.
+    # Components where soft identities had to be dropped to reconcile the published values, and
+    # how many were dropped (the fewest that must go; the others are kept).
     relaxed_components: int = 0
+    dropped_identities: int = 0
 
     def narrowest(self) -> Interval | None:
         return min(self.intervals, key=lambda i: i.width, default=None)
@@ -138,6 +140,38 @@ class _Component:
         if result.status != 0:
             raise RuntimeError(f"the audit LP did not solve: {result.message}")
         return result.x
+
+    def broken(self, soft: list[Terms]) -> list[bool]:
+        """Which soft identities the published values contradict: the fewest (least total
+        violation, an elastic LP with a slack pair per soft identity) that must go for the rest to
+        hold. The others stay: an attacker keeps every identity that still holds."""
+        n, k = len(self.variables), len(soft)
+        rows = _matrix(soft, self.columns)
+        slack = identity(k, format="csr")
+        a_eq = hstack([rows, slack, -slack], format="csr")
+        if self.a_eq is not None:
+            a_eq = vstack(
+                [a_eq, hstack([self.a_eq, csr_matrix((self.a_eq.shape[0], 2 * k))])], format="csr"
+            )
+        a_ub = None
+        if self.a_ub is not None:
+            a_ub = hstack([self.a_ub, csr_matrix((self.a_ub.shape[0], 2 * k))], format="csr")
+        self.solves += 1
+        result = linprog(
+            np.r_[np.zeros(n), np.ones(2 * k)],
+            A_ub=a_ub,
+            b_ub=None if a_ub is None else np.zeros(a_ub.shape[0]),
+            A_eq=a_eq,
+            b_eq=np.zeros(a_eq.shape[0]),
+            bounds=np.vstack(
+                [self.bounds, np.column_stack([np.zeros(2 * k), np.full(2 * k, np.inf)])]
+            ),
+            method="highs",
+        )
+        if result.status != 0:
+            raise _Infeasible  # even without the soft identities: the hard ones are contradicted
+        violation = result.x[n : n + k] + result.x[n + k :]
+        return list(violation > _TOLERANCE)
 
     def intervals(
         self, targets: list[np.ndarray], boxes: list[tuple[float, float]], enough: float | None
@@ -219,23 +253,35 @@ def attacker_intervals(
             for var, coef in targets[position][1].items():
                 vector[column_of[var]] = coef
             vectors.append(vector)
-        attempts = [equalities + soft, equalities] if soft else [equalities]
-        for attempt, identities in enumerate(attempts):
-            component = _Component(
-                variables, identities, inequalities, lower[variables], upper[variables]
-            )
+        boxes = [found[p] for p in positions]
+        component = _Component(
+            variables, equalities + soft, inequalities, lower[variables], upper[variables]
+        )
+        try:
             try:
-                exact = component.intervals(vectors, [found[p] for p in positions], enough)
+                exact = component.intervals(vectors, boxes, enough)
             except _Infeasible:
-                result.lp_solves += component.solves
-                continue
-            result.lp_solves += component.solves
-            result.relaxed_components += attempt
+                if not soft:
+                    raise
+                # Some soft identity was broken between releases: drop only those.
+                hard = _Component(
+                    variables, equalities, inequalities, lower[variables], upper[variables]
+                )
+                broken = hard.broken(soft)
+                kept = [terms for terms, gone in zip(soft, broken, strict=True) if not gone]
+                result.lp_solves += component.solves + hard.solves
+                component = _Component(
+                    variables, equalities + kept, inequalities, lower[variables], upper[variables]
+                )
+                exact = component.intervals(vectors, boxes, enough)
+                result.relaxed_components += 1
+                result.dropped_identities += sum(broken)
+        except _Infeasible:
+            result.inconsistent.append(view.names[variables[0]])
+        else:
             for position, interval in zip(positions, exact, strict=True):
                 found[position] = interval
-            break
-        else:
-            result.inconsistent.append(view.names[variables[0]])
+        result.lp_solves += component.solves
     intervals = [Interval(name, *found[i]) for i, (name, _t) in enumerate(targets)]
     if integer:
         intervals = [

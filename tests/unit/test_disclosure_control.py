@@ -217,6 +217,28 @@ def test_identities_across_releases_are_dropped_where_a_change_broke_them() -> N
     assert within.inconsistent_components == 1 and not within.passed
 
 
+def test_only_the_broken_identity_is_dropped_the_others_still_pin() -> None:
+    # Q1, Q2 and Q3 were frozen by three releases. Between Q1 and Q2 a change broke the identity;
+    # between Q2 and Q3 it holds, and the published values sit at the noise extremes (true
+    # active 40 -> 37, new 6 -> 3, ceased 4 -> 7, active 42 -> 45), so it pins all four. An
+    # attacker keeps the identity that holds; so must the audit.
+    release = pd.DataFrame(
+        {
+            "quarter": ["2025-Q1", "2025-Q2", "2025-Q3"],
+            "country": "SE",
+            "sector": "Retail",
+            "new_customers": [50, 5, 3],
+            "active_customers": [70, 37, 45],
+            "ceased_customers": [4, 7, 3],
+        }
+    )
+    releases = {"2025-Q1": "release-1", "2025-Q2": "release-2"}
+    audit = audit_table("customers_by_quarter", release, SPEC, releases)
+    assert audit.relaxed_components == 1 and audit.inconsistent_components == 0
+    assert "customers_by_quarter[2025-Q3|SE|Retail].active_customers" in audit.below_protection
+    assert "customers_by_quarter[2025-Q2|SE|Retail].ceased_customers" in audit.below_protection
+
+
 def test_a_shown_revenue_row_tells_the_attacker_it_has_enough_invoices() -> None:
     minimum = SPEC.min_sum_contributors
     release = pd.DataFrame(
