@@ -56,8 +56,10 @@ class AttackerView:
         self.upper.append(upper)
         return len(self.names) - 1
 
-    def constant(self, name: str, value: float) -> int:
-        variable = self.cell(name, value, value)
+    def constant(self, name: str, lower: float, upper: float | None = None) -> int:
+        """A published figure of another table (or a range around one) that enters identities
+        but is not itself a cell to protect."""
+        variable = self.cell(name, lower, lower if upper is None else upper)
         self.constants.add(variable)
         return variable
 

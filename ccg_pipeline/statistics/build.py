@@ -553,11 +553,11 @@ PROFILE_SENSITIVE = "main_service"
 
 
 def customer_profiles(ctx: StatisticsContext) -> BuiltTable:
-    """k-anonymous customer records as at the end of the newest closed quarter: global recoding
-    of the quasi-identifiers plus local suppression of the few records still in small classes
-    (`anonymise.kanon`). Dated to the quarter end so that its class counts relate exactly to
-    that quarter of `customers_by_quarter`, which lets the release audit take them into account
-    (an attacker would; see `validation.release_audit`)."""
+    """k-anonymous records of the customers on the last day of the newest closed quarter: global
+    recoding of the quasi-identifiers plus local suppression of the few records still in small
+    classes (`anonymise.kanon`). Dated to the quarter end so that its class counts relate exactly
+    to that quarter of `customers_by_quarter`, which lets the release audit take them into
+    account (an attacker would; see `validation.release_audit`)."""
     c, k = s.companies, s.contracts
     quarter_end = quarter_end_of(last_closed_quarter(ctx.as_of))
     end = dt.datetime.combine(quarter_end + dt.timedelta(days=1), dt.time())
@@ -581,15 +581,17 @@ def customer_profiles(ctx: StatisticsContext) -> BuiltTable:
         .where(c.c.created_at < end, c.c.company_id.not_in(restricted_company_ids(ctx.dates)))
         .order_by(c.c.company_id)
     )
+    # Customers on the quarter's last day only: with ceased ones in it, two snapshots would
+    # give each class's exact number of companies leaving in between.
     closed = pd.to_datetime(live.pop("closed_at"))
-    live["status"] = np.where(closed < pd.Timestamp(end), "ceased", "active")
+    live = live[~(closed < pd.Timestamp(end)).to_numpy()].reset_index(drop=True)
     live["customer_since"] = pd.to_datetime(live["customer_since"])
     out, report = enforce_k_anonymity(
         live, PROFILE_QUASI_IDENTIFIERS, ctx.k, max_suppression=MAX_RECORD_SUPPRESSION
     )
     columns = [q.column for q in PROFILE_QUASI_IDENTIFIERS]
     # Sorted by content before numbering, so row order says nothing about which company is which.
-    out = out.sort_values([*columns, "status", PROFILE_SENSITIVE], kind="stable")
+    out = out.sort_values([*columns, PROFILE_SENSITIVE], kind="stable")
     out = out.reset_index(drop=True)
     out.insert(0, "profile_id", np.arange(1, len(out) + 1))
     return BuiltTable(

@@ -50,9 +50,9 @@ EXAMPLES: dict[str, tuple[str, str]] = {
         "GROUP BY request_type\nORDER BY request_type",
     ),
     "customer_profiles": (
-        "Customers by region, sector and status (a * is a value generalised away)",
-        "SELECT region, sector, status, COUNT(*) AS customers\n"
-        "FROM customer_profiles\nGROUP BY region, sector, status\nORDER BY customers DESC",
+        "Customers by region, sector and size band (a * is a value generalised away)",
+        "SELECT region, sector, size_band, COUNT(*) AS customers\n"
+        "FROM customer_profiles\nGROUP BY region, sector, size_band\nORDER BY customers DESC",
     ),
     "frozen_periods": (
         "Which periods are final (their figures never change again)",

@@ -198,9 +198,9 @@ def record(conn: Connection, as_of: dt.date, run_id: str) -> int:
 def snapshot_margins(
     profiles: pd.DataFrame, quarter: str, snapshot_as_of: dt.date, records_suppressed: int
 ) -> pd.DataFrame:
-    """Records of a `customer_profiles` snapshot per region, sector and status: the figures it
-    shares with `customers_by_quarter` (rows of `ops.profile_margins`)."""
-    keys = ["region", "sector", "status"]
+    """Records of a `customer_profiles` snapshot per region, sector and start period: the figures
+    it shares with `customers_by_quarter` (rows of `ops.profile_margins`)."""
+    keys = ["region", "sector", "customer_since"]
     counts = profiles.groupby(keys).size().rename("records").reset_index()
     return counts.assign(
         quarter=quarter, records_suppressed=records_suppressed, snapshot_as_of=snapshot_as_of

@@ -36,6 +36,7 @@ never a value.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -197,17 +198,47 @@ def _covering_level(levels: list, values: pd.Series, shown: set[str]):
     return None
 
 
+_SINCE = re.compile(r"^(\d{4})(?:-Q([1-4])|-(\d{4}))?$")
+
+
+def _since_quarters(label: str) -> tuple[int, int] | None:
+    """The quarter indexes (year * 4 + quarter - 1) a `customer_since` label spans: `2024-Q3`,
+    `2024` or `2020-2024`; None for `*`."""
+    match = _SINCE.match(label)
+    if match is None:
+        return None
+    year, quarter, last_year = match.groups()
+    if quarter:
+        index = int(year) * 4 + int(quarter) - 1
+        return index, index
+    return int(year) * 4, int(last_year or year) * 4 + 3
+
+
 def _profile_margins(
     b: _Builder, variables: dict[str, dict[tuple, int]], labels: list[str]
 ) -> None:
-    """Each snapshot's active records per (region, sector) class, as an identity over the
-    quarter-end stocks active(q) - ceased(q) of the groups the class generalises."""
+    """What each published snapshot adds up to, as soft identities (kept while the published
+    values agree with them, `anonymise.audit`) over bounded constants:
+
+    - its records per (region, sector) class are the customers on the quarter's last day:
+      sum of active(q) - ceased(q) over the groups the class generalises, less up to the
+      number of records suppressed locally;
+    - its records per class and start period cannot exceed the new customers of that class in
+      those quarters (some have left since; retired and suppressed ones are missing)."""
     from ccg_pipeline.statistics.build import PROFILE_QUASI_IDENTIFIERS
 
     hierarchy = {q.column: q.levels for q in PROFILE_QUASI_IDENTIFIERS}
     groups = b.frame[["country", "sector"]].astype(str).drop_duplicates()
+    index_of = {label: int(label[:4]) * 4 + int(label[-1]) - 1 for label in labels}
+
+    def cell(column: str, key: tuple) -> int:
+        known = variables[column]
+        if key not in known:
+            known[key] = b.absent(key, column)
+        return known[key]
+
     for quarter, snapshot in b.margins.groupby("quarter"):
-        if quarter not in labels:
+        if quarter not in index_of:
             continue
         region = _covering_level(
             hierarchy["region"], groups["country"], set(snapshot["region"].astype(str))
@@ -218,45 +249,49 @@ def _profile_margins(
         if region is None or sector is None:
             b.unrelated.append(f"customer_profiles[{quarter}]")
             continue
-        classes = pd.DataFrame(
-            {
-                "country": groups["country"].to_numpy(),
-                "sector": groups["sector"].to_numpy(),
-                "region_label": region(groups["country"]).astype(str).to_numpy(),
-                "sector_label": sector(groups["sector"]).astype(str).to_numpy(),
-            }
+        members_of = (
+            groups.assign(
+                region_label=region(groups["country"]).astype(str).to_numpy(),
+                sector_label=sector(groups["sector"]).astype(str).to_numpy(),
+            )
+            .groupby(["region_label", "sector_label"])[["country", "sector"]]
+            .apply(lambda g: list(g.itertuples(index=False, name=None)))
+            .to_dict()
         )
-        active = snapshot[snapshot["status"].astype(str) == "active"]
-        records = {
-            (str(r.region), str(r.sector)): int(r.records) for r in active.itertuples(index=False)
-        }
-        suppressed = int(snapshot["records_suppressed"].max())
-        as_of = snapshot["snapshot_as_of"].iloc[0]
-        same_release = b.releases.get(quarter) == (None if pd.isna(as_of) else as_of)
-        for (region_label, sector_label), members in classes.groupby(
-            ["region_label", "sector_label"]
-        ):
+        counts = snapshot.assign(
+            region=snapshot["region"].astype(str),
+            sector=snapshot["sector"].astype(str),
+            customer_since=snapshot["customer_since"].astype(str),
+        )
+        suppressed = int(counts["records_suppressed"].max())
+        per_class = counts.groupby(["region", "sector"])["records"].sum()
+        for (region_label, sector_label), members in members_of.items():
+            name = f"customer_profiles[{quarter}|{region_label}|{sector_label}]"
             stock: dict[int, float] = {}
-            for country, sector_value in zip(members["country"], members["sector"], strict=True):
-                key = (quarter, country, sector_value)
-                for column, sign in (("active_customers", 1.0), ("ceased_customers", -1.0)):
-                    known = variables[column]
-                    if key not in known:
-                        known[key] = b.absent(key, column)
-                    stock[known[key]] = stock.get(known[key], 0.0) + sign
-            count = records.get((region_label, sector_label), 0)
-            name = f"customer_profiles[{quarter}|{region_label}|{sector_label}].active"
-            if not suppressed:
-                identities = b.view.equalities if same_release else b.view.soft_equalities
-                identities.append({**stock, b.view.constant(name, count): -1.0})
-            elif same_release:  # count <= stock <= count + suppressed
-                b.view.inequalities.append({b.view.constant(name, count): 1.0, **_negated(stock)})
-                top = b.view.constant(f"{name}+suppressed", count + suppressed)
-                b.view.inequalities.append({**stock, top: -1.0})
-
-
-def _negated(terms: dict[int, float]) -> dict[int, float]:
-    return {v: -c for v, c in terms.items()}
+            for group in members:
+                stock[cell("active_customers", (quarter, *group))] = 1.0
+                stock[cell("ceased_customers", (quarter, *group))] = -1.0
+            count = int(per_class.get((region_label, sector_label), 0))
+            customers = b.view.constant(f"{name}.customers", count, count + suppressed)
+            b.view.soft_equalities.append({**stock, customers: -1.0})
+        now = index_of[quarter]
+        for row in counts.itertuples(index=False):
+            span = _since_quarters(row.customer_since)
+            members = members_of.get((row.region, row.sector))
+            if span is None or not members:
+                continue
+            cohort = {
+                cell("new_customers", (label, *group)): 1.0
+                for label, index in index_of.items()
+                if span[0] <= index <= min(span[1], now)
+                for group in members
+            }
+            if cohort:
+                name = (
+                    f"customer_profiles[{quarter}|{row.region}|{row.sector}|{row.customer_since}]"
+                )
+                started = b.view.constant(f"{name}.started", int(row.records), UNBOUNDED)
+                b.view.soft_equalities.append({**cohort, started: -1.0})
 
 
 def _marketing_consent_monthly(b: _Builder) -> None:

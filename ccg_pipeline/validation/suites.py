@@ -107,7 +107,6 @@ COLUMN_RULES: dict[str, list[dict[str, Any]]] = {
         [band for _, band in h.REVENUE_BANDS_GBP + h.REVENUE_BANDS_GBP_COARSE] + [SUPPRESSED]
     ),
     "customer_since": _regex(r"^(?:\d{4}(?:-Q[1-4]|-\d{4})?|\*)$"),
-    "status": _in_set(["active", "ceased"]),
     "profile_id": _between(0, MAX_COUNT),
     "consent_rate": _between(0, 1),
     "opt_out_rate": _between(0, 1),

@@ -779,8 +779,9 @@ build_subject_requests_monthly, subject_requests_monthly = _published(
 
 build_customer_profiles, customer_profiles = _published(
     "customer_profiles",
-    "Anonymised customer records, one per customer company, k-anonymous over region, sector, "
-    "size band, revenue band and start period. A value of * means generalised away.",
+    "Anonymised customer records, one per company that was a customer on the last day of the "
+    "newest closed quarter, k-anonymous over region, sector, size band, revenue band and start "
+    "period. A value of * means generalised away. Replaced once per quarter.",
     sa.Column(
         "profile_id",
         sa.Integer,
@@ -793,12 +794,6 @@ build_customer_profiles, customer_profiles = _published(
     _qi("size_band", "Employees, banded."),
     _qi("revenue_band", "Annual revenue, banded."),
     _qi("customer_since", "Quarter or year the account opened."),
-    sa.Column(
-        "status",
-        sa.Text,
-        nullable=False,
-        comment="active or ceased at the end of the snapshot's quarter.",
-    ),
     sa.Column("main_service", sa.Text, nullable=False, comment="Service of the largest contract."),
 )
 
@@ -886,7 +881,7 @@ profile_margins = sa.Table(
     sa.Column("quarter", sa.Text, primary_key=True, comment="Quarter the snapshot describes."),
     sa.Column("region", sa.Text, primary_key=True),
     sa.Column("sector", sa.Text, primary_key=True),
-    sa.Column("status", sa.Text, primary_key=True),
+    sa.Column("customer_since", sa.Text, primary_key=True),
     sa.Column("records", sa.Integer, nullable=False, comment="Published records in the class."),
     sa.Column("records_suppressed", sa.Integer, nullable=False, comment="Of the whole snapshot."),
     sa.Column("snapshot_as_of", sa.Date, nullable=False, comment="As-of date of the release."),

@@ -278,7 +278,7 @@ def _margin_attack(profiles: pd.DataFrame, quarters: pd.DataFrame, quarter: str)
         shown = set(profiles[column].astype(str))
         level = next(lv for lv in hierarchy[column] if shown <= set(lv(cells[source]).astype(str)))
         labels[column] = level(cells[source]).astype(str).to_numpy()
-    active = profiles[profiles["status"] == "active"].groupby(["region", "sector"]).size()
+    active = profiles.groupby(["region", "sector"]).size()  # customers on the quarter's last day
     widths = []
     for (region, sector), members in cells.groupby([labels["region"], labels["sector"]]):
         count = int(active.get((region, sector), 0))

@@ -342,7 +342,7 @@ def _margin(quarter: str, region: str, sector: str, active: int, suppressed: int
             "quarter": [quarter],
             "region": [region],
             "sector": [sector],
-            "status": ["active"],
+            "customer_since": ["*"],
             "records": [active],
             "records_suppressed": [suppressed],
             "snapshot_as_of": [None],
@@ -384,3 +384,27 @@ def test_a_profile_snapshot_that_pins_a_stock_fails_the_audit() -> None:
         margins=_margin("2026-Q3", region, "Retail", 10, suppressed=4),
     )
     assert loose.passed, loose.below_protection
+
+
+def test_a_profile_cohort_that_needs_every_possible_new_customer_fails_the_audit() -> None:
+    # The snapshot shows 6 customers who started in 2026-Q3; the quarter's new customers were
+    # published as 3, which only a true count from 1 to 6 can give: the cohort pins it at 6.
+    release = pd.DataFrame(
+        {
+            "quarter": ["2026-Q3"],
+            "country": ["SE"],
+            "sector": ["Retail"],
+            "new_customers": [3],
+            "active_customers": [23],
+            "ceased_customers": [7],
+        }
+    )
+    margins = pd.concat(
+        [_margin("2026-Q3", "*", "Retail", 6), _margin("2026-Q3", "*", "Retail", 10)],
+        ignore_index=True,
+    ).assign(customer_since=["2026-Q3", "2025"])
+    audit = audit_table("customers_by_quarter", release, SPEC, margins=margins)
+    assert "customers_by_quarter[2026-Q3|SE|Retail].new_customers" in audit.below_protection
+    # Four in the cohort leave it 4 to 6: wide enough.
+    margins.loc[0, "records"] = 4
+    assert audit_table("customers_by_quarter", release, SPEC, margins=margins).passed
