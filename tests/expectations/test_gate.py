@@ -79,7 +79,6 @@ def clean_frames() -> dict[str, pd.DataFrame]:
                 "size_band": "10-49",
                 "revenue_band": "<£1m",
                 "customer_since": "2024-Q3",
-                "status": "active",
                 "main_service": "training",
             }
             for n in range(1, 11)

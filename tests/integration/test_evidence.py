@@ -230,7 +230,6 @@ def _profiles(world: World, n: int, sector: str = "Retail") -> None:
             size_band="10-49",
             revenue_band="*",
             customer_since="2019",
-            status="active" if i % 2 else "ceased",
             main_service="Declarations",
         )
 
