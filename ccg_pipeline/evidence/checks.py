@@ -213,11 +213,9 @@ def check_aggregates(ctx: CheckContext) -> ClauseResult:
     queries["smallest class of statistics.customer_profiles over its quasi-identifiers"] = ctx.sql(
         class_query
     )
+    margins = release_audit.profile_margins(ctx.conn)
     audits = release_audit.audit_release(
-        _published_frames(ctx),
-        spec,
-        release_audit.frozen_releases(ctx.conn),
-        release_audit.profile_margins(ctx.conn),
+        _published_frames(ctx), spec, release_audit.frozen_releases(ctx.conn), margins
     )
     queries["release audit"] = (
         "SELECT * FROM each published aggregate table; intervals by linear programming "
@@ -265,6 +263,8 @@ def check_aggregates(ctx: CheckContext) -> ClauseResult:
             "audit_protection_width": spec.count_protection_width,
             "audit_cells_below_protection": sum(len(a.below_protection) for a in audits),
             "audit_lp_solves": sum(a.lp_solves for a in audits),
+            "audit_profile_snapshots_added_up": int(margins["quarter"].nunique()),
+            "audit_identities_relaxed": sum(a.relaxed_components for a in audits),
             "audit_narrowest_by_table": {a.table: a.narrowest_width for a in audits},
             "sum_noise_share_of_largest_contribution": round(spec.largest_contribution_share, 4),
             "sum_protection_share_required": spec.sum_protection_share,
