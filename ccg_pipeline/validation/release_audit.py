@@ -113,6 +113,11 @@ class _Builder:
     def label(self, values: tuple) -> str:
         return f"{self.table}[{'|'.join(str(v) for v in values)}]"
 
+    def structured(self) -> _Builder:
+        """Write the table's cells and the identities between them (`STRUCTURE`)."""
+        STRUCTURE[self.table](self)
+        return self
+
     def same_release(self, *periods: str) -> bool:
         return len({self.releases.get(p) for p in periods}) == 1
 
@@ -334,18 +339,6 @@ STRUCTURE = {
 }
 
 
-def _attacker_knowledge(
-    table: str,
-    frame: pd.DataFrame,
-    spec: Perturbation,
-    releases: Mapping[str, object] | None,
-    margins: pd.DataFrame | None = None,
-) -> _Builder:
-    builder = _Builder(table, frame, spec, releases, margins)
-    STRUCTURE[table](builder)
-    return builder
-
-
 def attacker_view(
     table: str,
     frame: pd.DataFrame,
@@ -354,7 +347,7 @@ def attacker_view(
     margins: pd.DataFrame | None = None,
 ) -> AttackerView:
     """What the audit takes the attacker to know about one table (for tests and analysis)."""
-    return _attacker_knowledge(table, frame, spec, releases, margins).view
+    return _Builder(table, frame, spec, releases, margins).structured().view
 
 
 def audit_table(
@@ -367,7 +360,7 @@ def audit_table(
     """Audit one table's staged rows; `releases` maps each frozen period to the release that
     froze it (`frozen_releases`), `margins` holds the profile snapshots' class counts
     (`profile_margins`)."""
-    builder = _attacker_knowledge(table, frame, spec, releases, margins)
+    builder = _Builder(table, frame, spec, releases, margins).structured()
     result = attacker_intervals(builder.view, enough=spec.count_protection_width)
     published = s.metadata.tables[f"{s.STATISTICS}.{table}"]
     has_sums = bool(s.columns_of_kind(published, s.SUM))

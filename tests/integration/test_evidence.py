@@ -221,7 +221,7 @@ def test_ret_fails_on_an_expired_row_passes_when_held_or_deleted(world: World) -
 
 
 def _profiles(world: World, n: int, sector: str = "Retail") -> None:
-    for i in range(n):
+    for _ in range(n):
         world.insert(
             s.customer_profiles,
             profile_id=world.id(),

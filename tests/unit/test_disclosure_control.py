@@ -122,6 +122,20 @@ def _chain(quarters: int, rng: np.random.Generator) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _se_retail(quarters: list[str], *, new: list, active: list, ceased: list) -> pd.DataFrame:
+    """Published customers_by_quarter rows of one country and sector."""
+    return pd.DataFrame(
+        {
+            "quarter": quarters,
+            "country": "SE",
+            "sector": "Retail",
+            "new_customers": new,
+            "active_customers": active,
+            "ceased_customers": ceased,
+        }
+    )
+
+
 def _perturbed(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     out = frame.copy()
     for column in ("new_customers", "active_customers", "ceased_customers"):
@@ -200,15 +214,11 @@ def test_identities_across_releases_are_dropped_where_a_change_broke_them() -> N
     # later quarters only, so the published values break the identity between Q1 and Q2 by more
     # than any noise (4 cells x 3). Between periods of one release that cannot happen, and the
     # audit fails the table instead.
-    release = pd.DataFrame(
-        {
-            "quarter": ["2025-Q1", "2025-Q2", "2025-Q3"],
-            "country": "SE",
-            "sector": "Retail",
-            "new_customers": [50, 6, 4],
-            "active_customers": [50, 52 - 20, 53 - 20],
-            "ceased_customers": [4, 3, 0],
-        }
+    release = _se_retail(
+        ["2025-Q1", "2025-Q2", "2025-Q3"],
+        new=[50, 6, 4],
+        active=[50, 52 - 20, 53 - 20],
+        ceased=[4, 3, 0],
     )
     across = audit_table("customers_by_quarter", release, SPEC, {"2025-Q1": "release-1"})
     assert across.inconsistent_components == 0 and across.relaxed_components == 1
@@ -222,15 +232,8 @@ def test_only_the_broken_identity_is_dropped_the_others_still_pin() -> None:
     # between Q2 and Q3 it holds, and the published values sit at the noise extremes (true
     # active 40 -> 37, new 6 -> 3, ceased 4 -> 7, active 42 -> 45), so it pins all four. An
     # attacker keeps the identity that holds; so must the audit.
-    release = pd.DataFrame(
-        {
-            "quarter": ["2025-Q1", "2025-Q2", "2025-Q3"],
-            "country": "SE",
-            "sector": "Retail",
-            "new_customers": [50, 5, 3],
-            "active_customers": [70, 37, 45],
-            "ceased_customers": [4, 7, 3],
-        }
+    release = _se_retail(
+        ["2025-Q1", "2025-Q2", "2025-Q3"], new=[50, 5, 3], active=[70, 37, 45], ceased=[4, 7, 3]
     )
     releases = {"2025-Q1": "release-1", "2025-Q2": "release-2"}
     audit = audit_table("customers_by_quarter", release, SPEC, releases)
@@ -354,16 +357,7 @@ def test_a_profile_snapshot_that_pins_a_stock_fails_the_audit() -> None:
     # True active 20 and ceased 10 in 2026-Q3, published at the far ends of the noise (23, 7).
     # The snapshot of that quarter end counts 10 active records in the class: active - ceased =
     # 10 then only holds at the true values, which the audit must see as an attacker would.
-    release = pd.DataFrame(
-        {
-            "quarter": ["2026-Q3"],
-            "country": ["SE"],
-            "sector": ["Retail"],
-            "new_customers": [4],
-            "active_customers": [23],
-            "ceased_customers": [7],
-        }
-    )
+    release = _se_retail(["2026-Q3"], new=[4], active=[23], ceased=[7])
     assert audit_table("customers_by_quarter", release, SPEC).passed
     region = str(h.country_to_region(pd.Series(["SE"]))[0])
     pinned = audit_table(
@@ -389,16 +383,7 @@ def test_a_profile_snapshot_that_pins_a_stock_fails_the_audit() -> None:
 def test_a_profile_cohort_that_needs_every_possible_new_customer_fails_the_audit() -> None:
     # The snapshot shows 6 customers who started in 2026-Q3; the quarter's new customers were
     # published as 3, which only a true count from 1 to 6 can give: the cohort pins it at 6.
-    release = pd.DataFrame(
-        {
-            "quarter": ["2026-Q3"],
-            "country": ["SE"],
-            "sector": ["Retail"],
-            "new_customers": [3],
-            "active_customers": [23],
-            "ceased_customers": [7],
-        }
-    )
+    release = _se_retail(["2026-Q3"], new=[3], active=[23], ceased=[7])
     margins = pd.concat(
         [_margin("2026-Q3", "*", "Retail", 6), _margin("2026-Q3", "*", "Retail", 10)],
         ignore_index=True,
