@@ -40,7 +40,12 @@ from ccg_pipeline.policy.models import Perturbation
 from ccg_pipeline.requests.intake import parse_submission, submit
 from ccg_pipeline.retention import run_retention
 from ccg_pipeline.statistics import build_in_staging, freeze, publish
-from ccg_pipeline.statistics.build import PROFILE_QUASI_IDENTIFIERS
+from ccg_pipeline.statistics.build import (
+    PROFILE_QUASI_IDENTIFIERS,
+    StatisticsContext,
+    customer_profiles,
+    customers_by_quarter,
+)
 from ccg_pipeline.validation import gate
 from ccg_pipeline.validation.gate import validate_staging
 from ccg_pipeline.warehouse import migrate
@@ -455,6 +460,43 @@ def test_without_the_freeze_a_restriction_hands_over_the_company_s_figures(
         for key in moved
         if key[0] in freeze.PERIODS and freeze.PERIODS[key[0]].closed(key[1], FIRST)
     ]
+
+
+def test_a_profile_snapshot_adds_up_to_its_quarter_s_customers(loaded, tmp_path: Path) -> None:
+    """The identity the audit adds across tables, checked on the builders' exact output: the
+    snapshot's records per sector are the sector's active - ceased of its quarter, with a
+    restricted company, a company ceasing after the quarter end and one joining after it."""
+    engine, settings, people, _ = loaded
+    sources = tmp_path / "sources"
+    with sqlite3.connect(sources / "portal.db") as db:
+        customers = [r[0] for r in db.execute("SELECT id FROM companies WHERE closed_at IS NULL")]
+    at = dt.datetime(2026, 11, 2, 9)  # after 2026-Q3, the snapshot's quarter
+    _request(engine, settings, "restrict", people[0], at)
+    for kind, company in (("cease", customers[3]), ("join", customers[5])):
+        _churn(sources, kind, at, company)
+    ingest_source(
+        settings, "portal", run_id="churn", window_start=None, window_end=at + dt.timedelta(hours=1)
+    )
+    notice = load_notice()
+    exact = notice.model_copy(
+        update={
+            "settings": notice.settings.model_copy(
+                update={"perturbation": Perturbation(max_count_noise=0, sum_noise_scale=0.0)}
+            )
+        }
+    )
+    with engine.connect() as conn:
+        ctx = StatisticsContext.create(conn, exact, FIRST, "any secret")
+        quarters = customers_by_quarter(ctx).frame
+        profiles = customer_profiles(ctx)
+    quarter = freeze.last_closed_quarter(FIRST)
+    cells = quarters[quarters["quarter"] == quarter]
+    stock = (cells["active_customers"] - cells["ceased_customers"]).groupby(cells["sector"]).sum()
+    count = profiles.frame.groupby("sector").size()
+    suppressed = profiles.records_suppressed
+    assert count.sum() <= stock.sum() <= count.sum() + suppressed
+    if suppressed == 0 and "*" not in set(profiles.frame["sector"]):
+        assert count.to_dict() == stock[stock > 0].to_dict()
 
 
 def test_a_final_period_missing_from_the_published_table_stops_the_build(
