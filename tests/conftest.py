@@ -38,6 +38,19 @@ os.environ["CCG_TASK_RETRIES"] = "0"
 
 from ccg_pipeline.devtools.postgres import PostgresUnavailable, start_server  # noqa: E402
 
+# Every test is marked by the folder it lives in, so `-m unit` and the other selections never
+# skip a module that forgot its `pytestmark`.
+FOLDER_MARKERS = ("unit", "dags", "integration", "expectations", "deployment")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if folder in FOLDER_MARKERS:
+            item.add_marker(folder)
+
+
 AS_OF = dt.date(2026, 11, 23)
 RUN_DATE = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)  # the run whose interval ends after AS_OF
 

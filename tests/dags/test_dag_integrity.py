@@ -51,6 +51,7 @@ def test_nothing_heavy_is_imported_at_parse_time(parsed: dict) -> None:
 
 def test_one_dag_per_file_named_after_it(parsed: dict) -> None:
     assert {f"{dag_id}.py" for dag_id in parsed["dags"]} == set(parsed["files"])
+    assert parsed["dags"]
     for dag_id, dag in parsed["dags"].items():
         assert dag["fileloc"] == f"{dag_id}.py"
 
@@ -62,6 +63,7 @@ def test_tags_owner_retries_callbacks_and_docs(parsed: dict, dag_id: str) -> Non
     for heading in ("Schedule", "Reads", "Writes", "When it fails"):
         assert heading in dag["doc_md"], f"{dag_id} doc_md lacks '{heading}'"
     assert dag["max_active_runs"] == 1
+    assert dag["tasks"], f"{dag_id} has no tasks"
     for task_id, task in dag["tasks"].items():
         assert task["owner"] == "data-engineering", task_id
         assert task["retries"] >= 1, task_id
@@ -69,6 +71,8 @@ def test_tags_owner_retries_callbacks_and_docs(parsed: dict, dag_id: str) -> Non
 
 
 def test_dag_files_do_not_import_each_other() -> None:
-    for path in (ROOT / "dags").glob("*.py"):
+    files = sorted((ROOT / "dags").glob("*.py"))
+    assert len(files) >= len(EXPECTED_DAGS)
+    for path in files:
         text = path.read_text(encoding="utf-8")
         assert "from dags" not in text and "import dags" not in text, path.name
