@@ -28,7 +28,12 @@ from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse import schema as s
-from ccg_pipeline.warehouse.engine import checkpoint, create_warehouse_engine, write_transaction
+from ccg_pipeline.warehouse.engine import (
+    checkpoint,
+    create_warehouse_engine,
+    is_sqlite,
+    write_transaction,
+)
 from ccg_pipeline.warehouse.locks import stage_lock
 from ccg_pipeline.warehouse.sql import audit, upsert_row
 
@@ -251,7 +256,7 @@ def run_example(settings: Settings, table: str | None = None) -> tuple[str, list
     if name not in EXAMPLES:
         raise ValueError(f"no example for table {name!r}; known: {sorted(EXAMPLES)}")
     title, query = EXAMPLES[name]
-    if settings.warehouse_url.startswith("sqlite"):
+    if is_sqlite(settings.warehouse_url):
         path = analyst_file(settings)
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist yet: publish statistics first")
