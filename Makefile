@@ -53,9 +53,10 @@ test: $(STAMP) postgres-deps browser-deps  ## run the whole test suite (unit, DA
 test-unit: $(STAMP)  ## fast tests only
 	$(BIN)/pytest -m "unit or dags" $(PYTEST_ARGS)
 
-lint: $(STAMP)  ## ruff check and format check
+lint: $(STAMP)  ## ruff check and format check, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 fmt: $(STAMP)  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -864,7 +864,7 @@ def assess_file(
     is_log = kind == "log" and "ip" in names
     if is_log:
         web = data_map.sources[WEB_LOG_SOURCE].columns
-        tags = {n: (n, {web[n].category} - {None}) for n in LOG_COLUMNS}
+        tags = {n: (n, {c for c in (web[n].category,) if c is not None}) for n in LOG_COLUMNS}
         best: str | None = WEB_LOG_SOURCE
     else:
         tags, best = _header_tags([n for n in names if n not in INTERNAL_LABELS], data_map)
@@ -925,7 +925,7 @@ def assess_file(
     via = "email addresses, phone numbers and usernames matched to the personal zone"
     if unmatched and engine is None:
         via = "no warehouse given"
-    elif unmatched:
+    elif unmatched and engine is not None:
         with engine.connect() as conn:
             if sa.inspect(conn).has_table("subjects", schema=s.PERSONAL):
                 found = _matches(conn, text.emails, text.phones, usernames)

@@ -285,11 +285,11 @@ def _cmd_request(args: argparse.Namespace) -> int:
         else:  # list
             entries = requests.queue(engine, now.date(), include_closed=args.all)
             for e in entries:
-                due = e.due_on.isoformat() if e.due_on else "clock stopped"
+                due_text = e.due_on.isoformat() if e.due_on else "clock stopped"
                 left = "" if e.days_left is None else f"{e.days_left:>4} days left"
                 print(
                     f"{e.request_id}  {e.request_type:<16} {e.email_masked:<22} "
-                    f"{e.status:<22} received {e.received_on}  due {due:<13} {left}"
+                    f"{e.status:<22} received {e.received_on}  due {due_text:<13} {left}"
                 )
             print(f"{len(entries)} request(s)")
     return 0

@@ -17,7 +17,7 @@ DAGS_DIR = Path(__file__).resolve().parent.parent / "dags"
 
 
 def load_dag(dag_id: str, dags_dir: Path = DAGS_DIR) -> Any:
-    """Import `dags/<dag_id>.py` and return its DAG object."""
+    """Import `dags/<dag_id>.py` and return its DAG object, `<dag_id>_dag`."""
     path = dags_dir / f"{dag_id}.py"
     if not path.is_file():
         raise FileNotFoundError(f"no DAG file {path}")
@@ -26,7 +26,7 @@ def load_dag(dag_id: str, dags_dir: Path = DAGS_DIR) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    return module.dag
+    return getattr(module, f"{dag_id}_dag")
 
 
 def run_dag(dag_id: str, logical_date: dt.datetime, conf: dict[str, Any] | None = None) -> Any:

@@ -37,6 +37,7 @@ from ccg_pipeline.retention.rules import (
 )
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.migrate import migrated
+from ccg_pipeline.warehouse.sql import IdQuery
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def consented_as_of(as_of: dt.date) -> sa.Select:
     )
 
 
-def purchased_as_of(as_of: dt.date) -> sa.Select:
+def purchased_as_of(as_of: dt.date) -> IdQuery:
     """Subject ids with a purchase on record (soft opt-in): a portal user whose company was
     invoiced by the date, or a CRM contact the CRM records as a customer."""
     u, i, c = s.portal_users, s.invoices, s.crm_contacts
@@ -71,7 +72,7 @@ def purchased_as_of(as_of: dt.date) -> sa.Select:
     )
 
 
-def do_not_market_keys(as_of: dt.date) -> sa.Select:
+def do_not_market_keys(as_of: dt.date) -> IdQuery:
     """Keyed pseudonyms that must not receive marketing on the date: suppressed or erased."""
     m, e = s.marketing_suppression, s.erasure_tombstones
     return sa.union(

@@ -72,4 +72,4 @@ def ccg_evidence() -> None:
     alert_on_failed_clauses(check_clauses())
 
 
-dag = ccg_evidence()
+ccg_evidence_dag = ccg_evidence()

@@ -98,4 +98,4 @@ def ccg_ingest() -> None:
     publish_personal_zone(loads)
 
 
-dag = ccg_ingest()
+ccg_ingest_dag = ccg_ingest()

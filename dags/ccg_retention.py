@@ -107,4 +107,4 @@ def ccg_retention() -> None:
     retention_plan() >> swept >> [verify_retention(), vacuum_personal_zone()]
 
 
-dag = ccg_retention()
+ccg_retention_dag = ccg_retention()

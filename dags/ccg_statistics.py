@@ -89,4 +89,4 @@ def ccg_statistics() -> None:
     publish_statistics(validate_statistics(build_statistics()))
 
 
-dag = ccg_statistics()
+ccg_statistics_dag = ccg_statistics()

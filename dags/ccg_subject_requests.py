@@ -99,4 +99,4 @@ def ccg_subject_requests() -> None:
     check_due_dates(processed)
 
 
-dag = ccg_subject_requests()
+ccg_subject_requests_dag = ccg_subject_requests()

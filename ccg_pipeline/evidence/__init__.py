@@ -6,6 +6,14 @@ N-NOSPECIAL check quarantine what it finds). `record()` writes the outcome to
 `ops.clause_evidence` and `ops.evidence_reports`; `store()` writes the report as Markdown, JSON
 and HTML under `$CCG_HOME/evidence/`. `run_evidence()` is the daily step (`ccg_evidence` DAG).
 
+A clause is PASS, FAIL or NO DATA. "No data" is a check that found nothing wrong only because
+its inputs are empty (nothing published yet, no requests received, no rows to judge): it is
+never a pass, and not a failure either, so a fresh install does not alert. Its figure `no_data`
+names the empty inputs with their counts. In `ops.clause_evidence` (whose `passed` column is a
+boolean) a no-data clause is `passed = false` with that `no_data` key in its `figures` JSON;
+`status_of()` reads the three states back. `ops.evidence_reports.clauses_failed` lists real
+failures only.
+
 Everything here is counts, ids, clause ids and SQL text: never a value from the data.
 """
 
@@ -32,12 +40,17 @@ from ccg_pipeline.warehouse.sql import upsert_row
 
 log = logging.getLogger(__name__)
 
-PASS, FAIL = "pass", "fail"
+PASS, FAIL, NO_DATA = "pass", "fail", "no data"
+STATUSES = (PASS, FAIL, NO_DATA)
+# The figure of a no-data clause: each empty input of the check and its count (0).
+NO_DATA_FIGURE = "no_data"
 
 
 @dataclass
 class ClauseResult:
-    """One clause: pass or fail, the figures that decide it, findings and the evidence queries."""
+    """One clause: pass, fail or no data, the figures that decide it, findings and the evidence
+    queries. `passed` stays a boolean (false for no data) so older readers of the JSON and of
+    `ops.clause_evidence` never take a no-data clause for a pass."""
 
     clause: str
     title: str
@@ -45,10 +58,37 @@ class ClauseResult:
     figures: dict[str, Any]
     queries: dict[str, str] = field(default_factory=dict)
     findings: list[str] = field(default_factory=list)
+    no_data: bool = False
+
+    def __post_init__(self) -> None:
+        if self.no_data:
+            self.passed = False  # nothing to judge is never a pass
+            if not isinstance(self.figures.get(NO_DATA_FIGURE), dict):
+                raise ValueError(
+                    f"{self.clause}: a no-data result names its empty inputs in "
+                    f"figures[{NO_DATA_FIGURE!r}]"
+                )
 
     @property
     def status(self) -> str:
+        if self.no_data:
+            return NO_DATA
         return PASS if self.passed else FAIL
+
+
+def status_of(passed: bool | None, figures: str | dict[str, Any] | None) -> str:
+    """The state of a clause as `ops.clause_evidence` stores it: `passed`, and for a clause that
+    did not pass, the `no_data` figure in its `figures` JSON."""
+    if passed:
+        return PASS
+    if isinstance(figures, str):
+        try:
+            figures = json.loads(figures)
+        except ValueError:
+            figures = None
+    if isinstance(figures, dict) and isinstance(figures.get(NO_DATA_FIGURE), dict):
+        return NO_DATA
+    return FAIL
 
 
 @dataclass
@@ -64,7 +104,16 @@ class EvidenceReport:
 
     @property
     def failed(self) -> list[str]:
-        return [c.clause for c in self.clauses if not c.passed]
+        """Clauses that failed: not the ones with no data to judge."""
+        return [c.clause for c in self.clauses if c.status == FAIL]
+
+    @property
+    def passing(self) -> list[str]:
+        return [c.clause for c in self.clauses if c.status == PASS]
+
+    @property
+    def without_data(self) -> list[str]:
+        return [c.clause for c in self.clauses if c.status == NO_DATA]
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -73,6 +122,7 @@ class EvidenceReport:
         for clause, result in zip(data["clauses"], self.clauses, strict=True):
             clause["status"] = result.status
         data["failed"] = self.failed
+        data["no_data"] = self.without_data
         return data
 
     def summary(self) -> dict[str, Any]:
@@ -81,6 +131,7 @@ class EvidenceReport:
             "as_of": self.as_of.isoformat(),
             "clauses_checked": len(self.clauses),
             "clauses_failed": self.failed,
+            "clauses_no_data": self.without_data,
         }
 
 
@@ -146,7 +197,9 @@ def store(settings: Settings, report: EvidenceReport) -> dict[str, Path]:
 
 
 def record(engine: Engine, report: EvidenceReport, report_file: Path | None) -> None:
-    """One row per clause and one per run in ops; a rerun of the run replaces its rows."""
+    """One row per clause and one per run in ops; a rerun of the run replaces its rows. A no-data
+    clause is `passed = false` with its `no_data` figure (see `status_of`); `clauses_failed`
+    names real failures only."""
     with write_transaction(engine) as conn:
         for result in report.clauses:
             upsert_row(

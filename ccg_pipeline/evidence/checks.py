@@ -3,6 +3,10 @@
 Each check reads the warehouse as of the date, decides pass or fail from figures it computes, and
 returns the SQL behind those figures, so an auditor can rerun it. Figures are counts, dates and
 ids; findings are sentences built from them. No check returns a value from the personal zone.
+
+A check whose inputs are all empty and that found nothing wrong has nothing to judge: its result
+is "no data" (`_nothing_to_judge`), never a vacuous pass. Anything wrong is a failure whatever
+else is empty.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ccg_pipeline.config import Settings
-from ccg_pipeline.evidence import ClauseResult
+from ccg_pipeline.evidence import NO_DATA_FIGURE, ClauseResult
 from ccg_pipeline.policy.models import Notice
 from ccg_pipeline.retention.deadlines import end_of_day
 from ccg_pipeline.validation import release_audit
@@ -76,6 +80,16 @@ def _count(table: sa.Table | sa.Subquery, *where: sa.ColumnElement[bool]) -> sa.
     return sa.select(sa.func.count()).select_from(table).where(*where)
 
 
+def _nothing_to_judge(passed: bool, inputs: dict[str, int], figures: dict[str, Any]) -> bool:
+    """No data: the check found nothing wrong and every input it judges is empty. The figure
+    `no_data` then names those inputs with their counts (zeros), so the report says what was
+    missing. A check that found something wrong fails, whatever else is empty."""
+    if passed and not any(inputs.values()):
+        figures[NO_DATA_FIGURE] = dict(inputs)
+        return True
+    return False
+
+
 # --- N-RET --------------------------------------------------------------------------------------
 
 
@@ -118,27 +132,30 @@ def check_retention(ctx: CheckContext) -> ClauseResult:
         f"oracle {oracle_by_table.get(table, 0)}"
         for table in disagreements
     ]
-    if not judged:
-        findings.append("nothing to judge: the personal zone holds no rows")
+    figures = {
+        "targets_checked": len(remaining),
+        "expired_unheld_rows": sum(remaining.values()),
+        "holds_in_force": holds,
+        "expired_unheld_by_target": remaining,
+        "oracle_rows_judged": judged,
+        "oracle_tables_judged": len(oracle.rows_judged),
+        "oracle_rows_past_deadline": oracle.total(),
+        "oracle_by_rule_and_table": {f"{r} {t}": n for (r, t), n in oracle.overdue.items()},
+        "oracle_companies_due": oracle.companies_due,
+        "oracle_customer_contacts_unlinked": oracle.customer_contacts_unlinked,
+        "disagreements": len(disagreements),
+    }
+    passed = not findings
     return ClauseResult(
         "N-RET",
         "Data is kept no longer than its retention period",
-        passed=not findings,
-        figures={
-            "targets_checked": len(remaining),
-            "expired_unheld_rows": sum(remaining.values()),
-            "holds_in_force": holds,
-            "expired_unheld_by_target": remaining,
-            "oracle_rows_judged": judged,
-            "oracle_tables_judged": len(oracle.rows_judged),
-            "oracle_rows_past_deadline": oracle.total(),
-            "oracle_by_rule_and_table": {f"{r} {t}": n for (r, t), n in oracle.overdue.items()},
-            "oracle_companies_due": oracle.companies_due,
-            "oracle_customer_contacts_unlinked": oracle.customer_contacts_unlinked,
-            "disagreements": len(disagreements),
-        },
+        passed=passed,
+        figures=figures,
         queries=queries,
         findings=findings,
+        no_data=_nothing_to_judge(
+            passed, {"personal_zone_rows_judged_by_the_oracle": judged}, figures
+        ),
     )
 
 
@@ -250,34 +267,36 @@ def check_aggregates(ctx: CheckContext) -> ClauseResult:
         violations.append(
             f"statistics.customer_profiles has a class of {smallest_class}, below k={k}"
         )
-    nothing = ["nothing is published yet: nothing to judge"] if rows == 0 else []
+    figures = {
+        "published_rows": rows,
+        "audit_cells_checked": sum(a.cells_checked for a in audits),
+        "audit_hidden_cells": sum(a.hidden_cells for a in audits),
+        "audit_narrowest_interval": min(widths) if widths else None,
+        "audit_protection_width": spec.count_protection_width,
+        "audit_cells_below_protection": sum(len(a.below_protection) for a in audits),
+        "audit_lp_solves": sum(a.lp_solves for a in audits),
+        "audit_profile_snapshots_added_up": int(margins["quarter"].nunique()),
+        "audit_identities_relaxed": sum(a.relaxed_components for a in audits),
+        "audit_narrowest_by_table": {a.table: a.narrowest_width for a in audits},
+        "sum_noise_share_of_largest_contribution": round(spec.largest_contribution_share, 4),
+        "sum_protection_share_required": spec.sum_protection_share,
+        "gate_audited_publication": gate_run,
+        "smallest_published_count_allowed": smallest_allowed,
+        "smallest_published_count": min_count,
+        "k_required": k,
+        "smallest_profile_class": smallest_class,
+        "smallest_count_by_table": smallest_count,
+        "sums_beside_suppressed_counts": sums_beside_suppressed,
+    }
+    # Nothing published: the clause is not met by default, it has not been tested yet.
     return ClauseResult(
         "N-AGG",
         "Published statistics single nobody out",
-        passed=not violations and not nothing,
-        figures={
-            "published_rows": rows,
-            "audit_cells_checked": sum(a.cells_checked for a in audits),
-            "audit_hidden_cells": sum(a.hidden_cells for a in audits),
-            "audit_narrowest_interval": min(widths) if widths else None,
-            "audit_protection_width": spec.count_protection_width,
-            "audit_cells_below_protection": sum(len(a.below_protection) for a in audits),
-            "audit_lp_solves": sum(a.lp_solves for a in audits),
-            "audit_profile_snapshots_added_up": int(margins["quarter"].nunique()),
-            "audit_identities_relaxed": sum(a.relaxed_components for a in audits),
-            "audit_narrowest_by_table": {a.table: a.narrowest_width for a in audits},
-            "sum_noise_share_of_largest_contribution": round(spec.largest_contribution_share, 4),
-            "sum_protection_share_required": spec.sum_protection_share,
-            "gate_audited_publication": gate_run,
-            "smallest_published_count_allowed": smallest_allowed,
-            "smallest_published_count": min_count,
-            "k_required": k,
-            "smallest_profile_class": smallest_class,
-            "smallest_count_by_table": smallest_count,
-            "sums_beside_suppressed_counts": sums_beside_suppressed,
-        },
+        passed=not violations,
+        figures=figures,
         queries=queries,
-        findings=violations + nothing,
+        findings=violations,
+        no_data=_nothing_to_judge(not violations, {"published_rows": rows}, figures),
     )
 
 
@@ -342,11 +361,18 @@ def check_rights(ctx: CheckContext) -> ClauseResult:
         "extension_too_long",
         *erased_found,
     )
+    passed = not any(figures[b] for b in bad)
+    no_data = _nothing_to_judge(
+        passed,
+        {"requests_received": figures["received"], "erasures": figures["erasures"]},
+        figures,
+    )
     return ClauseResult(
         "N-RIGHTS",
         "Requests are answered within one month, or validly extended",
-        passed=not any(figures[b] for b in bad),
+        passed=passed,
         figures=figures,
+        no_data=no_data,
         queries={k: queries[k] for k in ("overdue", "answered_late", *bad[2:])},
         findings=[
             f"{figures[b]} {'row(s): ' if b in erased_found else 'request(s) '}"
@@ -434,6 +460,7 @@ def check_marketing(ctx: CheckContext) -> ClauseResult:
             a.c.channel.is_(None),  # occurred_at is NOT NULL in the schema
         ),
     }
+    queries["crm_contacts"] = _count(c)  # all of them: none at all is nothing to judge
     figures: dict[str, Any] = {name: ctx.scalar(q) for name, q in queries.items()}
     # Extracts on disk: every address, as its keyed pseudonym, against the do-not-market set.
     blocked_keys = {row[0] for row in ctx.conn.execute(do_not_market_keys(ctx.as_of))}
@@ -475,13 +502,17 @@ def check_marketing(ctx: CheckContext) -> ClauseResult:
     ):
         if figures[name]:
             findings.append(f"consent history incomplete: {figures[name]} {name.replace('_', ' ')}")
+    passed = not findings
+    # No CRM contacts and no extract rows: nobody is, or could be, marketed to yet.
+    inputs = {"crm_contacts": figures["crm_contacts"], "extract_rows": listed}
     return ClauseResult(
         "N-MKT",
         "Marketing only with a basis; opt-outs and suppressions always honoured",
-        passed=not findings,
+        passed=passed,
         figures=figures,
         queries={name: ctx.sql(q) for name, q in queries.items()},
         findings=findings,
+        no_data=_nothing_to_judge(passed, inputs, figures),
     )
 
 
@@ -552,11 +583,13 @@ def check_special_categories(ctx: CheckContext) -> ClauseResult:
             f"{sum(at_ingest.values())} record(s) stopped at ingest are in quarantine, deleted "
             "30 days after (rule quarantine_raw)"
         )
+    passed = not hits and not earlier_attempt
     return ClauseResult(
         "N-NOSPECIAL",
         "No special-category or criminal-offence data in processing",
-        passed=not hits and not earlier_attempt,
+        passed=passed,
         figures=figures,
+        no_data=_nothing_to_judge(passed, {"free_text_records_scanned": scanned}, figures),
         queries={
             "free text scanned (English and Swedish lexicon, ccg_pipeline/scan/special.py)": (
                 ctx.sql(text_query)
@@ -645,8 +678,10 @@ def check_children(ctx: CheckContext) -> ClauseResult:
     by_kind: Counter[str] = Counter()
     by_table: Counter[str] = Counter()
     subjects: set[int] = set()
+    read = 0
     for table, query in sources.items():
         for row in _stream(ctx, query):
+            read += 1
             subject_id, *texts = row
             kinds = set().union(*(child_indicators(t) for t in texts[:2]))
             if table != "personal.crm_activities" and CHILD_EMAIL_DOMAIN.search(texts[-1] or ""):
@@ -657,16 +692,19 @@ def check_children(ctx: CheckContext) -> ClauseResult:
                 if subject_id is not None:
                     subjects.add(subject_id)
     records = sum(by_table.values())
+    figures = {
+        "records_indicating_a_child": records,
+        "subjects": len(subjects),
+        "by_indicator": dict(sorted(by_kind.items())),
+        "by_table": dict(sorted(by_table.items())),
+        "records_read": read,
+    }
     return ClauseResult(
         "N-CHILD",
         "No children's data is knowingly held",
         passed=records == 0,
-        figures={
-            "records_indicating_a_child": records,
-            "subjects": len(subjects),
-            "by_indicator": dict(sorted(by_kind.items())),
-            "by_table": dict(sorted(by_table.items())),
-        },
+        figures=figures,
+        no_data=_nothing_to_judge(records == 0, {"records_read": read}, figures),
         queries={f"text read from {t}": ctx.sql(q) for t, q in sources.items()},
         findings=[
             f"{records} record(s) about {len(subjects)} subject(s) indicate a child: review, "
@@ -701,16 +739,19 @@ def check_transfers(ctx: CheckContext) -> ClauseResult:
             f"{len(unstated)} recipient(s) have no stated location ({', '.join(unstated)}), so "
             "transfers to them cannot be checked"
         )
+    figures = {
+        "transfers": len(ctx.notice.transfers),
+        "relying_on_a_safeguard_not_in_force": len(lapsed),
+        "lapsed_transfers": lapsed,
+        "recipients_without_location": len(unstated),
+    }
     return ClauseResult(
         "N-XFER",
         "Transfers outside the EEA rely on a safeguard in force",
         passed=not lapsed,
-        figures={
-            "transfers": len(ctx.notice.transfers),
-            "relying_on_a_safeguard_not_in_force": len(lapsed),
-            "lapsed_transfers": lapsed,
-            "recipients_without_location": len(unstated),
-        },
+        figures=figures,
+        # An empty transfers register has nothing to judge (unstated locations stay findings).
+        no_data=_nothing_to_judge(not lapsed, {"transfers": len(ctx.notice.transfers)}, figures),
         queries={"register": "policy: notice.yaml `transfers` and `safeguards`"},
         findings=findings,
     )
@@ -819,17 +860,22 @@ def _access_sqlite(ctx: CheckContext, allowed: dict[str, set[str]]) -> ClauseRes
         extra_tables = sorted(set(names) - published)
         if extra_tables:
             violations.append(f"the analyst file holds {len(extra_tables)} non-statistics table(s)")
+    figures = {
+        "zone_file_modes": modes,
+        "analyst_file_present": analyst_copy.exists(),
+        "analyst_file_extra_tables": extra_tables,
+        "policy": {z: sorted(r) for z, r in allowed.items()},
+        "violations": len(violations),
+    }
+    # Before the first publication there is no analyst file: what analysts can read is untested
+    # (the zone files' permission bits are still judged, and a bad one fails).
+    inputs = {"analyst_files": int(analyst_copy.exists())}
     return ClauseResult(
         "N-SEC",
         "Each zone is readable only by the roles with a business need",
         passed=not violations,
-        figures={
-            "zone_file_modes": modes,
-            "analyst_file_present": analyst_copy.exists(),
-            "analyst_file_extra_tables": extra_tables,
-            "policy": {z: sorted(r) for z, r in allowed.items()},
-            "violations": len(violations),
-        },
+        figures=figures,
+        no_data=_nothing_to_judge(not violations, inputs, figures),
         queries={"file permissions": "stat() of each zone file; table list of the analyst file"},
         findings=violations,
     )
@@ -849,11 +895,13 @@ def check_categories(ctx: CheckContext) -> ClauseResult:
     }
     columns = sum(len(names) for names in live.values())
     unmapped = unmapped_of(live)
+    figures: dict[str, Any] = {"columns": columns, "unmapped_columns": unmapped}
     return ClauseResult(
         "N-CAT",
         "Every personal data column belongs to a notice category",
         passed=not unmapped,
-        figures={"columns": columns, "unmapped_columns": unmapped},
+        figures=figures,
+        no_data=_nothing_to_judge(not unmapped, {"personal_zone_columns": columns}, figures),
         queries={"columns": "information schema of the personal zone vs ccg_pipeline/breach.py"},
         findings=[f"column {c} has no category" for c in unmapped],
     )

@@ -67,7 +67,7 @@ def open_text(path: Path) -> io.TextIOBase:
     """Text lines of a plain or gzipped file. Undecodable bytes become surrogates so the line can
     be quarantined as `bad_encoding` instead of failing the whole file."""
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", errors="surrogateescape", newline="")  # type: ignore[return-value]
+        return gzip.open(path, "rt", encoding="utf-8", errors="surrogateescape", newline="")
     return path.open("r", encoding="utf-8", errors="surrogateescape", newline="")
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -41,6 +40,12 @@ log = logging.getLogger(__name__)
 CHUNK_ROWS = 20_000
 
 Row = dict[str, Any]
+
+
+class RowParser(Protocol):
+    """Checks and converts one source row; `end` is the end of the run's window."""
+
+    def __call__(self, r: Row, end: dt.datetime) -> Row: ...
 
 
 def _opt_ts(row: Row, column: str, end: dt.datetime) -> dt.datetime | None:
@@ -159,7 +164,7 @@ def _payment(r: Row, end: dt.datetime) -> Row:
 
 
 # Source table -> (warehouse table, row parser), in load order.
-TABLES: dict[str, tuple[sa.Table, Callable[[Row, dt.datetime], Row]]] = {
+TABLES: dict[str, tuple[sa.Table, RowParser]] = {
     "companies": (schema.companies, _company),
     "users": (schema.portal_users, _user),
     "contracts": (schema.contracts, _contract),
@@ -207,7 +212,9 @@ def _source_columns(meta: sa.MetaData, name: str) -> list[sa.ColumnElement[Any]]
     portal: the warehouse then reaches the payment by company key even when the invoice row is
     quarantined (personal_model, rule customer_basic)."""
     src = meta.tables[name]
-    columns = [sa.type_coerce(c, sa.types.NullType()).label(c.name) for c in src.columns]
+    columns: list[sa.ColumnElement[Any]] = [
+        sa.type_coerce(c, sa.types.NullType()).label(c.name) for c in src.columns
+    ]
     if name == "payments" and "company_id" not in src.c:
         invoices = meta.tables["invoices"]
         company = (
@@ -240,7 +247,11 @@ def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
         bootstrap = ctx.full_refresh or watermark is None
         # Resume from the watermark when runs were missed (it is behind the window), but re-read
         # the whole window when an older interval is replayed (the watermark is ahead of it).
-        lower = None if bootstrap else min(ctx.window_start or watermark, watermark)
+        lower = (
+            None
+            if bootstrap or watermark is None
+            else min(ctx.window_start or watermark, watermark)
+        )
         # The window itself is recorded in ops.ingest_batches; the ref stays the table name so a
         # quarantined row keeps one identity across reruns and refreshes.
         result = BatchResult(source=source, source_ref=name)

@@ -1,10 +1,13 @@
 """The "Privacy" view data engineers open in the Airflow UI: what the notice's promises look like
 today, in counts and ids only.
 
-- retention per rule from the newest sweep: due, deleted (or anonymised) and held;
+- retention per rule from the newest sweep: due, removed (of which anonymised first) and held.
+  The sweep anonymises a row as it deletes it, so `anonymised` is part of `deleted`, never in
+  addition to it: the headline counts each removed row once;
 - open data-subject requests with the days left on their one-month clock;
 - the newest validation gate, table by table;
-- the newest compliance-evidence run, with a link to its report.
+- the newest compliance-evidence run, clause by clause (pass, fail or no data), with a link to
+  its report.
 
 `snapshot()` reads the warehouse; `page.render()` turns it into HTML; `app.create_app()` serves
 both inside the Airflow api-server (see `plugins/ccg_privacy.py`).
@@ -29,6 +32,10 @@ from ccg_pipeline.warehouse.summary import (
 
 @dataclass(frozen=True)
 class RetentionRule:
+    """One rule and table of a sweep. `deleted` is every row the sweep removed (or, for a
+    column-clearing rule, cleared); `anonymised` is the part of those whose statistical value
+    was kept in an anonymised table before the delete, not more rows."""
+
     rule_id: str
     table_name: str
     due: int
@@ -68,7 +75,27 @@ class PrivacySnapshot:
     gate_validated_at: dt.datetime | None
     gate: list[GateTable]
     evidence: dict[str, Any] | None
-    evidence_clauses: list[tuple[str, bool]]
+    evidence_clauses: list[tuple[str, str]]  # clause id, "pass" / "fail" / "no data"
+
+    @property
+    def retention_due(self) -> int:
+        return sum(r.due for r in self.retention)
+
+    @property
+    def retention_removed(self) -> int:
+        """Rows the newest sweep removed, each once (anonymised rows are among the deleted)."""
+        return sum(r.deleted for r in self.retention)
+
+    @property
+    def retention_anonymised(self) -> int:
+        return sum(r.anonymised for r in self.retention)
+
+    @property
+    def retention_held(self) -> int:
+        return sum(r.held for r in self.retention)
+
+    def evidence_with(self, status: str) -> list[str]:
+        return [clause for clause, s in self.evidence_clauses if s == status]
 
     @property
     def gate_passed(self) -> bool | None:
@@ -83,18 +110,27 @@ class PrivacySnapshot:
         data = asdict(self)
         data["gate_passed"] = self.gate_passed
         data["overdue_requests"] = self.overdue_requests
+        data["retention_totals"] = {
+            "due": self.retention_due,
+            "removed": self.retention_removed,
+            "of_which_anonymised": self.retention_anonymised,
+            "held": self.retention_held,
+        }
         return data
 
 
 def snapshot(engine: Engine, today: dt.date) -> PrivacySnapshot:
     """Everything the view shows, read in one pass; counts, dates and request ids only."""
-    from ccg_pipeline.evidence import latest_report  # lazily: plugins load this module everywhere
+    # Lazily: plugins load this module everywhere.
+    from ccg_pipeline.evidence import latest_report, status_of
 
+    e = schema.clause_evidence
     with engine.connect() as conn:
         retention_rows = conn.execute(newest_retention_checks()).all()
         gate_rows = conn.execute(newest_gate_by_table()).all()
+        # A no-data clause is stored as passed = false with a `no_data` figure (evidence.record).
         clause_rows = conn.execute(
-            newest_evidence_clauses().order_by(schema.clause_evidence.c.clause)
+            newest_evidence_clauses().add_columns(e.c.figures).order_by(e.c.clause)
         ).all()
     return PrivacySnapshot(
         today=today,
@@ -122,5 +158,5 @@ def snapshot(engine: Engine, today: dt.date) -> PrivacySnapshot:
         gate_validated_at=max((r.validated_at for r in gate_rows), default=None),
         gate=[GateTable(r.table_name, int(r.passed), int(r.evaluated)) for r in gate_rows],
         evidence=latest_report(engine),
-        evidence_clauses=[(c, bool(ok)) for c, ok in clause_rows],
+        evidence_clauses=[(c, status_of(ok, figures)) for c, ok, figures in clause_rows],
     )

@@ -25,6 +25,19 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
 
+# "removed" counts each row once; "of which anonymised" is part of it, not more rows.
+_RETENTION_COLUMNS = [
+    "rule",
+    "table",
+    "due",
+    "removed",
+    "of which anonymised",
+    "held",
+    "left expired",
+    "check",
+]
+
+
 def _badge(text: str, kind: str) -> str:
     return f'<span class="badge {kind}">{escape(text)}</span>'
 
@@ -33,6 +46,23 @@ def _pass_badge(passed: bool | None) -> str:
     if passed is None:
         return _badge("no run yet", "idle")
     return _badge("pass", "ok") if passed else _badge("FAIL", "bad")
+
+
+def _clause_badge(status: str) -> str:
+    """A clause of the evidence: pass, FAIL, or no data (nothing to judge yet: not a pass)."""
+    if status == "pass":
+        return _badge("pass", "ok")
+    if status == "no data":
+        return _badge("no data", "idle")
+    return _badge("FAIL", "bad")
+
+
+def _evidence_card(snap: PrivacySnapshot) -> str:
+    if not snap.evidence:
+        return _pass_badge(None)
+    if snap.evidence_with("fail"):
+        return _badge("FAIL", "bad")
+    return _badge("no data", "idle") if snap.evidence_with("no data") else _badge("pass", "ok")
 
 
 def _countdown(request: RequestClock) -> str:
@@ -60,10 +90,10 @@ def _table(headers: list[str], rows: list[list[str]], numeric: set[int]) -> str:
 
 
 def render(snap: PrivacySnapshot, evidence_href: str | None) -> str:
-    due = sum(r.due for r in snap.retention)
-    removed = sum(r.deleted + r.anonymised for r in snap.retention)
-    held = sum(r.held for r in snap.retention)
-    failed = [c for c, ok in snap.evidence_clauses if not ok]
+    # Anonymised rows are deleted rows too: removed counts each row once.
+    due, removed = snap.retention_due, snap.retention_removed
+    anonymised, held = snap.retention_anonymised, snap.retention_held
+    passing, no_data = snap.evidence_with("pass"), snap.evidence_with("no data")
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<title>CCG Privacy</title>",
@@ -72,22 +102,23 @@ def render(snap: PrivacySnapshot, evidence_href: str | None) -> str:
         f"<p class='meta'>The notice's promises as of {snap.today.isoformat()}: counts and ids "
         "only, never personal data.</p>",
         "<div class='cards'>",
-        f"<div class='card'>Retention due<b>{due:,}</b>{removed:,} removed, {held:,} held</div>",
+        f"<div class='card'>Retention due<b>{due:,}</b>{removed:,} removed "
+        f"({anonymised:,} anonymised first), {held:,} held</div>",
         f"<div class='card'>Open requests<b>{len(snap.requests)}</b>"
         f"{snap.overdue_requests} overdue</div>",
         f"<div class='card'>Validation gate<b>{_pass_badge(snap.gate_passed)}</b>"
         f"{len(snap.gate)} tables</div>",
-        f"<div class='card'>Compliance evidence<b>"
-        f"{_pass_badge(not failed if snap.evidence else None)}</b>"
-        f"{len(snap.evidence_clauses) - len(failed)} of {len(snap.evidence_clauses)} clauses pass"
-        "</div></div>",
+        f"<div class='card'>Compliance evidence<b>{_evidence_card(snap)}</b>"
+        f"{len(passing)} of {len(snap.evidence_clauses)} clauses pass"
+        + (f", {len(no_data)} no data" if no_data else "")
+        + "</div></div>",
     ]
 
     as_of = snap.retention_as_of.isoformat() if snap.retention_as_of else "never run"
     parts.append(f"<h2 id='retention'>Retention, newest sweep (as of {escape(as_of)})</h2>")
     parts.append(
         _table(
-            ["rule", "table", "due", "deleted", "anonymised", "held", "left expired", "check"],
+            _RETENTION_COLUMNS,
             [
                 [
                     escape(r.rule_id),
@@ -159,10 +190,16 @@ def render(snap: PrivacySnapshot, evidence_href: str | None) -> str:
         parts.append(
             _table(
                 ["clause", "result"],
-                [[escape(c), _pass_badge(ok)] for c, ok in snap.evidence_clauses],
+                [[escape(c), _clause_badge(status)] for c, status in snap.evidence_clauses],
                 numeric=set(),
             )
         )
+        if no_data:
+            parts.append(
+                "<p class='meta'>No data: the check had nothing to judge yet (for example "
+                "nothing published, no requests received); it is not a pass and not a failure. "
+                "The full report names what was empty.</p>"
+            )
     else:
         parts.append("<p>No evidence run yet.</p>")
     parts.append("</body></html>")

@@ -103,9 +103,10 @@ def _subject_data(
     to a person, and the ops records of their requests, holds and choices."""
     who = Requester(_subject_ids(conn, subject_key), subject_key, email)
     queries = {
-        table: sa.select(table).where(TABLES[name].rows_of(table, who))
+        table: sa.select(table).where(rows_of(table, who))
         for name, table in personal_tables().items()
-        if TABLES[name].rows_of is not None and TABLES[name].erasure is not Erasure.WITH_THE_REQUEST
+        if (rows_of := TABLES[name].rows_of) is not None
+        and TABLES[name].erasure is not Erasure.WITH_THE_REQUEST
     }
     queries.update(
         {
@@ -361,12 +362,12 @@ def erase(settings: Settings, conn: Connection, request: Request, at: dt.datetim
     finally:
         engine.dispose()
     counts["portal.users"] = _portal_logins_noted(conn, request)
-    for table, count in counts.items():
+    for target, count in counts.items():
         audit(
             conn,
             run_id=f"request-{request.request_id}",
             action="erase",
-            table_name=table,
+            table_name=target,
             row_count=count,
             subject_pseudonym=request.subject_key,
             at=at,

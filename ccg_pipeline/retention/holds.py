@@ -63,7 +63,9 @@ def place_hold(
             subject_key=subject_key, reason=reason, origin=origin, created_at=at
         )
     )
-    hold_id = int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None  # an INSERT of one row always returns its key
+    hold_id = int(key[0])
     audit(
         conn,
         run_id=f"hold-{hold_id}",

@@ -35,7 +35,7 @@ from ccg_pipeline.policy import load_notice
 from ccg_pipeline.policy.models import Notice, RetentionTrigger
 from ccg_pipeline.retention.deadlines import end_of_day, expired_cutoff
 from ccg_pipeline.warehouse import schema as s
-from ccg_pipeline.warehouse.sql import day_label, month_label, quarter_label
+from ccg_pipeline.warehouse.sql import IdQuery, day_label, month_label, quarter_label
 
 MARKETING_ACTIVITY_TYPES = (
     "MAILING_LIST_SUBSCRIBE",
@@ -122,7 +122,7 @@ def held_subject_ids(dates: SweepDates) -> sa.Select:
     )
 
 
-def restricted_subject_ids(dates: SweepDates) -> sa.Select:
+def restricted_subject_ids(dates: SweepDates) -> IdQuery:
     """Subjects left out of all processing but storage: any hold in force (restriction requests,
     legal holds, restricted tax records after an erasure), and objections to
     legitimate-interest processing."""
@@ -218,7 +218,7 @@ def retiring_company_ids(dates: SweepDates) -> sa.Select:
     )
 
 
-def retired_customer_subjects(dates: SweepDates) -> sa.Select:
+def retired_customer_subjects(dates: SweepDates) -> IdQuery:
     """People all of whose companies are retiring (someone active elsewhere stays): companies
     known from their portal logins, and from their quarantined portal records."""
     u, q, subj = s.portal_users, s.quarantine, s.subjects
@@ -236,7 +236,7 @@ def retired_customer_subjects(dates: SweepDates) -> sa.Select:
     )
 
 
-def former_customer_subject_ids(dates: SweepDates) -> sa.Select:
+def former_customer_subject_ids(dates: SweepDates) -> IdQuery:
     """People of retired customers: listed on the worklist when their companies retire, so they
     stay known as former customers after the portal rows that showed it are deleted."""
     w = s.retention_worklist

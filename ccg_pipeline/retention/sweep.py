@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -39,7 +40,7 @@ from ccg_pipeline.retention.rules import (
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import checkpoint, write_transaction
 from ccg_pipeline.warehouse.rollups import roll_up_missing_web_files
-from ccg_pipeline.warehouse.sql import add_into, audit, insert_for, upsert_row
+from ccg_pipeline.warehouse.sql import IdQuery, add_into, audit, insert_for, upsert_row
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def plan(
 
 
 def _add_to_worklist(
-    conn: Connection, rule_id: str, entity: str, ids: sa.Select, run_id: str
+    conn: Connection, rule_id: str, entity: str, ids: IdQuery, run_id: str
 ) -> None:
     """List entity ids (one-column select) for a rule; ids already listed keep their entry."""
     w = s.retention_worklist
@@ -192,7 +193,8 @@ def _physical_chunks(
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
             low, high = conn.execute(sa.text(f"SELECT min(rowid), max(rowid) FROM {name}")).one()
-            position, unit, step = sa.literal_column("rowid"), None, chunk_rows
+            position: sa.ColumnElement[Any] = sa.literal_column("rowid")
+            unit, step = None, chunk_rows
         else:
             pages, tuples = conn.execute(
                 sa.text(
@@ -224,11 +226,11 @@ def _physical_chunks(
         start += step
 
 
-def _physical(value: int, unit: str | None) -> sa.ColumnElement:
+def _physical(value: int, unit: str | None) -> sa.ColumnElement[Any]:
     """A rowid, or the first tuple of a heap page as a PostgreSQL `tid`."""
     if unit is None:
         return sa.literal(value)
-    return sa.text(f"CAST('({int(value)},0)' AS tid)")
+    return sa.literal_column(f"CAST('({int(value)},0)' AS tid)")
 
 
 def _retire_keys(
@@ -279,7 +281,7 @@ def _sweep_target(
     Each chunk is one transaction with its audit increment, so a crash loses nothing."""
     unheld = _unheld(target, dates)
     at = dt.datetime.combine(dates.as_of, dt.time())
-    record = {
+    record: dict[str, Any] = {
         "run_id": run_id,
         "action": "retention",
         "rule_id": target.rule_id,
@@ -332,7 +334,7 @@ def _delete_and_anonymise_in_one_pass(
         sa.select(sa.func.count()).select_from(gone).scalar_subquery(),
         sa.select(sa.func.count()).select_from(insert).scalar_subquery(),
     )
-    return int(conn.execute(counted).first()[0])
+    return int(conn.execute(counted).one()[0])
 
 
 def _finish(conn: Connection, dates: SweepDates) -> int:

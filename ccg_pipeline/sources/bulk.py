@@ -407,7 +407,7 @@ class _Builder:
         """Who consented, opted out and enquired, decided up front, so the CRM can be written in
         blocks of people while the number of events stays exactly `crm_events`."""
         rng, n = self.rng, self.s.persons
-        plan = {
+        plan: dict[str, np.ndarray] = {
             "opted_out": rng.random(n) < 0.15,
             "consented": rng.random(n) < 0.6,
             "enquired": rng.random(n) < 0.5,

@@ -162,6 +162,7 @@ def protected(
     for column in counts:
         frame[column] = ctx.perturbation.counts(frame[column].to_numpy(), cell_keys[column])
     for column in sums:
+        assert top is not None and top_key is not None  # checked above
         frame[column] = ctx.perturbation.sums(
             frame[column].to_numpy(), top.to_numpy(), top_key.to_numpy()
         )

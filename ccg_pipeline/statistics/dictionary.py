@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from ccg_pipeline.anonymise.cellkey import CellKeyPerturbation
 from ccg_pipeline.policy import load_notice
@@ -75,7 +76,7 @@ def analyst_tables() -> list[sa.Table]:
 
 
 def _type(column: sa.Column) -> str:
-    return str(column.type.compile(dialect=sa.dialects.postgresql.dialect()))
+    return str(column.type.compile(dialect=postgresql.dialect()))
 
 
 def _perturbation_section() -> list[str]:

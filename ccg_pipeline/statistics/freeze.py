@@ -196,7 +196,10 @@ def record(conn: Connection, as_of: dt.date, run_id: str) -> int:
 
 
 def snapshot_margins(
-    profiles: pd.DataFrame, quarter: str, snapshot_as_of: dt.date, records_suppressed: int
+    profiles: pd.DataFrame,
+    quarter: str,
+    snapshot_as_of: dt.date | None,
+    records_suppressed: int,
 ) -> pd.DataFrame:
     """Records of a `customer_profiles` snapshot per region, sector and start period: the figures
     it shares with `customers_by_quarter` (rows of `ops.profile_margins`)."""

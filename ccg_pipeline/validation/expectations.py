@@ -46,7 +46,9 @@ class Described:
         cls, configuration=None, result=None, runtime_configuration=None, **_kwargs
     ) -> list[RenderedStringTemplateContent]:
         configuration = configuration or (result.expectation_config if result else None)
-        defaults = {name: field.default for name, field in cls.__fields__.items()}
+        # GX 1.x expectations are pydantic v1 models; their class declares no `__fields__`.
+        fields = cls.__fields__  # type: ignore[attr-defined]
+        defaults = {name: field.default for name, field in fields.items()}
         kwargs = {**defaults, **(configuration.kwargs if configuration else {})}
         params = {
             name: ", ".join(map(str, value)) if isinstance(value, list) else value

@@ -171,7 +171,7 @@ def _identifier(table: sa.Table, spec: str | tuple[str, ...]) -> sa.ColumnElemen
     if isinstance(spec, str):
         return table.c[spec]
     parts = [sa.func.coalesce(table.c[name], "") for name in spec]
-    joined = parts[0]
+    joined: sa.ColumnElement[str] = parts[0]
     for part in parts[1:]:
         joined = joined + " " + part
     return joined

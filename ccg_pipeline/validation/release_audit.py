@@ -242,6 +242,7 @@ def _profile_margins(
             known[key] = b.absent(key, column)
         return known[key]
 
+    assert b.margins is not None  # the caller checked
     for quarter, snapshot in b.margins.groupby("quarter"):
         if quarter not in index_of:
             continue

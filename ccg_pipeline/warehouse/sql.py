@@ -12,6 +12,9 @@ from sqlalchemy.engine import Connection
 from ccg_pipeline import faults
 from ccg_pipeline.warehouse import schema
 
+# A query of ids: a SELECT, or a UNION of several (usable with `in_`, `not_in` and `subquery`).
+IdQuery = sa.Select[Any] | sa.CompoundSelect[Any]
+
 
 def insert_for(conn: Connection, table: sa.Table) -> Any:
     """An INSERT that supports ON CONFLICT on the connection's dialect."""
