@@ -11,7 +11,8 @@ One run at a time.
 suppressions, tombstones), the published `statistics` zone, the policy (`notice.yaml`), the
 marketing extracts in `$CCG_HOME/exports/marketing/`, and on PostgreSQL the database's grants.
 
-**Writes:** `ops.clause_evidence` (one row per run and clause: pass/fail, figures as JSON) and
+**Writes:** `ops.clause_evidence` (one row per run and clause: pass, fail or no data,
+figures as JSON) and
 `ops.evidence_reports`; the report as HTML, Markdown and JSON in `$CCG_HOME/evidence/` (plus
 `latest.*`, which the Airflow privacy view links to). Special-category notes found in
 `personal.crm_activities` are moved to `personal.quarantine` (reason `special_category`), their

@@ -783,7 +783,7 @@ def check_access(ctx: CheckContext) -> ClauseResult:
     """Who can read each zone, compared with the policy's `zone_access`."""
     from ccg_pipeline.statistics.access import ANALYST_ROLE
 
-    allowed = {z.zone: set(z.readers) for z in ctx.notice.zone_access}
+    allowed: dict[str, set[str]] = {z.zone: set(z.readers) for z in ctx.notice.zone_access}
     if ctx.dialect == "postgresql":
         return _access_postgres(ctx, allowed, ANALYST_ROLE)
     return _access_sqlite(ctx, allowed)

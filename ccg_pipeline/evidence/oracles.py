@@ -223,7 +223,7 @@ def judge_retention(conn: Connection, notice: Notice, as_of: dt.date) -> Retenti
         table = tables[name]
         if spec.company_column is None or name == "personal.quarantine":
             continue
-        column = table.c[spec.company_column]
+        column: sa.ColumnElement[Any] = table.c[spec.company_column]
         if name == "personal.payments":
             invoice_company = sa.select(s.invoices.c.company_id).where(
                 s.invoices.c.invoice_id == table.c.invoice_id

@@ -198,7 +198,7 @@ def render(snap: PrivacySnapshot, evidence_href: str | None) -> str:
             parts.append(
                 "<p class='meta'>No data: the check had nothing to judge yet (for example "
                 "nothing published, no requests received); it is not a pass and not a failure. "
-                "The full report names what was empty.</p>"
+                "The evidence report names the empty inputs, as counts.</p>"
             )
     else:
         parts.append("<p>No evidence run yet.</p>")

@@ -19,7 +19,7 @@ class WarehouseSummary:
         tuple[str, str, int, int, int, bool]
     ]  # latest run: rule, table, due, held, deleted, passed
     validation: list[tuple[str, int, int, str]]  # latest run: table, passed, evaluated, suite
-    evidence: list[tuple[str, bool]]  # latest evidence run: clause, passed
+    evidence: list[tuple[str, str]]  # latest evidence run: clause, pass / fail / no data
     evidence_report: str | None  # where that run's report is
 
 
@@ -78,9 +78,9 @@ def newest_gate_by_table() -> sa.Select:
 
 
 def newest_evidence_clauses() -> sa.Select:
-    """Clause and pass/fail of the newest compliance-evidence run."""
+    """Clause, pass/fail and figures (which mark "no data") of the newest evidence run."""
     e, reports = schema.clause_evidence, schema.evidence_reports
-    return sa.select(e.c.clause, e.c.passed).where(
+    return sa.select(e.c.clause, e.c.passed, e.c.figures).where(
         e.c.run_id == latest_run_id(reports, reports.c.created_at)
     )
 
@@ -111,7 +111,12 @@ def summarise(engine: Engine) -> WarehouseSummary:
             (r.table_name, int(r.passed), int(r.evaluated), r.suite_version)
             for r in conn.execute(newest_gate_by_table())
         ]
-        evidence = [(r.clause, bool(r.passed)) for r in conn.execute(newest_evidence_clauses())]
+        from ccg_pipeline.evidence import status_of  # the evidence stage reads this module
+
+        evidence = [
+            (r.clause, status_of(r.passed, r.figures))
+            for r in conn.execute(newest_evidence_clauses())
+        ]
         reports = schema.evidence_reports
         latest_evidence = latest_run_id(reports, reports.c.created_at)
         report = conn.execute(
@@ -151,11 +156,21 @@ def render(summary: WarehouseSummary, zone_files: dict[str, str] | None = None) 
             for table, passed, evaluated, suite in summary.validation
         ]
     if summary.evidence:
-        failed = [clause for clause, ok in summary.evidence if not ok]
+        failed = [clause for clause, status in summary.evidence if status == "fail"]
+        no_data = [clause for clause, status in summary.evidence if status == "no data"]
         lines += ["", "Compliance evidence, latest run (notice clauses checked against the data)"]
         lines += ["-" * 72]
-        lines += ["  " + "  ".join(f"{c} {'pass' if ok else 'FAIL'}" for c, ok in summary.evidence)]
-        lines += [f"  {len(summary.evidence) - len(failed)} of {len(summary.evidence)} pass"]
+        lines += [
+            "  "
+            + "  ".join(
+                f"{c} {'FAIL' if status == 'fail' else status}" for c, status in summary.evidence
+            )
+        ]
+        passed = len(summary.evidence) - len(failed) - len(no_data)
+        lines += [
+            f"  {passed} of {len(summary.evidence)} pass"
+            + (f", {len(no_data)} with no data to judge yet" if no_data else "")
+        ]
         if summary.evidence_report:
             lines += [f"  report: {summary.evidence_report}"]
     if zone_files:

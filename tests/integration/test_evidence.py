@@ -1,11 +1,13 @@
 """Compliance evidence: each clause check passing, and failing on data built to violate it, on
-SQLite and PostgreSQL; the ccg_evidence DAG end to end."""
+SQLite and PostgreSQL; "no data" (neither pass nor fail) on a fresh warehouse; the ccg_evidence
+DAG end to end."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,7 +191,8 @@ def world(warehouse_url: str, tmp_path: Path) -> Iterator[World]:
 def test_ret_fails_on_an_expired_row_passes_when_held_or_deleted(world: World) -> None:
     empty = world.check(checks.check_retention)
     assert not empty.passed, "nothing to judge is not a pass"
-    assert empty.findings == ["nothing to judge: the personal zone holds no rows"]
+    assert empty.status == evidence.NO_DATA and empty.findings == []
+    assert empty.figures["no_data"] == {"personal_zone_rows_judged_by_the_oracle": 0}
     company = world.company(closed_at=dt.datetime(2018, 3, 1))
     person = world.subject("former@customer.example")
     world.user(company, person, "former@customer.example")
@@ -236,8 +239,9 @@ def _profiles(world: World, n: int, sector: str = "Retail") -> None:
 
 def test_agg_fails_on_a_small_count_or_a_class_below_k(world: World) -> None:
     nothing = world.check(checks.check_aggregates)
-    assert not nothing.passed  # nothing to judge is not a pass
-    assert "nothing is published yet: nothing to judge" in nothing.findings
+    assert not nothing.passed  # nothing to judge is not a pass...
+    assert nothing.status == "no data" and nothing.findings == []  # ...nor a failure
+    assert nothing.figures["no_data"] == {"published_rows": 0}
     world.insert(
         s.revenue_by_service_month, month="2026-01", service="Tariffs", invoices=12, revenue_pence=9
     )
@@ -568,8 +572,8 @@ def test_xfer_privacy_shield_is_a_finding_after_july_2020_with_its_replacement(
 
 def test_sec_compares_who_can_read_each_zone_with_the_policy(world: World) -> None:
     ok = world.check(checks.check_access)
-    assert ok.passed, ok.findings
     if world.engine.dialect.name == "postgresql":
+        assert ok.passed, ok.findings
         assert ok.figures["readers_by_zone"]["statistics"] == ["ccg_analyst"]
         assert ok.figures["readers_by_zone"]["personal"] == []
         world.sql("GRANT USAGE ON SCHEMA personal TO ccg_analyst")
@@ -611,14 +615,20 @@ def test_sec_compares_who_can_read_each_zone_with_the_policy(world: World) -> No
         finally:
             world.sql("DROP ROLE analyst_login")
     else:
+        # No analyst file before the first publication: what analysts read is untested.
+        assert ok.status == "no data" and not ok.findings
+        assert ok.figures["no_data"] == {"analyst_files": 0}
         personal = Path(world.engine.url.database).parent / "personal.db"
         assert ok.figures["zone_file_modes"]["personal"] == "0600"
         personal.chmod(0o644)
         bad = world.check(checks.check_access)
-        assert not bad.passed and "personal zone file" in bad.findings[0]
+        assert bad.status == "fail" and "personal zone file" in bad.findings[0]  # fail wins
+        assert "no_data" not in bad.figures
         personal.chmod(0o600)
         analyst = world.settings.home / "analyst" / "statistics.sqlite"
         analyst.parent.mkdir(parents=True)
+        sqlite3.connect(analyst).close()  # an analyst file holding nothing it should not
+        assert world.check(checks.check_access).status == "pass"
         with sa.create_engine(f"sqlite:///{analyst}").begin() as conn:
             conn.execute(sa.text("CREATE TABLE subjects (email TEXT)"))
         leaky = world.check(checks.check_access)
@@ -658,6 +668,62 @@ def test_report_formats_hold_every_clause_and_no_personal_data(world: World) -> 
     assert "<script" not in RENDERERS["html"](report)
 
 
+# Clauses that have nothing to judge in a migrated, empty warehouse. N-CAT judges the schema
+# (which migration creates) and N-XFER the policy's register (whose Privacy Shield transfer has
+# lapsed); on PostgreSQL N-SEC judges the grants migration creates, on SQLite it needs the
+# analyst file that the first publication writes.
+NO_DATA_WHEN_EMPTY = {"N-NOSPECIAL", "N-AGG", "N-MKT", "N-RET", "N-RIGHTS", "N-CHILD"}
+
+
+def test_a_fresh_warehouse_has_no_data_which_is_neither_pass_nor_fail(world: World) -> None:
+    from ccg_pipeline.privacy_view import snapshot
+    from ccg_pipeline.privacy_view.page import render
+
+    sqlite = world.engine.dialect.name == "sqlite"
+    no_data = NO_DATA_WHEN_EMPTY | ({"N-SEC"} if sqlite else set())
+    outcome = evidence.run_evidence(world.settings, AS_OF, "scheduled__fresh")
+    # The daily step (what the DAG alerts on) counts only real failures.
+    assert outcome["clauses_failed"] == ["N-XFER"]
+    assert set(outcome["clauses_no_data"]) == no_data
+    stored = query(world.url, "SELECT clause, passed, figures FROM ops.clause_evidence")
+    assert len(stored) == 9
+    status = {clause: evidence.status_of(ok, figures) for clause, ok, figures in stored}
+    assert {c for c, st in status.items() if st == "no data"} == no_data
+    assert {c for c, st in status.items() if st == "pass"} == {"N-CAT"} | (
+        set() if sqlite else {"N-SEC"}
+    )
+    for clause, passed, figures in stored:
+        if clause in no_data:
+            assert not passed, f"{clause}: no data is never stored as a pass"
+            missing = json.loads(figures)["no_data"]
+            assert missing and set(missing.values()) == {0}, (clause, missing)
+    (failed,) = query(world.url, "SELECT clauses_failed FROM ops.evidence_reports")
+    assert failed == ("N-XFER",)
+    # Every rendered format says "no data" for each such clause, and keeps `passed` false.
+    folder = world.settings.home / "evidence"
+    as_json = json.loads((folder / "latest.json").read_text())
+    assert as_json["failed"] == ["N-XFER"] and set(as_json["no_data"]) == no_data
+    for clause in as_json["clauses"]:
+        if clause["clause"] in no_data:
+            assert (clause["status"], clause["passed"]) == ("no data", False)
+            assert clause["figures"]["no_data"]
+    markdown = (folder / "latest.md").read_text()
+    html = (folder / "latest.html").read_text()
+    for clause in no_data:
+        assert f"| {clause} |" in markdown
+        assert f"## {clause}: " in markdown
+    assert markdown.count("| **NO DATA** |") == len(no_data)
+    assert "published rows 0" in markdown and "no data: " in markdown
+    assert html.count('<td class="nodata">NO DATA</td>') == len(no_data)
+    assert '<td class="pass">NO DATA' not in html and '<td class="fail">NO DATA' not in html
+    # The Privacy view reads the same three states back from ops.clause_evidence.
+    snap = snapshot(world.engine, AS_OF)
+    assert dict(snap.evidence_clauses) == status
+    page = render(snap, None)
+    assert page.count('<span class="badge idle">no data</span>') == len(no_data)
+    assert f"{len(status) - len(no_data) - 1} of 9 clauses pass, {len(no_data)} no data" in page
+
+
 def test_evidence_dag_records_stores_and_quarantines(
     airflow_db, demo_sources: Path, warehouse_url: str, tmp_path: Path, monkeypatch
 ) -> None:
@@ -679,14 +745,20 @@ def test_evidence_dag_records_stores_and_quarantines(
         )
     first = run_dag(monkeypatch, "ccg_evidence", dt.datetime(2026, 11, 24, 6, tzinfo=dt.UTC), env)
     assert state_of(first) == "success"
-    recorded = dict(query(warehouse_url, "SELECT clause, passed FROM ops.clause_evidence"))
+    stored = query(warehouse_url, "SELECT clause, passed, figures FROM ops.clause_evidence")
+    recorded = {clause: passed for clause, passed, _ in stored}
+    statuses = {clause: evidence.status_of(ok, figures) for clause, ok, figures in stored}
     assert len(recorded) == 9
     assert not recorded["N-NOSPECIAL"] and not recorded["N-XFER"]
+    # Nothing is published yet (ingest only): N-AGG has no data, which is no pass and no failure.
+    assert not recorded["N-AGG"] and statuses["N-AGG"] == "no data"
     (report_row,) = query(
         warehouse_url, "SELECT as_of, clauses_failed, report_file FROM ops.evidence_reports"
     )
     assert str(report_row[0]) == "2026-11-23"  # the day before a time-triggered run
     assert "N-NOSPECIAL" in report_row[1].split(",")
+    assert set(report_row[1].split(",")) == {c for c, st in statuses.items() if st == "fail"}
+    assert "N-AGG" not in report_row[1].split(",")
     html = Path(report_row[2]).read_text()
     assert "criminal record" not in html and (tmp_path / "evidence" / "latest.html").exists()
     assert query(
@@ -696,6 +768,7 @@ def test_evidence_dag_records_stores_and_quarantines(
     (posted,) = alerts
     assert posted["alert"] == "compliance evidence: clauses failed"
     assert "N-NOSPECIAL" in posted["clauses"] and posted["as_of"] == "2026-11-23"
+    assert "N-AGG" not in posted["clauses"], "no data is not alerted as a failure"
     # The ingest of the same exports does not bring the note back; the next check passes it.
     assert state_of(run_dag(monkeypatch, "ccg_ingest", run, env)) == "success"
     second = run_dag(monkeypatch, "ccg_evidence", dt.datetime(2026, 11, 25, 6, tzinfo=dt.UTC), env)
@@ -769,6 +842,8 @@ def test_rights_sql_agrees_with_the_rule_as_stated(
                     expected_failures += late or overdue or bad_extension
             world.request(**row)
         result = world.check(checks.check_rights, as_of=as_of)
-        assert result.passed is (expected_failures == 0), (result.figures, requests)
+        expected = "no data" if not requests else "fail" if expected_failures else "pass"
+        assert result.status == expected, (result.figures, requests)
+        assert result.passed is (expected == "pass")
     finally:
         world.engine.dispose()

@@ -1,6 +1,7 @@
 """The Privacy view's data and page on a real (SQLite) warehouse: the newest runs win, the SLA
-countdown at its boundaries, escaping, and no personal data on the page. The Airflow login in
-front of it is tested against a running api-server in tests/deployment."""
+countdown at its boundaries, escaping, and no personal data on the page; the retention headline
+after a real sweep on SQLite and PostgreSQL, checked against the rows that left the personal zone.
+The Airflow login in front of it is tested against a running api-server in tests/deployment."""
 
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from retention_world import World
 
 from ccg_pipeline.config import Settings
+from ccg_pipeline.policy import load_notice
+from ccg_pipeline.privacy_view import page as privacy_page
 from ccg_pipeline.privacy_view import snapshot
 from ccg_pipeline.privacy_view.app import create_app
 from ccg_pipeline.requests.clock import DUE_SOON_DAYS
+from ccg_pipeline.retention.sweep import sweep
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse import schema as s
 
@@ -91,7 +96,7 @@ def _fill(engine: sa.Engine) -> None:
             {
                 "run_id": "e1",
                 "as_of": dt.date(2026, 11, 23),
-                "clauses_checked": 2,
+                "clauses_checked": 3,
                 "clauses_failed": "N-XFER",
                 "created_at": dt.datetime(2026, 11, 24, 6),
             },
@@ -103,6 +108,10 @@ def _fill(engine: sa.Engine) -> None:
                  "figures": "{}", "checked_at": dt.datetime(2026, 11, 24, 6)},
                 {"run_id": "e1", "clause": "N-XFER", "as_of": dt.date(2026, 11, 23),
                  "passed": False, "figures": "{}", "checked_at": dt.datetime(2026, 11, 24, 6)},
+                # Nothing published yet: stored as not passed, with the empty inputs it names.
+                {"run_id": "e1", "clause": "N-AGG", "as_of": dt.date(2026, 11, 23),
+                 "passed": False, "figures": '{"no_data": {"published_rows": 0}}',
+                 "checked_at": dt.datetime(2026, 11, 24, 6)},
             ],
         )  # fmt: skip
 
@@ -125,7 +134,7 @@ def test_snapshot_shows_the_newest_runs_and_open_requests_only(warehouse: sa.Eng
     assert snap.gate_run_id == "g2" and snap.gate_passed is True
     assert [(g.passed, g.evaluated) for g in snap.gate] == [(2, 2)]
     assert snap.evidence and snap.evidence["run_id"] == "e1"
-    assert snap.evidence_clauses == [("N-RET", True), ("N-XFER", False)]
+    assert snap.evidence_clauses == [("N-AGG", "no data"), ("N-RET", "pass"), ("N-XFER", "fail")]
     days = {r.request_id: r.days_left for r in snap.requests}
     assert days == {
         "overdue": -1,
@@ -154,6 +163,9 @@ def test_page_countdown_colours_at_the_boundaries_and_escapes(
     assert "<code>done</code>" not in page and "<code>overdue</code>" in page
     assert "an***" not in page and "@" not in page  # requests by id only
     assert "href='evidence/latest.html'" in page
+    # A clause with nothing to judge is shown as such: not a pass, not a failure.
+    assert '<td>N-AGG</td><td><span class="badge idle">no data</span></td>' in page
+    assert "1 of 3 clauses pass, 1 no data" in page
     assert client.get("/evidence/latest.html").text == "<html>report N-XFER</html>"
     data = client.get("/api/snapshot").json()
     assert data["overdue_requests"] == 1 and data["gate_passed"] is True
@@ -190,3 +202,87 @@ def _client(engine: sa.Engine, home: Path) -> TestClient:
         settings=lambda: _settings(engine, home), today=lambda: TODAY, login=lambda: None
     )
     return TestClient(app)
+
+
+# --- the retention headline after a real sweep ----------------------------------------------------
+
+# Every table a retention rule deletes from or clears columns in (personal.subjects is left out:
+# orphaned subjects are tidied after the rules and are not in the rule-by-rule figures).
+SWEPT = (
+    s.payments, s.invoices, s.orders, s.contracts, s.crm_activities, s.crm_contacts,
+    s.crm_companies, s.quarantine, s.portal_users, s.companies, s.web_access, s.auth_events,
+)  # fmt: skip
+# Anonymised tables the sweep adds retired rows to, with the measure that counts them (web
+# traffic is rolled up when a log file is loaded, not by the sweep).
+ANONYMISED = {
+    s.anon_customers: "customers",
+    s.anon_invoices: "invoices",
+    s.anon_contracts: "contracts",
+    s.anon_prospects: "prospects",
+    s.anon_auth_events: "events",
+}
+
+
+def _personal_rows(engine: sa.Engine) -> tuple[dict[str, set], set]:
+    """Primary keys per swept table, and the portal users still holding profile columns."""
+    u = s.portal_users
+    with engine.connect() as conn:
+        keys = {t.name: set(conn.execute(sa.select(*t.primary_key.columns)).all()) for t in SWEPT}
+        profiled = set(
+            conn.execute(
+                sa.select(u.c.user_id).where(
+                    sa.or_(u.c.password_hash.is_not(None), u.c.interests.is_not(None))
+                )
+            ).scalars()
+        )
+    return keys, profiled
+
+
+def _anonymised_rows(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return sum(
+            conn.execute(sa.select(sa.func.coalesce(sa.func.sum(t.c[m]), 0))).scalar_one()
+            for t, m in ANONYMISED.items()
+        )
+
+
+def test_retention_headline_counts_each_removed_row_once(warehouse_url: str) -> None:
+    """A tester saw "Retention due 23,280 / 30,365 removed": the headline added the anonymised
+    rows to the deleted ones, although the sweep deletes every row it anonymises. The expected
+    figures here come from the personal zone itself: rows gone after the sweep, plus rows whose
+    profile columns it cleared; and from the anonymised tables it added to."""
+    world = World(warehouse_url)
+    try:
+        for ceased in (dt.date(2014, 5, 1), dt.date(2016, 9, 30), dt.date(2019, 2, 1)):
+            world.customer(ceased)  # past six years: deleted, its company, invoice, contract
+        world.customer(dt.date(2025, 6, 1))  # closed account: profile columns cleared
+        world.customer(None)  # a current customer: untouched
+        world.web_hits([dt.date(2026, 1, 5), dt.date(2026, 11, 20)])  # one line past 90 days
+        keys_before, profiled_before = _personal_rows(world.engine)
+        anonymised_before = _anonymised_rows(world.engine)
+
+        sweep(world.engine, load_notice(), dt.date(2026, 11, 23), "sweep-1")
+
+        keys_after, profiled_after = _personal_rows(world.engine)
+        deleted = sum(len(keys_before[t] - keys_after[t]) for t in keys_before)
+        surviving_users = {key for (key,) in keys_after["portal_users"]}
+        cleared = len((profiled_before & surviving_users) - profiled_after)
+        removed = deleted + cleared
+        anonymised = _anonymised_rows(world.engine) - anonymised_before
+        assert cleared == 1 and anonymised > 0 and removed > anonymised  # the case at issue
+
+        snap = snapshot(world.engine, TODAY)
+        assert snap.retention_removed == removed
+        assert snap.retention_anonymised == anonymised
+        # No holds and nothing left behind: everything due was removed, and no more.
+        assert snap.retention_held == 0
+        assert snap.retention_due == removed
+        page = privacy_page.render(snap, None)
+        assert (
+            f"Retention due<b>{removed:,}</b>{removed:,} removed ({anonymised:,} anonymised "
+            "first), 0 held" in page
+        )
+        totals = snap.as_dict()["retention_totals"]
+        assert (totals["removed"], totals["of_which_anonymised"]) == (removed, anonymised)
+    finally:
+        world.engine.dispose()
