@@ -126,6 +126,7 @@ def loaded(demo_sources: Path, tmp_path: Path, settings_for, warehouse_url: str)
 
 
 SPEC = load_notice().settings.perturbation
+CRM_COMPANY_IDS = 500_000  # the CRM's record id of portal company n is this + n
 K = load_notice().settings.k_anonymity
 FLOWS = ("new_customers", "active_customers", "ceased_customers")
 
@@ -303,9 +304,9 @@ def _margin_attack(profiles: pd.DataFrame, quarters: pd.DataFrame, quarter: str)
     return widths
 
 
-def _churn(sources: Path, kind: str, at: dt.datetime, company_id: int) -> None:
+def _churn(sources: Path, kind: str, at: dt.datetime, company_id: int) -> int:
     """A company becomes a customer (a copy of another, new id) or stops being one, in the
-    portal database, as the portal itself would record it."""
+    portal database, as the portal itself would record it. Returns the company's id."""
     stamp = at.strftime("%Y-%m-%d %H:%M:%S")
     with sqlite3.connect(sources / "portal.db") as db:
         if kind == "cease":
@@ -335,6 +336,8 @@ def _churn(sources: Path, kind: str, at: dt.datetime, company_id: int) -> None:
                 f"VALUES ({', '.join('?' for _ in columns)})",
                 [values[c] for c in columns],
             )
+            return int(new_id)
+    return company_id
 
 
 def test_thirty_daily_releases_attacked_recover_nothing(loaded, tmp_path: Path) -> None:
@@ -370,7 +373,22 @@ def test_thirty_daily_releases_attacked_recover_nothing(loaded, tmp_path: Path) 
         if kind == "retention":
             run_retention(settings, as_of, f"retention-{n}")
         elif kind in ("join", "cease"):
-            _churn(sources, kind, at, subject)
+            company = _churn(sources, kind, at, subject)
+            if kind == "join":  # the CRM, the attacker's background, knows its new customer too
+                crm_id = export["Record ID"].astype(int)
+                joined = export[crm_id == CRM_COMPANY_IDS + subject]
+                export = pd.concat(
+                    [
+                        export,
+                        joined.assign(
+                            **{
+                                "Record ID": str(CRM_COMPANY_IDS + company),
+                                "Create Date": at.strftime("%Y-%m-%d %H:%M:%S"),
+                            }
+                        ),
+                    ],
+                    ignore_index=True,
+                )
             ingest_source(
                 settings,
                 "portal",
