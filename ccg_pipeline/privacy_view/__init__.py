@@ -130,7 +130,7 @@ def snapshot(engine: Engine, today: dt.date) -> PrivacySnapshot:
         gate_rows = conn.execute(newest_gate_by_table()).all()
         # A no-data clause is stored as passed = false with a `no_data` figure (evidence.record).
         clause_rows = conn.execute(
-            newest_evidence_clauses().add_columns(e.c.figures).order_by(e.c.clause)
+            newest_evidence_clauses().order_by(e.c.clause)
         ).all()
     return PrivacySnapshot(
         today=today,
