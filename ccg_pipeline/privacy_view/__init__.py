@@ -129,9 +129,7 @@ def snapshot(engine: Engine, today: dt.date) -> PrivacySnapshot:
         retention_rows = conn.execute(newest_retention_checks()).all()
         gate_rows = conn.execute(newest_gate_by_table()).all()
         # A no-data clause is stored as passed = false with a `no_data` figure (evidence.record).
-        clause_rows = conn.execute(
-            newest_evidence_clauses().order_by(e.c.clause)
-        ).all()
+        clause_rows = conn.execute(newest_evidence_clauses().order_by(e.c.clause)).all()
     return PrivacySnapshot(
         today=today,
         retention_as_of=retention_rows[0].as_of if retention_rows else None,
