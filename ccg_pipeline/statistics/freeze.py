@@ -139,6 +139,12 @@ def _published_report(conn: Connection, name: str) -> dict[str, Any]:
     }
 
 
+def last_publication_before(conn: Connection, as_of: dt.date) -> dt.date | None:
+    """The as-of date of the newest publication for an earlier day (None before the first)."""
+    p = s.publications
+    return conn.execute(sa.select(sa.func.max(p.c.as_of)).where(p.c.as_of < as_of)).scalar()
+
+
 def release(conn: Connection, built: Any, as_of: dt.date) -> Any:
     """The rows this release publishes for one table: its frozen periods as published, plus the
     periods closed since, as computed now. Open periods are left out."""
@@ -157,9 +163,17 @@ def release(conn: Connection, built: Any, as_of: dt.date) -> Any:
             f"statistics.{name}: {len(missing)} final period(s) have no published rows"
         )
     labels = built.frame[spec.column].astype(str)
-    new = built.frame[
-        ~labels.isin(final) & labels.map(lambda label: spec.closed(label, as_of)).astype(bool)
-    ]
+    # A period is published in the first release after it closes, or never: one that had
+    # already closed at the previous release and was absent from it (a customer with an old
+    # start date ingested since) would otherwise appear later, and its appearance alone tells
+    # an analyst holding both releases about the newcomer.
+    previous = last_publication_before(conn, as_of)
+    newly_closed = labels.map(
+        lambda label: (
+            spec.closed(label, as_of) and (previous is None or not spec.closed(label, previous))
+        )
+    )
+    new = built.frame[~labels.isin(final) & newly_closed.astype(bool)]
     columns = list(built.frame.columns)
     frame = pd.concat([old[columns], new], ignore_index=True) if len(old) else new
     frame = frame.sort_values(s.dimensions_of(built.build), kind="stable").reset_index(drop=True)
