@@ -134,7 +134,8 @@ def quick_profile(seed: int = 13) -> Profile:
 
 def long_profile(seed: int = 11, years: int = 2) -> Profile:
     """Two simulated years, daily, at small scale, with the faults spread over them."""
-    start = dt.date(2025, 1, 1)
+    # The DAGs start on 2026-01-01: Airflow runs no task for an earlier interval.
+    start = dt.date(2026, 1, 2)
     faults = {}
     for n, day in enumerate(range(20, 365 * years, 45)):
         faults[day] = (
@@ -238,8 +239,11 @@ class SoakResult:
 
 
 class Soak:
-    def __init__(self, profile: Profile, warehouse_url: str, home: Path) -> None:
+    def __init__(
+        self, profile: Profile, warehouse_url: str, home: Path, *, progress: bool = False
+    ) -> None:
         self.profile = profile
+        self.progress = progress
         self.url = warehouse_url
         self.home = home
         self.sources = home / "sources"
@@ -280,7 +284,13 @@ class Soak:
         start = self.profile.world.start
         try:
             for index in range(days if days is not None else self.profile.days):
-                self.run_day(index, start + dt.timedelta(days=index))
+                figures = self.run_day(index, start + dt.timedelta(days=index))
+                if self.progress and (index + 1) % 30 == 0:
+                    print(
+                        f"{figures.day}: day {index + 1}, {self.result.checks_passed} checks "
+                        f"passed, {(time.monotonic() - started) / 60:.1f} min",
+                        flush=True,
+                    )
         finally:
             self.result.seconds = time.monotonic() - started
             if self._engine is not None:
@@ -377,10 +387,15 @@ class Soak:
         began = time.monotonic()
         try:
             with _captured_output(path):
-                return _state(run_dag(dag_id, when, conf))
+                run = run_dag(dag_id, when, conf)
         finally:
             spent = self.result.dag_seconds
             spent[dag_id] = spent.get(dag_id, 0.0) + time.monotonic() - began
+        # A run Airflow marks successful without running a task (a logical date before the
+        # DAG's start date, say) judged nothing: it must not count as a day done.
+        if not _task_instances(dag_id, str(run.run_id)):
+            raise Violation(day, "runs", f"{dag_id} ran no task for {when:%Y-%m-%d %H:%M}")
+        return _state(run)
 
     def _operator(self, day: dt.date) -> None:
         """The operator verifies each request the day after it was taken in, and extends every
@@ -741,10 +756,25 @@ def _captured_output(path: Path) -> Iterator[None]:
             os.close(saved[1])
 
 
+def _airflow_db() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME", "")) / "airflow.db"
+
+
+def _task_instances(dag_id: str, run_id: str) -> int:
+    with sqlite3.connect(f"file:{_airflow_db()}?mode=ro", uri=True) as conn:
+        count = conn.execute(
+            "SELECT count(*) FROM task_instance WHERE dag_id = ? AND run_id = ? "
+            "AND state IS NOT NULL",
+            (dag_id, run_id),
+        ).fetchone()[0]
+    conn.close()
+    return int(count)
+
+
 def _airflow_xcom_leaks(pattern: re.Pattern[str]) -> bool:
-    db = Path(os.environ.get("AIRFLOW_HOME", "")) / "airflow.db"
+    db = _airflow_db()
     if not db.is_file():
-        return False
+        raise FileNotFoundError("the Airflow metadata database is not where AIRFLOW_HOME says")
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         values = conn.execute("SELECT value FROM xcom").fetchall()
     conn.close()
@@ -763,46 +793,51 @@ def _env(name: str, value: str) -> Iterator[None]:
 # --- the report ----------------------------------------------------------------------------------
 
 
-def write_report(results: list[SoakResult], out: Path, command: str) -> Path:
+def write_report(results: list[dict], out: Path) -> Path:
+    """`soak.md` and one SVG plot per run, from the JSON results the runs saved."""
     out.mkdir(parents=True, exist_ok=True)
     lines = [
         "# Soak report",
         "",
-        f"Produced by `{command}`.",
-        "",
-        "| profile | backend | days | DAG runs | faulted runs recovered | checks passed | "
-        "requests answered | six-year deadlines met | wall time | median s per day |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| profile | backend | simulated days | DAG runs | faulted runs recovered | files "
+        "refused (by design) | invariant checks passed | requests answered | six-year deadlines "
+        "met | wall time | median s per simulated day |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        per_day = sorted(d.seconds for d in r.days)
+        per_day = sorted(d["seconds"] for d in r["days"])
         median = per_day[len(per_day) // 2] if per_day else 0.0
         lines.append(
-            f"| {r.profile} | {r.backend} | {len(r.days)} | {r.dag_runs} | "
-            f"{r.fault_runs_recovered} | {r.checks_passed:,} | {r.requests_answered} | "
-            f"{r.deadlines_met} | {r.seconds / 60:.1f} min | {median:.2f} |"
+            f"| {r['profile']} | {r['backend']} | {len(r['days'])} | {r['dag_runs']} | "
+            f"{r['fault_runs_recovered']} | {r.get('refused_runs', 0)} | {r['checks_passed']:,} | "
+            f"{r['requests_answered']} | {r['deadlines_met']} | {r['seconds'] / 60:.1f} min | "
+            f"{median:.2f} |"
         )
+    lines += ["", "Commands:", ""] + [f"- `{r['command']}`" for r in results]
     for r in results:
         lines += [
             "",
-            f"## {r.profile} on {r.backend}: by month",
+            f"## {r['profile']} on {r['backend']}, by simulated month",
             "",
-            "| month | days | joined | ceased | returned | invoices | requests | web lines in | "
-            "personal rows (end) | published rows (end) | s per day |",
+            "| month | joined | ceased | returned | invoices | payments | requests | web lines "
+            "in | personal rows (month end) | published rows (month end) | s per day |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        months: dict[str, list[DayFigures]] = {}
-        for d in r.days:
-            months.setdefault(d.day.strftime("%Y-%m"), []).append(d)
+        months: dict[str, list[dict]] = {}
+        for d in r["days"]:
+            months.setdefault(d["day"][:7], []).append(d)
         for month, days in months.items():
+            total = Counter()
+            for d in days:
+                total.update({k: v for k, v in d["world"].items() if isinstance(v, int)})
             lines.append(
-                f"| {month} | {len(days)} | {sum(d.world.joined for d in days)} | "
-                f"{sum(d.world.ceased for d in days)} | {sum(d.world.returned for d in days)} | "
-                f"{sum(d.world.invoices for d in days)} | {sum(d.world.requests for d in days)} | "
-                f"{sum(d.world.web_lines for d in days):,} | {days[-1].personal_rows:,} | "
-                f"{days[-1].published_rows:,} | {sum(d.seconds for d in days) / len(days):.2f} |"
+                f"| {month} | {total['joined']} | {total['ceased']} | {total['returned']} | "
+                f"{total['invoices']} | {total['payments']} | {total['requests']} | "
+                f"{total['web_lines']:,} | {days[-1]['personal_rows']:,} | "
+                f"{days[-1]['published_rows']:,} | "
+                f"{sum(d['seconds'] for d in days) / len(days):.2f} |"
             )
-        svg = out / f"soak-{r.profile}-{r.backend}.svg"
+        svg = out / f"soak-{r['profile']}-{r['backend']}.svg"
         svg.write_text(_plot(r), encoding="utf-8")
         lines += ["", f"![personal zone and statistics over simulated time]({svg.name})"]
     report = out / "soak.md"
@@ -810,18 +845,18 @@ def write_report(results: list[SoakResult], out: Path, command: str) -> Path:
     return report
 
 
-def _plot(result: SoakResult) -> str:
+def _plot(result: dict) -> str:
     """Two lines over simulated days: personal-zone rows and published statistics rows."""
     width, height, pad = 720, 300, 40
-    days = result.days or []
+    days = result["days"]
     series = {
-        "personal zone rows": ([d.personal_rows for d in days], "#1f77b4"),
-        "published statistics rows": ([d.published_rows for d in days], "#d62728"),
+        "personal zone rows": ([d["personal_rows"] for d in days], "#1f77b4"),
+        "published statistics rows": ([d["published_rows"] for d in days], "#d62728"),
     }
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         'font-family="sans-serif" font-size="11">',
-        f'<text x="{pad}" y="16">{result.profile} soak on {result.backend}: '
+        f'<text x="{pad}" y="16">{result["profile"]} soak on {result["backend"]}: '
         f"{len(days)} simulated days</text>",
     ]
     for n, (label, (values, colour)) in enumerate(series.items()):
@@ -835,11 +870,14 @@ def _plot(result: SoakResult) -> str:
             f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}"/>'
         )
         parts.append(
-            f'<text x="{pad + 260 * n}" y="{height - 10}" fill="{colour}">{label} (max {top:,})</text>'
+            f'<text x="{pad + 260 * n}" y="{height - 10}" fill="{colour}">{label} '
+            f"(max {top:,})</text>"
         )
     if days:
-        parts.append(f'<text x="{pad}" y="{height - pad + 14}">{days[0].day}</text>')
-        parts.append(f'<text x="{width - pad - 60}" y="{height - pad + 14}">{days[-1].day}</text>')
+        parts.append(f'<text x="{pad}" y="{height - pad + 14}">{days[0]["day"]}</text>')
+        parts.append(
+            f'<text x="{width - pad - 60}" y="{height - pad + 14}">{days[-1]["day"]}</text>'
+        )
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -861,7 +899,21 @@ def _migrate_airflow(airflow_home: Path) -> None:
     )
 
 
+def report_main(argv: list[str]) -> int:
+    """`report RESULT.json... --out DIR`: the Markdown summary and plots of saved soak runs."""
+    parser = argparse.ArgumentParser(prog="soak report")
+    parser.add_argument("results", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args(argv)
+    results = [json.loads(p.read_text(encoding="utf-8")) for p in args.results]
+    print(f"wrote {write_report(results, args.out)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:
+        return report_main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
@@ -889,9 +941,7 @@ def main(argv: list[str] | None = None) -> int:
             profile, f"sqlite:///{home / 'warehouse' / 'main.db'}", home, args.days
         )
     shutil.rmtree(home, ignore_errors=True)
-    command = "python -m ccg_pipeline.devtools.soak " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
+    command = "python -m ccg_pipeline.devtools.soak " + " ".join(argv)
     partial = args.out / f"soak-{profile.name}-{result.backend}.json"
     args.out.mkdir(parents=True, exist_ok=True)
     partial.write_text(
@@ -905,7 +955,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_reporting(profile: Profile, url: str, home: Path, days: int | None) -> SoakResult:
-    soak = Soak(profile, url, home)
+    soak = Soak(profile, url, home, progress=True)
     try:
         return soak.run(days)
     except Violation as violation:
