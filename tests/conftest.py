@@ -40,7 +40,7 @@ from ccg_pipeline.devtools.postgres import PostgresUnavailable, start_server  # 
 
 # Every test is marked by the folder it lives in, so `-m unit` and the other selections never
 # skip a module that forgot its `pytestmark`.
-FOLDER_MARKERS = ("unit", "dags", "integration", "expectations", "deployment")
+FOLDER_MARKERS = ("unit", "dags", "integration", "expectations", "deployment", "soak")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -37,6 +37,7 @@ import argparse
 import calendar
 import datetime as dt
 import json
+import logging
 import os
 import re
 import shutil
@@ -234,6 +235,8 @@ class SoakResult:
     dag_runs: int = 0
     fault_runs_recovered: int = 0
     refused_runs: int = 0
+    # Companies whose six-year deadline fell on a simulated day (not already past at the start).
+    deadlines_in_soak: set[int] = field(default_factory=set)
     dag_seconds: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -469,6 +472,8 @@ class Soak:
             if deadline is None or deadline > day or company_id in excused:
                 continue
             self.deadlines_seen.add(company_id)
+            if deadline >= self.profile.world.start:
+                self.result.deadlines_in_soak.add(company_id)
             for table, per_company in counts.items():
                 if per_company.get(company_id):
                     overdue[table] = overdue.get(table, 0) + per_company[company_id]
@@ -738,10 +743,16 @@ def _state(run: Any) -> str:
 @contextmanager
 def _captured_output(path: Path) -> Iterator[None]:
     """Everything this process writes to stdout and stderr (Airflow's task logs under
-    `dag.test()`) goes to `path` instead, at the file-descriptor level."""
+    `dag.test()`) goes to `path` instead, at the file-descriptor level, and every log record
+    reaching the root logger is written there as well."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
+    # Log records too, however the host process (a test runner, say) routes its streams.
+    records = logging.FileHandler(path, encoding="utf-8")
+    records.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(records)
     with path.open("ab") as sink:
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
@@ -754,6 +765,8 @@ def _captured_output(path: Path) -> Iterator[None]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+            root.removeHandler(records)
+            records.close()
 
 
 def _airflow_db() -> Path:
@@ -974,6 +987,7 @@ def _result_json(result: SoakResult, command: str) -> dict:
         "checks_passed": result.checks_passed,
         "requests_answered": result.requests_answered,
         "deadlines_met": result.deadlines_met,
+        "deadlines_fell_in_soak": len(result.deadlines_in_soak),
         "dag_runs": result.dag_runs,
         "fault_runs_recovered": result.fault_runs_recovered,
         "refused_runs": result.refused_runs,

@@ -1,0 +1,62 @@
+"""The quick soak profile: 60 simulated days of an evolving world through the real DAGs, with
+invariants checked every day against the world's truth (`ccg_pipeline/devtools/soak.py`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from ccg_pipeline.devtools.soak import Soak, Violation, quick_profile
+from ccg_pipeline.retention import deadlines
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def soak_home(airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # The soak points the pipeline's settings at its own folders; restored after the test.
+    for name in ("CCG_WAREHOUSE_URL", "CCG_SOURCE_DIR", "CCG_HOME", "CCG_TASK_RETRIES"):
+        monkeypatch.setenv(name, "")
+    return tmp_path
+
+
+def test_quick_profile_keeps_every_promise_for_sixty_days(soak_home: Path) -> None:
+    profile = quick_profile()
+    result = Soak(profile, f"sqlite:///{soak_home / 'warehouse' / 'main.db'}", soak_home).run()
+
+    assert len(result.days) == profile.days == 60
+    assert all(day.checks >= 6 for day in result.days)
+    # The soak judged something on each promise: deadlines fell due inside it, customers came
+    # back, requests were answered, faults were injected and recovered, bad files refused.
+    assert len(result.deadlines_in_soak) >= 5
+    assert sum(day.world.returned for day in result.days) >= 2
+    assert result.requests_answered >= 5
+    assert result.fault_runs_recovered == len(profile.dag_faults) == 2
+    assert result.refused_runs == 2
+    assert result.days[-1].published_rows > 0
+
+
+def test_retention_one_day_late_is_caught_on_the_day_it_affects(
+    soak_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A planted bug: the six-year rule's deadline one day late, in the pipeline's own date
+    arithmetic (its sweep and its evidence both use it). The soak's oracle does its own."""
+    original = deadlines.add_period
+
+    def one_day_late(day: dt.date, period) -> dt.date:  # type: ignore[no-untyped-def]
+        shifted = original(day, period)
+        return shifted + dt.timedelta(days=1) if period.years else shifted
+
+    monkeypatch.setattr(deadlines, "add_period", one_day_late)
+    profile = quick_profile()
+    soak = Soak(profile, f"sqlite:///{soak_home / 'warehouse' / 'main.db'}", soak_home)
+
+    with pytest.raises(Violation) as caught:
+        soak.run(days=10)
+
+    # With this seed the first customer deadline inside the soak falls on its fourth day.
+    assert caught.value.clause == "N-RET", str(caught.value)
+    assert caught.value.day == profile.world.start + dt.timedelta(days=3)
+    assert "six-year deadline" in caught.value.detail
