@@ -840,7 +840,7 @@ def write_report(results: list[dict], out: Path) -> Path:
         for d in r["days"]:
             months.setdefault(d["day"][:7], []).append(d)
         for month, days in months.items():
-            total = Counter()
+            total: Counter[str] = Counter()
             for d in days:
                 total.update({k: v for k, v in d["world"].items() if isinstance(v, int)})
             lines.append(
