@@ -596,20 +596,18 @@ class Soak:
         return 1
 
     def _check_release(self, day: dt.date) -> int:
-        """The differencing attacker: two consecutive releases, every period closed at the first
-        must be identical in the second."""
-        path = self.home / "analyst" / "statistics.sqlite"
-        if not path.is_file():
-            raise Violation(day, "N-AGG", "no analyst release was published")
+        """The differencing attacker: two consecutive releases (the published zone analysts
+        query), every period closed at the first must be identical in the second."""
         cells: dict[tuple, tuple] = {}
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        with self.engine.connect() as conn:
+            if not conn.execute(sa.text("SELECT count(*) FROM statistics.publications")).scalar():
+                raise Violation(day, "N-AGG", "no release was published")
             for table, (column, lag) in PERIOD_COLUMNS.items():
-                cursor = db.execute(f"SELECT * FROM {table}")
-                names = [d[0] for d in cursor.description]
+                result = conn.execute(sa.text(f"SELECT * FROM statistics.{table}"))
+                names = list(result.keys())
                 at = names.index(column)
-                for row in cursor:
-                    cells[(table, *map(str, row[: len(names)]))] = (str(row[at]), lag)
-        db.close()
+                for row in result:
+                    cells[(table, *map(str, row))] = (str(row[at]), lag)
         if self.previous_release is not None:
             before, old = self.previous_release
             closed_old = {
@@ -708,15 +706,11 @@ class Soak:
             )
 
     def _published_rows(self) -> int:
-        path = self.home / "analyst" / "statistics.sqlite"
-        if not path.is_file():
-            return 0
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            total = sum(
-                db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in PERIOD_COLUMNS
+        with self.engine.connect() as conn:
+            return sum(
+                int(conn.execute(sa.text(f"SELECT count(*) FROM statistics.{t}")).scalar_one())
+                for t in PERIOD_COLUMNS
             )
-        db.close()
-        return int(total)
 
 
 def _as_date(value: Any) -> dt.date | None:
