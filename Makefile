@@ -27,7 +27,7 @@ export DEMO_COMPANIES ?= 1500
 export DEMO_PROSPECTS ?= 800
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock demo test test-unit lint fmt airflow env browser-deps postgres-deps bench-ingest bench-retention bench-peers bench-presidio bench-scan bench-evidence bench-disclosure clean
+.PHONY: help venv lock demo test test-unit lint fmt airflow env browser-deps postgres-deps bench-ingest bench-retention bench-peers bench-presidio bench-scan bench-evidence bench-disclosure soak soak-quick clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -94,6 +94,23 @@ bench-scan: $(STAMP)  ## identifier scan throughput on one core, and recall on p
 
 bench-disclosure: $(STAMP)  ## disclosure control at demo size: cells withheld, relative error by cell size, the release audit
 	$(BIN)/python benchmarks/disclosure_utility.py
+
+SOAK_OUT ?= benchmarks/results
+SOAK_YEARS ?= 2
+
+soak: $(STAMP) postgres-deps  ## SOAK_YEARS (2) simulated years, daily, through the real DAGs on SQLite and PostgreSQL side by side; writes $(SOAK_OUT)/soak.md
+	@mkdir -p $(SOAK_OUT)
+	@echo "Soak on SQLite and PostgreSQL in parallel; progress in $(SOAK_OUT)/soak-{sqlite,postgresql}.log"
+	@$(BIN)/python -m ccg_pipeline.devtools.soak --profile long --years $(SOAK_YEARS) --backend sqlite --out $(SOAK_OUT) >$(SOAK_OUT)/soak-sqlite.log 2>&1 & lite=$$!; \
+	$(BIN)/python -m ccg_pipeline.devtools.soak --profile long --years $(SOAK_YEARS) --backend postgresql --out $(SOAK_OUT) >$(SOAK_OUT)/soak-postgresql.log 2>&1 & pg=$$!; \
+	status=0; wait $$lite || status=1; wait $$pg || status=1; \
+	tail -n 3 $(SOAK_OUT)/soak-sqlite.log $(SOAK_OUT)/soak-postgresql.log; \
+	test $$status -eq 0
+	$(BIN)/python -m ccg_pipeline.devtools.soak report $(SOAK_OUT)/soak-long-sqlite.json $(SOAK_OUT)/soak-long-postgresql.json --out $(SOAK_OUT)
+
+soak-quick: $(STAMP)  ## the quick soak profile (60 simulated days, SQLite), as make test runs it, with its report
+	$(BIN)/python -m ccg_pipeline.devtools.soak --profile quick --out $(SOAK_OUT)
+	$(BIN)/python -m ccg_pipeline.devtools.soak report $(SOAK_OUT)/soak-quick-sqlite.json --out $(SOAK_OUT)/quick
 
 bench-evidence: $(STAMP)  ## compliance evidence and breach impact on a 2k- and a 20k-company warehouse
 	$(BIN)/python benchmarks/evidence_breach.py
