@@ -17,8 +17,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def soak_home(airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # The soak points the pipeline's settings at its own folders; restored after the test.
-    for name in ("CCG_WAREHOUSE_URL", "CCG_SOURCE_DIR", "CCG_HOME", "CCG_TASK_RETRIES"):
+    for name in ("CCG_WAREHOUSE_URL", "CCG_SOURCE_DIR", "CCG_HOME"):
         monkeypatch.setenv(name, "")
+    monkeypatch.setenv("CCG_TASK_RETRIES", "0")
     return tmp_path
 
 
@@ -60,3 +61,31 @@ def test_retention_one_day_late_is_caught_on_the_day_it_affects(
     assert caught.value.clause == "N-RET", str(caught.value)
     assert caught.value.day == profile.world.start + dt.timedelta(days=3)
     assert "six-year deadline" in caught.value.detail
+
+
+def test_an_address_in_a_task_log_is_caught_the_same_day(
+    soak_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A planted leak: a task logs a customer's address. The scan must see it in the day's task
+    log (the check is not one that cannot fail)."""
+    import logging
+
+    from ccg_pipeline import dag_support
+
+    profile = quick_profile()
+    soak = Soak(profile, f"sqlite:///{soak_home / 'warehouse' / 'main.db'}", soak_home)
+    address = sorted(soak.world.emails())[0]
+    settings_of = dag_support.task_settings
+
+    def leaky_settings():  # type: ignore[no-untyped-def]
+        logging.getLogger("ccg_pipeline.ingest").info("loading for %s", address)
+        return settings_of()
+
+    monkeypatch.setattr(dag_support, "task_settings", leaky_settings)
+    with pytest.raises(Violation) as caught:
+        soak.run(days=1)
+
+    assert caught.value.clause == "N-SEC", str(caught.value)
+    assert caught.value.day == profile.world.start
+    assert "task logs" in caught.value.detail
+    assert address not in str(caught.value)
