@@ -39,7 +39,6 @@ from ccg_pipeline.sources.generate import (
     JOB_TITLES,
     NOTE_TEXTS,
     PORTAL_DDL,
-    SECTORS,
     SERVICES,
     GenerateOptions,
     _auth_lines,
@@ -47,6 +46,9 @@ from ccg_pipeline.sources.generate import (
     _password_hash,
     _Population,
     _web_lines,
+    company_domain,
+    company_record,
+    crm_company_record,
 )
 
 PORTAL_TABLES = ("companies", "users", "contracts", "orders", "invoices", "payments")
@@ -333,34 +335,24 @@ class World:
         country = rng.choices(list(COUNTRY_WEIGHTS), list(COUNTRY_WEIGHTS.values()))[0]
         f = pop.locale(country)
         name = f.company()
-        domain = (
-            "".join(ch for ch in name.lower() if ch.isalnum()).encode("ascii", "ignore").decode()
-            or "company"
-        )[:20] + rng.choice([".co.uk", ".se", ".eu", ".com"])
+        domain = company_domain(rng, name, "company")
         created = _at(day, 9, rng.randrange(60))
         company = self._add(
             "companies",
             {
-                "name": name,
-                "company_number": f"{rng.randrange(10**7, 10**8 - 1):08d}"
-                if country == "GB"
-                else None,
-                "vat_number": f"{country}{rng.randrange(10**8, 10**9)}",
-                "country_code": country,
-                "sector": rng.choice(SECTORS),
-                "employee_count": rng.choice([3, 8, 15, 40, 90, 250, 600, 1500]),
-                "annual_revenue": rng.choice([250_000, 900_000, 4_000_000, 20_000_000]),
-                "address_line": f.street_address(),
-                "postcode": f.postcode(),
-                "city": f.city(),
-                "created_at": _ts(created),
+                **company_record(rng, f, name, country, created),
                 "closed_at": None,
                 "updated_at": _ts(created),
             },
         )
+        pop.crm_companies.append(crm_company_record(company, domain))
         for _ in range(rng.randrange(1, 3)):
             self._new_user(company, country, domain, created)
-        service = rng.choice(list(SERVICES))
+        self._start_contract(company, day, created)
+
+    def _start_contract(self, company: dict, day: dt.date, at: dt.datetime) -> None:
+        """A full licence from `day`, open-ended, invoiced quarterly from its first day."""
+        service = self.rng.choice(list(SERVICES))
         contract = self._add(
             "contracts",
             {
@@ -370,7 +362,7 @@ class World:
                 "start_date": day.isoformat(),
                 "end_date": None,
                 "annual_fee": f"{SERVICES[service] / 100:.2f}",
-                "updated_at": _ts(created),
+                "updated_at": _ts(at),
             },
         )
         self._next_invoice[contract["id"]] = day
@@ -419,20 +411,7 @@ class World:
     def _return(self, company: dict, day: dt.date) -> None:
         self.returned_on[company["id"]] = day
         self._touch("companies", company, closed_at=None)
-        service = self.rng.choice(list(SERVICES))
-        contract = self._add(
-            "contracts",
-            {
-                "company_id": company["id"],
-                "licence_type": "full",
-                "service": service,
-                "start_date": day.isoformat(),
-                "end_date": None,
-                "annual_fee": f"{SERVICES[service] / 100:.2f}",
-                "updated_at": _ts(_at(day, 10)),
-            },
-        )
-        self._next_invoice[contract["id"]] = day
+        self._start_contract(company, day, _at(day, 10))
         # A returning customer comes back with a new login (old ones stay closed).
         self._new_user(company, company["country_code"], "returned.example", _at(day, 10))
 

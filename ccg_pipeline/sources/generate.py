@@ -215,6 +215,45 @@ def _password_hash(rng: random.Random) -> str:
     return f"pbkdf2_sha256$600000${salt}${digest}"
 
 
+def company_domain(rng: random.Random, name: str, fallback: str) -> str:
+    """A web domain made from a company's name (the stem of its people's addresses)."""
+    stem = "".join(ch for ch in name.lower() if ch.isalnum()).encode("ascii", "ignore").decode()
+    return (stem or fallback)[:20] + rng.choice([".co.uk", ".se", ".eu", ".com"])
+
+
+def company_record(
+    rng: random.Random, f: Faker, name: str, country: str, created: dt.datetime
+) -> dict:
+    """A portal company's firmographics and address (without id, closure or updated_at)."""
+    return {
+        "name": name,
+        "company_number": f"{rng.randrange(10**7, 10**8 - 1):08d}" if country == "GB" else None,
+        "vat_number": f"{country}{rng.randrange(10**8, 10**9)}",
+        "country_code": country,
+        "sector": rng.choice(SECTORS),
+        "employee_count": rng.choice([3, 8, 15, 40, 90, 250, 600, 1500]),
+        "annual_revenue": rng.choice([250_000, 900_000, 4_000_000, 20_000_000, 95_000_000]),
+        "address_line": f.street_address(),
+        "postcode": f.postcode(),
+        "city": f.city(),
+        "created_at": _ts(created),
+    }
+
+
+def crm_company_record(company: dict, domain: str) -> dict:
+    """The CRM's record of a portal company."""
+    return {
+        "Record ID": 500_000 + company["id"],
+        "Company Name": company["name"],
+        "Company Domain Name": domain,
+        "Country/Region": company["country_code"],
+        "Industry": company["sector"],
+        "Number of Employees": company["employee_count"],
+        "Annual Revenue": company["annual_revenue"],
+        "Create Date": company["created_at"],
+    }
+
+
 class _Population:
     def __init__(self, options: GenerateOptions) -> None:
         self.o = options
@@ -263,44 +302,18 @@ class _Population:
         end = ceased or self.o.as_of
         start = end - dt.timedelta(days=rng.randrange(200, 2500))
         name = f.company()
-        domain = (
-            "".join(ch for ch in name.lower() if ch.isalnum()).encode("ascii", "ignore").decode()
-            or f"company{company_id}"
-        )[:20] + rng.choice([".co.uk", ".se", ".eu", ".com"])
+        domain = company_domain(rng, name, f"company{company_id}")
         created = _midday(start) - dt.timedelta(days=rng.randrange(1, 60))
         closed = _midday(ceased) if ceased else None
         self.companies.append(
             {
                 "id": company_id,
-                "name": name,
-                "company_number": f"{rng.randrange(10**7, 10**8 - 1):08d}"
-                if country == "GB"
-                else None,
-                "vat_number": f"{country}{rng.randrange(10**8, 10**9)}",
-                "country_code": country,
-                "sector": rng.choice(SECTORS),
-                "employee_count": rng.choice([3, 8, 15, 40, 90, 250, 600, 1500]),
-                "annual_revenue": rng.choice([250_000, 900_000, 4_000_000, 20_000_000, 95_000_000]),
-                "address_line": f.street_address(),
-                "postcode": f.postcode(),
-                "city": f.city(),
-                "created_at": _ts(created),
+                **company_record(rng, f, name, country, created),
                 "closed_at": _ts(closed) if closed else None,
                 "updated_at": _ts(closed or _between(rng, created, self.now)),
             }
         )
-        self.crm_companies.append(
-            {
-                "Record ID": 500_000 + company_id,
-                "Company Name": name,
-                "Company Domain Name": domain,
-                "Country/Region": country,
-                "Industry": self.companies[-1]["sector"],
-                "Number of Employees": self.companies[-1]["employee_count"],
-                "Annual Revenue": self.companies[-1]["annual_revenue"],
-                "Create Date": _ts(created),
-            }
-        )
+        self.crm_companies.append(crm_company_record(self.companies[-1], domain))
         user_ids = [
             self._user(company_id, country, domain, created, closed)
             for _ in range(rng.randrange(1, 4))
