@@ -91,6 +91,10 @@ class Profile:
     # Day index -> (DAG id, fault spec for CCG_FAULT_INJECT) for one run of that day.
     dag_faults: dict[int, tuple[str, str]] = field(default_factory=dict)
     align_to_year_end: bool = False
+    # 1: the DAGs run every simulated day. More: the world still changes daily, but outside
+    # dense days (see `Soak.is_run_day`) the DAGs run only every `stride_days`, as a scheduler
+    # catching up after a pause would.
+    stride_days: int = 1
 
 
 def _faults_from(start: dt.date, offsets: dict[int, str]) -> dict[dt.date, str]:
@@ -159,13 +163,44 @@ def long_profile(seed: int = 11, years: int = 2) -> Profile:
         world=WorldOptions(
             seed=seed, start=start, companies=80, prospects=40, faults=_faults_from(start, faults)
         ),
-        statistics_every=1,
+        # Weekly releases keep two years near an hour on two cores; the differencing check
+        # compares each with the one before (daily releases: the quick profile and
+        # tests/integration/test_release_differencing.py).
+        statistics_every=7,
         evidence_every=30,
         dag_faults=dag_faults,
     )
 
 
-PROFILES = {"quick": quick_profile, "long": long_profile}
+def years_profile(seed: int = 17, years: int = 7) -> Profile:
+    """Seven simulated years: the world changes daily, the DAGs run monthly except on dense days
+    (the first two weeks, 1-10 April around the 5 April year end, three days either side of
+    each quarter end, and every day a customer's deadline falls). Customers who cease in the
+    first week reach their deadline in the seventh year."""
+    start = dt.date(2026, 1, 2)
+    return Profile(
+        name=f"years{years}",
+        days=365 * years + years // 4,
+        world=WorldOptions(
+            seed=seed,
+            start=start,
+            companies=60,
+            prospects=30,
+            joins_per_day=0.05,
+            requests_per_day=0.05,
+            scripted_ceases=_faults_from(start, {2: "2", 5: "1"}),
+            faults=_faults_from(
+                start, {400: "late_file", 900: "unknown_column", 1500: "truncated_gzip"}
+            ),
+        ),
+        statistics_every=1,
+        evidence_every=12,
+        dag_faults={30: ("ccg_ingest", "cut:audit.ingest*:2")},
+        stride_days=30,
+    )
+
+
+PROFILES = {"quick": quick_profile, "long": long_profile, "years": years_profile}
 
 
 # --- first-principles date arithmetic (the oracle's own, not the pipeline's) --------------------
@@ -270,6 +305,9 @@ class Soak:
         self.previous_release: tuple[dt.date, dict[tuple, tuple]] | None = None
         self.deadlines_seen: set[int] = set()
         self._previous_deadlines: dict[int, dt.date | None] = {}
+        self._last_checked: dt.date | None = None
+        self._run_ids: set[str] = set()
+        self._gx_offsets: dict[Path, int] = {}
         self.returned_after_deletion: dict[int, dt.date] = {}
         self._log_offsets: dict[Path, int] = {}
         self._engine: sa.Engine | None = None
@@ -287,8 +325,13 @@ class Soak:
         start = self.profile.world.start
         try:
             for index in range(days if days is not None else self.profile.days):
-                figures = self.run_day(index, start + dt.timedelta(days=index))
-                if self.progress and (index + 1) % 30 == 0:
+                day = start + dt.timedelta(days=index)
+                last = index == (days if days is not None else self.profile.days) - 1
+                if not (last or self.is_run_day(index, day)):
+                    self.world.advance(day)
+                    continue
+                figures = self.run_day(index, day)
+                if self.progress and len(self.result.days) % 30 == 0:
                     print(
                         f"{figures.day}: day {index + 1}, {self.result.checks_passed} checks "
                         f"passed, {(time.monotonic() - started) / 60:.1f} min",
@@ -299,6 +342,21 @@ class Soak:
             if self._engine is not None:
                 self._engine.dispose()
         return self.result
+
+    def is_run_day(self, index: int, day: dt.date) -> bool:
+        """Every day at stride 1; else the stride, and the dense days: the first two weeks,
+        1-10 April, three days either side of a quarter end, and every day on which some
+        customer's deadline falls (from the world's truth)."""
+        if self.profile.stride_days <= 1 or index < 14 or index % self.profile.stride_days == 0:
+            return True
+        if day.month == 4 and day.day <= 10:
+            return True
+        quarter_end = period_end(f"{day.year}-Q{(day.month - 1) // 3 + 1}")
+        previous_end = dt.date(day.year, (day.month - 1) // 3 * 3 + 1, 1) - dt.timedelta(days=1)
+        if (quarter_end - day).days < 3 or (day - previous_end).days <= 3:
+            return True
+        tomorrow = dt.timedelta(days=1)
+        return any(d in (day, day - tomorrow) for d in self._deadlines().values() if d)
 
     def run_day(self, index: int, day: dt.date) -> DayFigures:
         began = time.monotonic()
@@ -311,11 +369,12 @@ class Soak:
         # day's files and handles the verified requests.
         self._operator(day)
         self._dag(index, day, "ccg_subject_requests", midnight)
+        runs = len(self.result.days) + 1
         last = index == self.profile.days - 1
-        published = index % self.profile.statistics_every == 0 or last
+        published = (runs - 1) % self.profile.statistics_every == 0 or last
         if published:
             self._dag(index, day, "ccg_statistics", midnight, {"as_of": day.isoformat()})
-        if (index + 1) % self.profile.evidence_every == 0 or last:
+        if runs % self.profile.evidence_every == 0 or last:
             self._dag(
                 index,
                 day,
@@ -354,10 +413,13 @@ class Soak:
 
                 faults.HITS.clear()
                 state = self._run_logged(run_dag, day, dag_id, when, conf)
+                reached = sum(faults.HITS.values())
             self.result.dag_runs += 1
-            if state == "success":
+            if state == "success" or not reached:
                 raise Violation(
-                    day, "faults", f"{dag_id} succeeded although {fault[1]} was injected"
+                    day,
+                    "faults",
+                    f"{dag_id} ended {state} with {fault[1]} injected, reached {reached} times",
                 )
             # The retry: the same interval again, without the fault, must converge.
             self.result.fault_runs_recovered += 1
@@ -367,6 +429,7 @@ class Soak:
             state != "success"
             and dag_id == "ccg_ingest"
             and self.world_fault(day) in REFUSING_FAULTS
+            and self._refused_in_log(day)
         ):
             # Refusing the file and failing the run (with an alert) is the promised behaviour;
             # the world sends a corrected file the next day and that run must load it.
@@ -374,6 +437,12 @@ class Soak:
             return
         if state != "success":
             raise Violation(day, "runs", f"{dag_id} ended {state} (log: {self._log_of(day)})")
+
+    def _refused_in_log(self, day: dt.date) -> bool:
+        """The run failed because it refused the day's bad file (named in its log), not for
+        another reason."""
+        text = self._log_of(day).read_text(encoding="utf-8", errors="replace")
+        return re.search(rf"'refused': \[[^\]]*{day:%Y%m%d}", text) is not None
 
     def world_fault(self, day: dt.date) -> str | None:
         return self.profile.world.faults.get(day)
@@ -396,6 +465,7 @@ class Soak:
             spent[dag_id] = spent.get(dag_id, 0.0) + time.monotonic() - began
         # A run Airflow marks successful without running a task (a logical date before the
         # DAG's start date, say) judged nothing: it must not count as a day done.
+        self._run_ids.add(str(run.run_id))
         if not _task_instances(dag_id, str(run.run_id)):
             raise Violation(day, "runs", f"{dag_id} ran no task for {when:%Y-%m-%d %H:%M}")
         return _state(run)
@@ -462,11 +532,15 @@ class Soak:
         excused = self.world.restricted_companies
         overdue: dict[str, int] = {}
         deadlines = self._deadlines()
+        since = self._last_checked
         for company_id, back_on in self.world.returned_on.items():
-            # Came back after its deadline had passed: its old rows went, its new ones stay.
+            # Came back (since the last run) after its deadline had passed: its old rows went,
+            # its new ones stay.
             before = self._previous_deadlines.get(company_id)
-            if back_on == day and before is not None and before < day:
-                self.returned_after_deletion[company_id] = day
+            fresh = since is None or back_on > since
+            if fresh and back_on <= day and before is not None and before <= back_on:
+                self.returned_after_deletion[company_id] = back_on
+        self._last_checked = day
         self._previous_deadlines = deadlines
         for company_id, deadline in deadlines.items():
             if deadline is None or deadline > day or company_id in excused:
@@ -494,7 +568,8 @@ class Soak:
             raise Violation(
                 day, "N-RET", f"log rows past their period: web {old_web}, auth {old_auth}"
             )
-        return 3
+        # One check per company judged against its deadline, and the two log rules.
+        return len(deadlines) + 2
 
     def _check_nothing_early(self, conn: sa.Connection, day: dt.date) -> int:
         counts = self._company_counts(conn)
@@ -517,9 +592,11 @@ class Soak:
                 if i["company_id"] == company_id and i["issued_on"] >= back_on.isoformat()
             )
         missing: dict[str, int] = {}
+        judged = 0
         for company_id, deadline in self._deadlines().items():
             if deadline is not None and deadline <= day:
                 continue
+            judged += 1
             for table, expected in (
                 ("companies", 1),
                 ("contracts", expected_contracts.get(company_id, 0)),
@@ -551,7 +628,7 @@ class Soak:
             raise Violation(
                 day, "N-RET", f"{short} valid web log lines of the last 90 days missing"
             )
-        return 2
+        return judged + sum(1 for d in self.world.valid_web_lines if d >= since)
 
     def _check_requests(self, conn: sa.Connection, day: dt.date) -> int:
         rows = {
@@ -562,6 +639,9 @@ class Soak:
         }
         late: list[str] = []
         inbox = self.home / "requests" / "inbox"
+        with sqlite3.connect(f"file:{self.sources / 'portal.db'}?mode=ro", uri=True) as portal:
+            portal_logins = {e.lower() for (e,) in portal.execute("SELECT email FROM users")}
+        portal.close()
         for request in self.world.requests:
             status, completed = rows.get(request.file_name, (None, None))
             if status is None and (inbox / "rejected" / request.file_name).exists():
@@ -577,7 +657,9 @@ class Soak:
                 self._answered.add(request.file_name)
             verified = self.verified.get(request.file_name)
             if verified is None:
-                if (day - request.received).days > 3:
+                # Taken in by the first run after it arrived, verified at the next one.
+                runs_since = sum(1 for d in self.result.days if d.day > request.received)
+                if runs_since >= 2:
                     late.append(f"{request.request_type} never taken in or verified")
                 continue
             due = _plus_months(request.received, 1) + (verified - request.received)
@@ -586,22 +668,32 @@ class Soak:
             if day <= due:
                 continue
             done_on = _as_date(completed)
-            if status not in REQUEST_DONE or (done_on is not None and done_on > due):
+            if (
+                status not in REQUEST_DONE
+                or (status == "completed" and done_on is None)
+                or (done_on is not None and done_on > due)
+            ):
                 late.append(
                     f"{request.request_type} {status or 'missing'} after its due date {due}"
                 )
+            elif request.request_type == "erase" and request.email in portal_logins:
+                late.append("erase completed while the portal still holds the login")
         if late:
             raise Violation(day, "N-RIGHTS", f"{len(late)} requests late: {sorted(set(late))}")
         self.result.requests_answered = len(self._answered)
-        return 1
+        return len(self.world.requests) + 1
 
     def _check_release(self, day: dt.date) -> int:
         """The differencing attacker: two consecutive releases (the published zone analysts
         query), every period closed at the first must be identical in the second."""
         cells: dict[tuple, tuple] = {}
         with self.engine.connect() as conn:
-            if not conn.execute(sa.text("SELECT count(*) FROM statistics.publications")).scalar():
-                raise Violation(day, "N-AGG", "no release was published")
+            published_today = conn.execute(
+                sa.text("SELECT count(*) FROM statistics.publications WHERE as_of = :day"),
+                {"day": day},
+            ).scalar()
+            if not published_today:
+                raise Violation(day, "N-AGG", "the statistics run published no release for the day")
             for table, (column, lag) in PERIOD_COLUMNS.items():
                 result = conn.execute(sa.text(f"SELECT * FROM statistics.{table}"))
                 names = list(result.keys())
@@ -613,12 +705,12 @@ class Soak:
             closed_old = {
                 k
                 for k, (label, lag) in old.items()
-                if _plus_months(period_end(label), lag) < before
+                if _plus_months(period_end(label), lag) <= before
             }
             closed_new = {
                 k
                 for k, (label, lag) in cells.items()
-                if _plus_months(period_end(label), lag) < before
+                if _plus_months(period_end(label), lag) <= before
             }
             changed = Counter(k[0] for k in closed_old - set(cells))
             appeared = Counter(k[0] for k in closed_new - set(old))
@@ -629,8 +721,9 @@ class Soak:
                     f"closed periods differ between the releases of {before} and {day}: cells "
                     f"changed or withdrawn {dict(changed)}, appeared {dict(appeared)}",
                 )
+        compared = len(self.previous_release[1]) if self.previous_release else 0
         self.previous_release = (day, cells)
-        return 1
+        return compared + 1
 
     def _check_evidence(self, day: dt.date) -> None:
         with self.engine.connect() as conn:
@@ -648,7 +741,18 @@ class Soak:
         }
         # The clauses the oracles judge a second way must pass; the others (N-XFER, which the
         # notice's own wording fails, for one) are the evidence's business alone.
-        disagree = sorted(c for c in ORACLE_CLAUSES if status.get(c) is not True)
+        # With the year-end alignment passed to the retention runs only, the evidence judges
+        # retention by the notice's own setting (not aligned) and rightly finds rows due.
+        judged = [
+            c for c in ORACLE_CLAUSES if not (c == "N-RET" and self.profile.align_to_year_end)
+        ]
+        # "No data" agrees only where the oracles had nothing to judge either.
+        nothing = {"N-RIGHTS": not self.world.requests}
+        disagree = sorted(
+            c
+            for c in judged
+            if status.get(c) is not True and not (status.get(c) == "no data" and nothing.get(c))
+        )
         if disagree:
             raise Violation(
                 day, "evidence", f"clauses not passing while the oracles pass: {disagree}"
@@ -676,8 +780,14 @@ class Soak:
         results = conn.execute(sa.text("SELECT * FROM ops.validation_results")).all()
         if any(pattern.search(repr(tuple(r)).lower()) for r in results):
             hits["validation results"] = 1
-        if _airflow_xcom_leaks(pattern):
+        if _airflow_xcom_leaks(pattern, self._run_ids):
             hits["xcom"] = 1
+        for path in sorted((self.home / "gx").rglob("*")):
+            # The GX store and Data Docs (validation results, samples of unexpected values).
+            if path.is_file() and path.stat().st_size != self._gx_offsets.get(path):
+                self._gx_offsets[path] = path.stat().st_size
+                if pattern.search(path.read_text(encoding="utf-8", errors="replace").lower()):
+                    hits["gx store"] = hits.get("gx store", 0) + 1
         if hits:
             raise Violation(day, "N-SEC", f"personal data found in {hits}")
         if not scanned:
@@ -685,8 +795,15 @@ class Soak:
         return 1
 
     def _leak_pattern(self) -> re.Pattern[str]:
-        needles = sorted(self.world.emails() | {n.lower() for n in self.world.names()}, key=len)
-        key = len(needles)
+        plain = self.world.emails() | {n.lower() for n in self.world.names()}
+        # The same values as JSON stores them (non-ASCII escaped) and as URLs carry addresses.
+        needles = sorted(
+            plain
+            | {json.dumps(n)[1:-1] for n in plain}
+            | {e.replace("@", "%40") for e in self.world.emails()},
+            key=len,
+        )
+        key = hash(tuple(needles))
         cached = self.__dict__.get("_pattern")
         if cached is None or cached[0] != key:
             cached = (key, re.compile("|".join(re.escape(n) for n in reversed(needles))))
@@ -778,14 +895,16 @@ def _task_instances(dag_id: str, run_id: str) -> int:
     return int(count)
 
 
-def _airflow_xcom_leaks(pattern: re.Pattern[str]) -> bool:
+def _airflow_xcom_leaks(pattern: re.Pattern[str], run_ids: set[str]) -> bool:
     db = _airflow_db()
     if not db.is_file():
         raise FileNotFoundError("the Airflow metadata database is not where AIRFLOW_HOME says")
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        values = conn.execute("SELECT value FROM xcom").fetchall()
+        values = [
+            v for run_id, v in conn.execute("SELECT run_id, value FROM xcom") if run_id in run_ids
+        ]
     conn.close()
-    return any(pattern.search(str(v[0]).lower()) for v in values)
+    return any(pattern.search(str(v).lower()) for v in values)
 
 
 @contextmanager
@@ -924,12 +1043,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
-    parser.add_argument("--years", type=int, default=2, help="simulated years (long profile)")
+    parser.add_argument(
+        "--years", type=int, help="simulated years (long: 2, daily; years: 7, stepping monthly)"
+    )
     parser.add_argument("--days", type=int, help="stop after this many days")
     parser.add_argument("--align-to-year-end", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
-    profile = long_profile(years=args.years) if args.profile == "long" else quick_profile()
+    if args.profile == "long":
+        profile = long_profile(years=args.years or 2)
+    elif args.profile == "years":
+        profile = years_profile(years=args.years or 7)
+    else:
+        profile = quick_profile()
     if args.align_to_year_end:
         profile = replace(profile, align_to_year_end=True, name=f"{profile.name}-aligned")
     # Kept after a violation (its logs name what failed); removed after a clean soak.

@@ -121,6 +121,8 @@ class WorldOptions:
     # Day -> a ceased customer comes back whose six years end within the next 60 days
     # ("before_deadline") or have already ended ("after_deadline").
     scripted_returns: dict[dt.date, str] = field(default_factory=dict)
+    # Day -> how many open contracts end that day (their companies cease if none is left).
+    scripted_ceases: dict[dt.date, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,7 @@ class World:
         self.erased_users: set[int] = set()
         self._refused_exports: list[tuple[Path, list[dict]]] = []
         self._dirty: dict[str, set[int]] = defaultdict(set)
+        self._next_id = {t: max(self.rows[t], default=0) for t in PORTAL_TABLES}
         self._payments_due: dict[dt.date, list[int]] = defaultdict(list)
         self._next_invoice: dict[int, dt.date] = {}
         self._schedule_open_contracts()
@@ -272,7 +275,8 @@ class World:
         return [r for r in self.rows[table].values() if r["company_id"] == company_id]
 
     def _add(self, table: str, row: dict) -> dict:
-        row["id"] = max(self.rows[table], default=0) + 1
+        # Ids are never reused: an id the pipeline's erasure removed stays retired.
+        row["id"] = self._next_id[table] = self._next_id[table] + 1
         self.rows[table][row["id"]] = row
         self._dirty[table].add(row["id"])
         return row
@@ -307,6 +311,9 @@ class World:
             if rng.random() < self.options.cease_per_day:
                 self._cease(contract, day)
                 report.ceased += 1
+        for contract in self._open_contracts()[: int(self.options.scripted_ceases.get(day, 0))]:
+            self._cease(contract, day)
+            report.ceased += 1
         script = self.options.scripted_returns.get(day)
         if script and (company := self._returning_candidate(day, script)):
             self._return(company, day)
@@ -549,16 +556,18 @@ class World:
 
     def _crm_life(self, day: dt.date, report: DayReport) -> None:
         rng = self.rng
-        live = [c for c in self.contacts.values() if c["Record ID"] not in self.crm_erased]
-        for contact in live:
+        for contact in list(self.contacts.values()):
+            draw = rng.random()
+            if contact["Record ID"] in self.crm_erased:
+                continue  # drawn all the same: the world does not depend on what was erased
             status = contact["Marketing Contact Status"]
-            if status == "Marketing contact" and rng.random() < 1 / 1500:
+            if status == "Marketing contact" and draw < 1 / 1500:
                 contact["Marketing Contact Status"] = "Unsubscribed"
                 self._activity(
                     contact, "MARKETING_OPT_OUT", _at(day, 11), "Unsubscribed via link", ""
                 )
                 report.opt_outs += 1
-            elif status == "Unsubscribed" and rng.random() < 1 / 3000:
+            elif status == "Unsubscribed" and draw < 1 / 3000:
                 contact["Marketing Contact Status"] = "Marketing contact"
                 self._activity(
                     contact,
@@ -567,7 +576,7 @@ class World:
                     "Consent: email marketing",
                     "",
                 )
-            elif rng.random() < 1 / 400:
+            elif draw > 1 - 1 / 400:
                 self._activity(contact, "NOTE", _at(day, 14), "Note", rng.choice(NOTE_TEXTS))
         if rng.random() < 0.1:
             country = rng.choices(list(COUNTRY_WEIGHTS), list(COUNTRY_WEIGHTS.values()))[0]
@@ -601,7 +610,8 @@ class World:
         """After an export with an unknown column was refused, the CRM admin sends that day's
         export again without it (the file is replaced, so its content is new)."""
         for path, rows in self._refused_exports:
-            _write_csv_rows(path, CRM_HEADERS["contacts"], rows)
+            kept = [r for r in rows if r["Record ID"] not in self.crm_erased]
+            _write_csv_rows(path, CRM_HEADERS["contacts"], kept)
         self._refused_exports.clear()
 
     def _write_crm(self, day: dt.date, fault: str | None) -> None:

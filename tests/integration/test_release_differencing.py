@@ -577,3 +577,45 @@ def _staged(engine: sa.Engine, name: str) -> pd.DataFrame:
     with engine.connect() as conn:
         result = conn.execute(sa.select(s.metadata.tables[f"{s.STAGING}.build_{name}"]))
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()), dtype=object)
+
+
+def test_a_customer_with_an_old_start_date_adds_no_closed_period_to_a_later_release(
+    loaded, tmp_path: Path
+) -> None:
+    """Found by the soak: a customer ingested after a release, with a start date years back,
+    made closed quarters that the earlier release did not have appear in the next one. A period
+    is published in the first release after it closes, or never."""
+    engine, settings, _people, _ = loaded
+    first = _release(engine, tmp_path, FIRST, "release-0")
+    at = dt.datetime(2026, 12, 10, 9)
+    stamp = at.strftime("%Y-%m-%d %H:%M:%S")
+    with sqlite3.connect(tmp_path / "sources" / "portal.db") as db:
+        new_id = db.execute("SELECT max(id) + 1 FROM companies").fetchone()[0]
+        db.execute(
+            "INSERT INTO companies (id, name, country_code, sector, employee_count, "
+            "annual_revenue, created_at, closed_at, updated_at) "
+            "VALUES (?, ?, 'GB', 'Retail', 40, 900000, '2003-02-01 12:00:00', NULL, ?)",
+            (new_id, f"Old Timer {new_id}", stamp),
+        )
+        db.execute(
+            "INSERT INTO contracts (company_id, licence_type, service, start_date, end_date, "
+            "annual_fee, updated_at) VALUES (?, 'full', 'training', '2003-03-01', NULL, 600, ?)",
+            (new_id, stamp),
+        )
+    db.close()
+    ingest_source(
+        settings,
+        "portal",
+        run_id="old-timer",
+        window_start=None,
+        window_end=at + dt.timedelta(hours=1),
+    )
+    second = _release(engine, tmp_path, FIRST + dt.timedelta(days=1), "release-1")
+
+    def quarters(cells: dict) -> set[str]:
+        return {key[1] for key in cells if key[0] == "customers_by_quarter"}
+
+    assert min(quarters(first)) > "2003-Q1"  # the newcomer's history is older than any release
+    assert quarters(second) == quarters(first)
+    closed = {k: v for k, v in first.items() if k[0] == "customers_by_quarter"}
+    assert {k: second[k] for k in closed} == closed

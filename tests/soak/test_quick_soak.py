@@ -25,14 +25,15 @@ def soak_home(airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_quick_profile_keeps_every_promise_for_sixty_days(soak_home: Path) -> None:
     profile = quick_profile()
-    result = Soak(profile, f"sqlite:///{soak_home / 'warehouse' / 'main.db'}", soak_home).run()
+    soak = Soak(profile, f"sqlite:///{soak_home / 'warehouse' / 'main.db'}", soak_home)
+    result = soak.run()
 
     assert len(result.days) == profile.days == 60
-    assert all(day.checks >= 6 for day in result.days)
     # The soak judged something on each promise: deadlines fell due inside it, customers came
     # back, requests were answered, faults were injected and recovered, bad files refused.
     assert len(result.deadlines_in_soak) >= 5
     assert sum(day.world.returned for day in result.days) >= 2
+    assert soak.returned_after_deletion  # one came back after its old rows had gone
     assert result.requests_answered >= 5
     assert result.fault_runs_recovered == len(profile.dag_faults) == 2
     assert result.refused_runs == 2
