@@ -51,7 +51,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -97,7 +97,11 @@ class Profile:
     stride_days: int = 1
 
 
-def _faults_from(start: dt.date, offsets: dict[int, str]) -> dict[dt.date, str]:
+Offset = TypeVar("Offset")
+
+
+def _on_days(start: dt.date, offsets: dict[int, Offset]) -> dict[dt.date, Offset]:
+    """Day offsets from `start` as dates."""
     return {start + dt.timedelta(days=k): v for k, v in offsets.items()}
 
 
@@ -114,10 +118,10 @@ def quick_profile(seed: int = 13) -> Profile:
             start=start,
             companies=45,
             prospects=20,
-            scripted_returns=_faults_from(start, {5: "before_deadline", 11: "after_deadline"}),
+            scripted_returns=_on_days(start, {5: "before_deadline", 11: "after_deadline"}),
             history_log_days=95,
             web_lines_per_day=20,
-            faults=_faults_from(
+            faults=_on_days(
                 start,
                 {
                     3: "malformed_row",
@@ -161,7 +165,7 @@ def long_profile(seed: int = 11, years: int = 2) -> Profile:
         name="long",
         days=365 * years,
         world=WorldOptions(
-            seed=seed, start=start, companies=80, prospects=40, faults=_faults_from(start, faults)
+            seed=seed, start=start, companies=80, prospects=40, faults=_on_days(start, faults)
         ),
         # Weekly releases keep two years near an hour on two cores; the differencing check
         # compares each with the one before (daily releases: the quick profile and
@@ -188,8 +192,8 @@ def years_profile(seed: int = 17, years: int = 7) -> Profile:
             prospects=30,
             joins_per_day=0.05,
             requests_per_day=0.05,
-            scripted_ceases=_faults_from(start, {2: "2", 5: "1"}),
-            faults=_faults_from(
+            scripted_ceases=_on_days(start, {2: 2, 5: 1}),
+            faults=_on_days(
                 start, {400: "late_file", 900: "unknown_column", 1500: "truncated_gzip"}
             ),
         ),

@@ -122,7 +122,7 @@ class WorldOptions:
     # ("before_deadline") or have already ended ("after_deadline").
     scripted_returns: dict[dt.date, str] = field(default_factory=dict)
     # Day -> how many open contracts end that day (their companies cease if none is left).
-    scripted_ceases: dict[dt.date, str] = field(default_factory=dict)
+    scripted_ceases: dict[dt.date, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -311,7 +311,7 @@ class World:
             if rng.random() < self.options.cease_per_day:
                 self._cease(contract, day)
                 report.ceased += 1
-        for contract in self._open_contracts()[: int(self.options.scripted_ceases.get(day, 0))]:
+        for contract in self._open_contracts()[: self.options.scripted_ceases.get(day, 0)]:
             self._cease(contract, day)
             report.ceased += 1
         script = self.options.scripted_returns.get(day)
