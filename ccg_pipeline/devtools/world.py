@@ -187,6 +187,8 @@ class World:
         self.crm_erased: set[int] = set()
         self.restricted_companies: set[int] = set()
         self.erased_users: set[int] = set()
+        # Portal users who asked for restriction: their rows are held, storage only.
+        self.restricted_user_ids: set[int] = set()
         self._refused_exports: list[tuple[Path, list[dict]]] = []
         self._dirty: dict[str, set[int]] = defaultdict(set)
         self._next_id = {t: max(self.rows[t], default=0) for t in PORTAL_TABLES}
@@ -702,6 +704,9 @@ class World:
         self.requests.append(DroppedRequest(name, kind, email, day, company_id))
         if kind == "restrict" and company_id is not None:
             self.restricted_companies.add(company_id)
+            self.restricted_user_ids |= {
+                u["id"] for u in self.rows["users"].values() if u["email"] == email
+            }
         report.requests += 1
 
     # --- the first day ---------------------------------------------------------------------------
