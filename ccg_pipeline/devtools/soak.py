@@ -312,6 +312,9 @@ class Soak:
         self._last_checked: dt.date | None = None
         self._run_ids: set[str] = set()
         self._gx_offsets: dict[Path, int] = {}
+        self._fault_done: set[int] = set()
+        self._answered: set[str] = set()
+        self._pattern: tuple[int, re.Pattern[str]] | None = None
         self.returned_after_deletion: dict[int, dt.date] = {}
         self._log_offsets: dict[Path, int] = {}
         self._engine: sa.Engine | None = None
@@ -410,8 +413,8 @@ class Soak:
         from ccg_pipeline.dagrun import run_dag
 
         fault = self.profile.dag_faults.get(index)
-        if fault and fault[0] == dag_id and not getattr(self, "_fault_done", {}).get(index):
-            self.__dict__.setdefault("_fault_done", {})[index] = True
+        if fault and fault[0] == dag_id and index not in self._fault_done:
+            self._fault_done.add(index)
             with _env(FAULT_ENV, fault[1]):
                 from ccg_pipeline import faults
 
@@ -499,15 +502,13 @@ class Soak:
 
     # --- oracles --------------------------------------------------------------------------------
 
-    @property
-    def _answered(self) -> set[str]:
-        return self.__dict__.setdefault("_answered_set", set())
-
     def _check_day(self, day: dt.date, published: bool) -> int:
         checks = 0
+        deadlines = self._deadlines()
         with self.engine.connect() as conn:
-            checks += self._check_retention(conn, day)
-            checks += self._check_nothing_early(conn, day)
+            counts = self._company_counts(conn)
+            checks += self._check_retention(conn, day, counts, deadlines)
+            checks += self._check_nothing_early(conn, day, counts, deadlines)
             checks += self._check_requests(conn, day)
             checks += self._check_leaks(conn, day)
         if published:
@@ -531,11 +532,15 @@ class Soak:
             for company_id, last in self.world.last_business_days().items()
         }
 
-    def _check_retention(self, conn: sa.Connection, day: dt.date) -> int:
-        counts = self._company_counts(conn)
+    def _check_retention(
+        self,
+        conn: sa.Connection,
+        day: dt.date,
+        counts: dict[str, dict[int, int]],
+        deadlines: dict[int, dt.date | None],
+    ) -> int:
         excused = self.world.restricted_companies
         overdue: dict[str, int] = {}
-        deadlines = self._deadlines()
         since = self._last_checked
         for company_id, back_on in self.world.returned_on.items():
             # Came back (since the last run) after its deadline had passed: its old rows went,
@@ -580,29 +585,21 @@ class Soak:
         # One check per company judged against its deadline, and the two log rules.
         return len(deadlines) + 2
 
-    def _check_nothing_early(self, conn: sa.Connection, day: dt.date) -> int:
-        counts = self._company_counts(conn)
+    def _check_nothing_early(
+        self,
+        conn: sa.Connection,
+        day: dt.date,
+        counts: dict[str, dict[int, int]],
+        deadlines: dict[int, dt.date | None],
+    ) -> int:
         world = self.world.rows
-        expected_contracts: dict[int, int] = {}
-        for k in world["contracts"].values():
-            expected_contracts[k["company_id"]] = expected_contracts.get(k["company_id"], 0) + 1
-        expected_invoices: dict[int, int] = {}
-        for i in world["invoices"].values():
-            expected_invoices[i["company_id"]] = expected_invoices.get(i["company_id"], 0) + 1
-        for company_id, back_on in self.returned_after_deletion.items():
-            expected_contracts[company_id] = sum(
-                1
-                for k in world["contracts"].values()
-                if k["company_id"] == company_id and k["start_date"] >= back_on.isoformat()
-            )
-            expected_invoices[company_id] = sum(
-                1
-                for i in world["invoices"].values()
-                if i["company_id"] == company_id and i["issued_on"] >= back_on.isoformat()
-            )
+        # A customer back after its old rows went is owed only the rows from its return on.
+        back_on = {c: d.isoformat() for c, d in self.returned_after_deletion.items()}
+        expected_contracts = _per_company(world["contracts"].values(), "start_date", back_on)
+        expected_invoices = _per_company(world["invoices"].values(), "issued_on", back_on)
         missing: dict[str, int] = {}
         judged = 0
-        for company_id, deadline in self._deadlines().items():
+        for company_id, deadline in deadlines.items():
             if deadline is not None and deadline <= day:
                 continue
             judged += 1
@@ -813,11 +810,9 @@ class Soak:
             key=len,
         )
         key = hash(tuple(needles))
-        cached = self.__dict__.get("_pattern")
-        if cached is None or cached[0] != key:
-            cached = (key, re.compile("|".join(re.escape(n) for n in reversed(needles))))
-            self.__dict__["_pattern"] = cached
-        return cached[1]
+        if self._pattern is None or self._pattern[0] != key:
+            self._pattern = (key, re.compile("|".join(re.escape(n) for n in reversed(needles))))
+        return self._pattern[1]
 
     # --- figures --------------------------------------------------------------------------------
 
@@ -837,6 +832,17 @@ class Soak:
                 int(conn.execute(sa.text(f"SELECT count(*) FROM statistics.{t}")).scalar_one())
                 for t in PERIOD_COLUMNS
             )
+
+
+def _per_company(rows: Any, day_column: str, since: dict[int, str]) -> dict[int, int]:
+    """Rows per company, counting for the companies in `since` only those dated on or after
+    their day there (ISO dates compare as text)."""
+    counts: Counter[int] = Counter()
+    for row in rows:
+        company_id = row["company_id"]
+        if company_id not in since or row[day_column] >= since[company_id]:
+            counts[company_id] += 1
+    return dict(counts)
 
 
 def _as_date(value: Any) -> dt.date | None:
