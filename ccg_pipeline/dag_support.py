@@ -19,6 +19,7 @@ from ccg_pipeline.config import Settings
 log = logging.getLogger(__name__)
 
 OWNER = "data-engineering"
+# The first data interval, unless CCG_DAG_START_DATE moves it (see `start_date`).
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 WAREHOUSE_CONN_ID = "ccg_warehouse"
 PORTAL_CONN_ID = "ccg_portal"
@@ -114,24 +115,52 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
-def _dag_settings(schedule: Any, tags: list[str]) -> dict[str, Any]:
-    """What every CCG DAG shares: no catch-up, one run at a time, the default args above."""
+def start_date() -> dt.datetime:
+    """`CCG_DAG_START_DATE` (YYYY-MM-DD, UTC midnight) or START_DATE: where a catch-up begins."""
+    raw = os.environ.get("CCG_DAG_START_DATE", "").strip()
+    if not raw:
+        return START_DATE
+    try:
+        day = dt.date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValueError(f"CCG_DAG_START_DATE must be a date (YYYY-MM-DD), got {raw!r}") from exc
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
+def catchup_enabled() -> bool:
+    """`CCG_DAG_CATCHUP`: whether the daily DAGs run every interval missed since the start date
+    (after an outage, or a first deployment with an earlier start). Off by default."""
+    raw = os.environ.get("CCG_DAG_CATCHUP", "").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"CCG_DAG_CATCHUP must be true or false, got {raw!r}")
+
+
+def _dag_settings(schedule: Any, tags: list[str], *, catchup: bool = False) -> dict[str, Any]:
+    """What every CCG DAG shares: one run at a time, the default args above."""
     return {
         "schedule": schedule,
-        "start_date": START_DATE,
-        "catchup": False,
+        "start_date": start_date(),
+        "catchup": catchup,
         "max_active_runs": 1,
         "default_args": DEFAULT_ARGS,
         "tags": ["ccg", *tags],
     }
 
 
-def daily_dag(cron: str, tags: list[str]) -> dict[str, Any]:
-    """A daily data interval (UTC) on `cron`, plus the shared settings.
-    `dag(**daily_dag(...), dag_id=..., doc_md=..., params=...)`."""
+def daily_dag(cron: str, tags: list[str], *, catch_up_missed: bool = True) -> dict[str, Any]:
+    """A data interval (UTC) on `cron`, plus the shared settings. With `CCG_DAG_CATCHUP` on, a
+    DAG whose runs decide for their own interval (`catch_up_missed`) runs each missed one in
+    order. `dag(**daily_dag(...), dag_id=..., doc_md=..., params=...)`."""
     from airflow.sdk import CronDataIntervalTimetable
 
-    return _dag_settings(CronDataIntervalTimetable(cron, timezone="UTC"), tags)
+    return _dag_settings(
+        CronDataIntervalTimetable(cron, timezone="UTC"),
+        tags,
+        catchup=catch_up_missed and catchup_enabled(),
+    )
 
 
 def triggered_dag(schedule: Any, tags: list[str], *, as_of_help: str) -> dict[str, Any]:

@@ -49,7 +49,8 @@ REQUESTS = Asset(REQUESTS_URI)
 
 @dag(
     dag_id="ccg_subject_requests",
-    **daily_dag("0 * * * *", tags=["requests", "N-RIGHTS", "N-MKT"]),
+    # Every run works through the whole queue, so missed hours need no runs of their own.
+    **daily_dag("0 * * * *", tags=["requests", "N-RIGHTS", "N-MKT"], catch_up_missed=False),
     doc_md=__doc__,
 )
 def ccg_subject_requests() -> None:

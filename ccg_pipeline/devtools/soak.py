@@ -282,13 +282,21 @@ class SoakResult:
 
 class Soak:
     def __init__(
-        self, profile: Profile, warehouse_url: str, home: Path, *, progress: bool = False
+        self,
+        profile: Profile,
+        warehouse_url: str,
+        home: Path,
+        *,
+        progress: bool = False,
+        sources: Path | None = None,
     ) -> None:
         self.profile = profile
         self.progress = progress
         self.url = warehouse_url
         self.home = home
-        self.sources = home / "sources"
+        self.sources = sources or home / "sources"
+        # Folders of service logs scanned for leaks besides the task logs (a deployment's).
+        self.extra_logs: list[Path] = []
         env = {
             "CCG_WAREHOUSE_URL": warehouse_url,
             "CCG_SOURCE_DIR": str(self.sources),
@@ -767,7 +775,8 @@ class Soak:
     def _check_leaks(self, conn: sa.Connection, day: dt.date) -> int:
         pattern = self._leak_pattern()
         hits: dict[str, int] = {}
-        logs = [self._log_of(day), *(Path(os.environ.get("AIRFLOW_HOME", "")) / "logs").rglob("*")]
+        folders = [Path(os.environ.get("AIRFLOW_HOME", "")) / "logs", *self.extra_logs]
+        logs = [self._log_of(day), *(p for folder in folders for p in folder.rglob("*"))]
         scanned = 0
         for path in logs:
             if not path.is_file():
@@ -895,31 +904,42 @@ def _captured_output(path: Path) -> Iterator[None]:
             records.close()
 
 
-def _airflow_db() -> Path:
-    return Path(os.environ.get("AIRFLOW_HOME", "")) / "airflow.db"
+def _airflow_metadata() -> sa.Engine:
+    """Airflow's metadata database: the configured one (a deployment's PostgreSQL), else the
+    SQLite file in AIRFLOW_HOME that `dag.test()` uses. Read only."""
+    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    if not url:
+        db = Path(os.environ.get("AIRFLOW_HOME", "")) / "airflow.db"
+        if not db.is_file():
+            raise FileNotFoundError("the Airflow metadata database is not where AIRFLOW_HOME says")
+        url = f"sqlite:///file:{db}?mode=ro&uri=true"
+    return sa.create_engine(url, poolclass=sa.pool.NullPool)
 
 
 def _task_instances(dag_id: str, run_id: str) -> int:
-    with sqlite3.connect(f"file:{_airflow_db()}?mode=ro", uri=True) as conn:
-        count = conn.execute(
-            "SELECT count(*) FROM task_instance WHERE dag_id = ? AND run_id = ? "
-            "AND state IS NOT NULL",
-            (dag_id, run_id),
-        ).fetchone()[0]
-    conn.close()
+    engine = _airflow_metadata()
+    try:
+        with engine.connect() as conn:
+            count = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM task_instance WHERE dag_id = :dag AND run_id = :run "
+                    "AND state IS NOT NULL"
+                ),
+                {"dag": dag_id, "run": run_id},
+            ).scalar_one()
+    finally:
+        engine.dispose()
     return int(count)
 
 
 def _airflow_xcom_leaks(pattern: re.Pattern[str], run_ids: set[str]) -> bool:
-    db = _airflow_db()
-    if not db.is_file():
-        raise FileNotFoundError("the Airflow metadata database is not where AIRFLOW_HOME says")
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        values = [
-            v for run_id, v in conn.execute("SELECT run_id, value FROM xcom") if run_id in run_ids
-        ]
-    conn.close()
-    return any(pattern.search(str(v).lower()) for v in values)
+    engine = _airflow_metadata()
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT run_id, value FROM xcom")).all()
+    finally:
+        engine.dispose()
+    return any(pattern.search(str(value).lower()) for run_id, value in rows if run_id in run_ids)
 
 
 @contextmanager

@@ -48,6 +48,7 @@ print(
                     "tags": sorted(dag.tags),
                     "doc_md": dag.doc_md or "",
                     "catchup": dag.catchup,
+                    "start_date": dag.start_date.isoformat() if dag.start_date else None,
                     "max_active_runs": dag.max_active_runs,
                     "tasks": {
                         t.task_id: {

@@ -21,19 +21,28 @@ EXPECTED_DAGS = {
 }
 
 
-@pytest.fixture(scope="module")
-def parsed() -> dict:
+def _parse(**settings: str) -> dict:
+    # As deployed: the default retries, not the suite setting CCG_TASK_RETRIES=0.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("CCG_TASK_RETRIES", "CCG_DAG_CATCHUP", "CCG_DAG_START_DATE")
+    }
     probe = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("parse_probe.py")), str(ROOT / "dags")],
         capture_output=True,
         text=True,
-        # As deployed: the default retries, not the suite setting CCG_TASK_RETRIES=0.
-        env={k: v for k, v in os.environ.items() if k != "CCG_TASK_RETRIES"},
+        env={**env, **settings},
         timeout=300,
         check=False,
     )
     assert probe.returncode == 0, probe.stderr[-3000:]
     return json.loads(probe.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def parsed() -> dict:
+    return _parse()
 
 
 def test_no_import_errors(parsed: dict) -> None:
@@ -68,6 +77,33 @@ def test_tags_owner_retries_callbacks_and_docs(parsed: dict, dag_id: str) -> Non
         assert task["owner"] == "data-engineering", task_id
         assert task["retries"] >= 1, task_id
         assert task["has_failure_callback"], task_id
+
+
+def test_no_catch_up_by_default(parsed: dict) -> None:
+    assert {d: dag["catchup"] for d, dag in parsed["dags"].items()} == dict.fromkeys(
+        EXPECTED_DAGS, False
+    )
+    assert {dag["start_date"] for dag in parsed["dags"].values()} == {"2026-01-01T00:00:00+00:00"}
+
+
+def test_catch_up_setting_applies_to_the_daily_interval_dags_only() -> None:
+    """After an outage the daily DAGs run every missed interval from the start date; the hourly
+    request queue and the Asset-triggered DAGs do not (their next run covers what was missed)."""
+    dags = _parse(CCG_DAG_CATCHUP="true", CCG_DAG_START_DATE="2026-11-20")["dags"]
+    assert {d for d, dag in dags.items() if dag["catchup"]} == {"ccg_ingest", "ccg_retention"}
+    assert {dag["start_date"] for dag in dags.values()} == {"2026-11-20T00:00:00+00:00"}
+
+
+def test_a_bad_catch_up_setting_names_itself() -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CCG_DAG_START_DATE", "20/11/2026")
+        patch.setenv("CCG_DAG_CATCHUP", "maybe")
+        from ccg_pipeline import dag_support
+
+        with pytest.raises(ValueError, match="CCG_DAG_START_DATE must be a date"):
+            dag_support.start_date()
+        with pytest.raises(ValueError, match="CCG_DAG_CATCHUP must be true or false"):
+            dag_support.catchup_enabled()
 
 
 def test_dag_files_do_not_import_each_other() -> None:

@@ -1,0 +1,272 @@
+"""The soak's scheduler profile: a real Airflow scheduler catching up on a week of missed days.
+
+The world changes day by day for `--days` days ending yesterday (UTC), writing what the sources
+would during an outage: portal changes, daily CRM exports, rotated logs, requests. Then the
+compose deployment starts natively (`devtools/deployment.py`: PostgreSQL and the four Airflow
+services) with `CCG_DAG_CATCHUP=true` and `CCG_DAG_START_DATE` at the first day, and the DAGs
+are unpaused. Nobody triggers anything: the scheduler runs every missed interval of the daily
+DAGs in order, and the Asset-triggered statistics and evidence runs follow.
+
+When the scheduler is idle, every run must have succeeded, `ccg_ingest` and `ccg_retention`
+must each have run every interval exactly once, and the soak's oracles judge the final state
+as of the last day retention decided for: retention deadlines, nothing deleted early, requests,
+the release, the evidence and leaks (task and service logs, XCom in the metadata database,
+validation results, the GX store).
+
+    python -m ccg_pipeline.devtools.scheduled_soak [--days 8] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from ccg_pipeline.devtools.deployment import NativeDeployment, native_deployment
+from ccg_pipeline.devtools.soak import Profile, Soak, Violation
+from ccg_pipeline.devtools.world import WorldOptions
+
+DAG_IDS = ("ccg_ingest", "ccg_retention", "ccg_subject_requests", "ccg_statistics", "ccg_evidence")
+CATCH_UP_DAGS = ("ccg_ingest", "ccg_retention")
+RUNNING = {"queued", "running"}
+# Seconds with no queued or running run (and every interval done) before the scheduler counts
+# as idle: the Asset-triggered runs are created a few scheduler loops after their producers.
+SETTLE_SECONDS = 45
+
+
+def scheduler_profile(first: dt.date, days: int, seed: int = 23) -> Profile:
+    """A small world with requests, a cease on the first day and one malformed row."""
+    return Profile(
+        name="scheduler",
+        days=days,
+        world=WorldOptions(
+            seed=seed,
+            start=first,
+            companies=40,
+            prospects=20,
+            requests_per_day=0.6,
+            scripted_ceases={first: 1},
+            faults={first + dt.timedelta(days=2): "malformed_row"},
+        ),
+    )
+
+
+def _runs(api: httpx.Client, dag_id: str) -> list[dict]:
+    response = api.get(
+        f"/api/v2/dags/{dag_id}/dagRuns", params={"order_by": "run_after", "limit": 500}
+    )
+    response.raise_for_status()
+    return list(response.json()["dag_runs"])
+
+
+def _wait_parsed(api: httpx.Client, deployment: NativeDeployment, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        deployment.check_alive()
+        listed = {d["dag_id"] for d in api.get("/api/v2/dags").json().get("dags", [])}
+        if set(DAG_IDS) <= listed:
+            return
+        time.sleep(2)
+    raise RuntimeError(f"DAGs not parsed in time; see {deployment.log_file('dag-processor')}")
+
+
+def _wait_idle(
+    api: httpx.Client,
+    deployment: NativeDeployment,
+    expected: dict[str, int],
+    timeout: float,
+    progress: bool,
+) -> dict[str, list[dict]]:
+    """Until each catch-up DAG has its expected number of finished runs and no DAG has had a
+    queued or running run for SETTLE_SECONDS."""
+    deadline = time.monotonic() + timeout
+    idle_since: float | None = None
+    last_report = 0.0
+    while time.monotonic() < deadline:
+        deployment.check_alive()
+        runs = {dag_id: _runs(api, dag_id) for dag_id in DAG_IDS}
+        busy = any(r["state"] in RUNNING for rs in runs.values() for r in rs)
+        done = all(
+            sum(r["state"] not in RUNNING for r in runs[d]) >= n for d, n in expected.items()
+        )
+        now = time.monotonic()
+        if progress and now - last_report > 60:
+            last_report = now
+            states = {d: dict(Counter(r["state"] for r in rs)) for d, rs in runs.items()}
+            print(f"runs so far: {states}", flush=True)
+        if busy or not done:
+            idle_since = None
+        elif idle_since is None:
+            idle_since = now
+        elif now - idle_since >= SETTLE_SECONDS:
+            return runs
+        time.sleep(5)
+    raise Violation(dt.date.today(), "runs", f"the scheduler was not idle after {timeout:.0f}s")
+
+
+def _interval_day(run: dict) -> dt.date:
+    """The day a daily run decides for: the last day of its data interval (as `run_as_of`)."""
+    end = dt.datetime.fromisoformat(run["data_interval_end"].replace("Z", "+00:00"))
+    return (end - dt.timedelta(microseconds=1)).date()
+
+
+def expected_intervals(first: dt.date, now: dt.datetime) -> dict[str, list[dt.date]]:
+    """The days the scheduler must run, by first principles: ingest's intervals are the days
+    from `first` to yesterday (each ends at the next midnight); retention's end at 03:00 of the
+    day after `first`, and of each day since, up to the last 03:00 already past."""
+    today = now.date()
+    ingest = [first + dt.timedelta(days=k) for k in range((today - first).days)]
+    last_sweep = today if now.time() >= dt.time(3) else today - dt.timedelta(days=1)
+    sweep = [first + dt.timedelta(days=k) for k in range(1, (last_sweep - first).days + 1)]
+    return {"ccg_ingest": ingest, "ccg_retention": sweep}
+
+
+def run_scheduled(days: int, out: Path, *, timeout: float = 5400, progress: bool = True) -> dict:
+    started = time.monotonic()
+    today = dt.datetime.now(dt.UTC).date()
+    first = today - dt.timedelta(days=days)
+    profile = scheduler_profile(first, days)
+    work = Path(tempfile.mkdtemp(prefix="ccg-soak-scheduler-"))
+    sources = work / "sources"
+    sources.mkdir()
+    extra_env = {"CCG_DAG_CATCHUP": "true", "CCG_DAG_START_DATE": first.isoformat()}
+    with native_deployment(sources, extra_env=extra_env) as deployment:
+        soak = Soak(profile, deployment.warehouse_url(), deployment.ccg_home, sources=sources)
+        # The oracles read Airflow's metadata and task logs where the deployment keeps them.
+        for key in ("AIRFLOW_HOME", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
+            os.environ[key] = deployment.env[key]
+        soak.extra_logs = [deployment.root / "logs", deployment.ccg_home]
+        for offset in range(days):
+            soak.world.advance(first + dt.timedelta(days=offset))
+        with deployment.client() as api:
+            _wait_parsed(api, deployment)
+            for dag_id in DAG_IDS:
+                api.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+            unpaused = time.monotonic()
+            wanted = expected_intervals(first, dt.datetime.now(dt.UTC).replace(tzinfo=None))
+            expected = {d: len(v) for d, v in wanted.items()}
+            runs = _wait_idle(api, deployment, expected, timeout, progress)
+            catch_up_seconds = time.monotonic() - unpaused
+            # The operator verifies the requests the catch-up took in; one manual run of the
+            # request queue must then handle every one of them.
+            soak._operator(today - dt.timedelta(days=1))
+            api.post(
+                "/api/v2/dags/ccg_subject_requests/dagRuns",
+                json={"dag_run_id": "operator__after_catch_up", "logical_date": None},
+            ).raise_for_status()
+            time.sleep(10)
+            runs = _wait_idle(api, deployment, expected, timeout, progress)
+        verdict = _judge(soak, runs, wanted)
+    shutil.rmtree(work, ignore_errors=True)
+    result = {
+        "command": "python -m ccg_pipeline.devtools.scheduled_soak " + " ".join(sys.argv[1:]),
+        "profile": profile.name,
+        "backend": "postgresql",
+        "first_day": first.isoformat(),
+        "judged_as_of": verdict["as_of"],
+        "seconds": round(time.monotonic() - started, 1),
+        "catch_up_seconds": round(catch_up_seconds, 1),
+        "runs": {d: dict(Counter(r["state"] for r in rs)) for d, rs in runs.items()},
+        "run_types": {d: dict(Counter(r["run_type"] for r in rs)) for d, rs in runs.items()},
+        "intervals": {d: [day.isoformat() for day in v] for d, v in wanted.items()},
+        "checks_passed": verdict["checks"],
+        "requests": len(soak.world.requests),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "soak-scheduler-postgresql.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _judge(soak: Soak, runs: dict[str, list[dict]], wanted: dict[str, list[dt.date]]) -> dict:
+    """All runs green, each catch-up interval run once, then the soak's oracles."""
+    last = max(max(v) for v in wanted.values())
+    failed = {d: [r["dag_run_id"] for r in rs if r["state"] != "success"] for d, rs in runs.items()}
+    if any(failed.values()):
+        raise Violation(last, "runs", f"runs not successful: {failed}")
+    for dag_id, days in wanted.items():
+        scheduled = sorted(_interval_day(r) for r in runs[dag_id] if r["run_type"] == "scheduled")
+        if scheduled != days:
+            raise Violation(
+                last,
+                "runs",
+                f"{dag_id} ran intervals {[str(d) for d in scheduled]}, expected "
+                f"{[str(d) for d in days]}",
+            )
+    for dag_id in ("ccg_statistics", "ccg_evidence", "ccg_subject_requests"):
+        if not runs[dag_id]:
+            raise Violation(last, "runs", f"{dag_id} never ran")
+    soak._run_ids = {r["dag_run_id"] for rs in runs.values() for r in rs}
+    _check_verified_handled(soak, last)
+    # Retention's last decision is the day the state is judged as of.
+    as_of = max(wanted["ccg_retention"])
+    checks = soak._check_day(as_of, published=False)
+    with soak.engine.connect() as conn:
+        import sqlalchemy as sa
+
+        published = conn.execute(sa.text("SELECT max(as_of) FROM statistics.publications"))
+        release_day = published.scalar()
+    if release_day is None:
+        raise Violation(as_of, "N-AGG", "no release was published")
+    checks += soak._check_release(dt.date.fromisoformat(str(release_day)[:10]))
+    soak._check_evidence(as_of)
+    return {"as_of": as_of.isoformat(), "checks": checks + 1}
+
+
+def _check_verified_handled(soak: Soak, day: dt.date) -> None:
+    """Every request the operator verified was handled by the run after: completed, or (an
+    erasure) waiting for the CRM export to drop the person."""
+    import sqlalchemy as sa
+
+    from ccg_pipeline.warehouse import schema as s
+
+    if not soak.verified:
+        raise Violation(day, "N-RIGHTS", "no request reached verification (nothing to judge)")
+    r = s.subject_requests
+    with soak.engine.connect() as conn:
+        status = dict(
+            conn.execute(
+                sa.select(r.c.source_ref, r.c.status).where(r.c.source_ref.in_(soak.verified))
+            ).all()
+        )
+    handled = {s.COMPLETED, s.AWAITING_CRM}
+    waiting = Counter(
+        state for ref in soak.verified if (state := status.get(ref, "missing")) not in handled
+    )
+    if waiting:
+        raise Violation(day, "N-RIGHTS", f"verified requests not handled: {dict(waiting)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--days", type=int, default=8, help="missed days to catch up (>= 7)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--timeout", type=float, default=5400)
+    args = parser.parse_args(argv)
+    if args.days < 2:
+        parser.error("--days must be at least 2")
+    try:
+        result = run_scheduled(args.days, args.out, timeout=args.timeout)
+    except Violation as violation:
+        print(
+            f"VIOLATION on {violation.day}: {violation.clause}: {violation.detail}", file=sys.stderr
+        )
+        return 1
+    print(
+        f"scheduler soak: {sum(sum(v.values()) for v in result['runs'].values())} runs, all "
+        f"successful; judged as of {result['judged_as_of']}: {result['checks_passed']} checks "
+        f"passed, 0 violations; catch-up {result['catch_up_seconds'] / 60:.1f} min"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
