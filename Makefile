@@ -27,7 +27,7 @@ export DEMO_COMPANIES ?= 1500
 export DEMO_PROSPECTS ?= 800
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock demo test test-unit lint fmt airflow env browser-deps postgres-deps bench-ingest bench-retention bench-peers bench-presidio bench-scan bench-evidence bench-disclosure soak soak-quick clean
+.PHONY: help venv lock demo test test-unit lint fmt airflow env browser-deps postgres-deps bench-ingest bench-retention bench-peers bench-presidio bench-scan bench-evidence bench-disclosure soak soak-daily soak-years soak-quick soak-scheduler clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -97,16 +97,30 @@ bench-disclosure: $(STAMP)  ## disclosure control at demo size: cells withheld, 
 
 SOAK_OUT ?= benchmarks/results
 SOAK_YEARS ?= 2
+SOAK_SCHEDULER_DAYS ?= 8
 
-soak: $(STAMP) postgres-deps  ## SOAK_YEARS (2) simulated years, daily, through the real DAGs on SQLite and PostgreSQL side by side; writes $(SOAK_OUT)/soak.md
+# One soak profile on SQLite and PostgreSQL side by side, then its report: $(call both_backends,PROFILE,ARGS).
+define both_backends
 	@mkdir -p $(SOAK_OUT)
-	@echo "Soak on SQLite and PostgreSQL in parallel; progress in $(SOAK_OUT)/soak-{sqlite,postgresql}.log"
-	@$(BIN)/python -m ccg_pipeline.devtools.soak --profile long --years $(SOAK_YEARS) --backend sqlite --out $(SOAK_OUT) >$(SOAK_OUT)/soak-sqlite.log 2>&1 & lite=$$!; \
-	$(BIN)/python -m ccg_pipeline.devtools.soak --profile long --years $(SOAK_YEARS) --backend postgresql --out $(SOAK_OUT) >$(SOAK_OUT)/soak-postgresql.log 2>&1 & pg=$$!; \
+	@echo "Soak $(1) on SQLite and PostgreSQL in parallel; progress in $(SOAK_OUT)/soak-$(1)-{sqlite,postgresql}.log"
+	@$(BIN)/python -m ccg_pipeline.devtools.soak --profile $(1) $(2) --backend sqlite --out $(SOAK_OUT) >$(SOAK_OUT)/soak-$(1)-sqlite.log 2>&1 & lite=$$!; \
+	$(BIN)/python -m ccg_pipeline.devtools.soak --profile $(1) $(2) --backend postgresql --out $(SOAK_OUT) >$(SOAK_OUT)/soak-$(1)-postgresql.log 2>&1 & pg=$$!; \
 	status=0; wait $$lite || status=1; wait $$pg || status=1; \
-	tail -n 3 $(SOAK_OUT)/soak-sqlite.log $(SOAK_OUT)/soak-postgresql.log; \
+	tail -n 3 $(SOAK_OUT)/soak-$(1)-sqlite.log $(SOAK_OUT)/soak-$(1)-postgresql.log; \
 	test $$status -eq 0
-	$(BIN)/python -m ccg_pipeline.devtools.soak report $(SOAK_OUT)/soak-long-sqlite.json $(SOAK_OUT)/soak-long-postgresql.json --out $(SOAK_OUT)
+endef
+
+soak: soak-daily soak-years soak-scheduler  ## all three long soaks (about 3 h on 2 cores); summary in $(SOAK_OUT)/soak.md
+	$(BIN)/python -m ccg_pipeline.devtools.soak report $(SOAK_OUT)/soak-long-*.json $(SOAK_OUT)/soak-years*.json --out $(SOAK_OUT)
+
+soak-daily: $(STAMP) postgres-deps  ## SOAK_YEARS (2) simulated years, daily, through the real DAGs on SQLite and PostgreSQL
+	$(call both_backends,long,--years $(SOAK_YEARS))
+
+soak-years: $(STAMP) postgres-deps  ## seven simulated years, the DAGs monthly between dense days, on SQLite and PostgreSQL
+	$(call both_backends,years,)
+
+soak-scheduler: $(STAMP) postgres-deps  ## a real scheduler catches up on SOAK_SCHEDULER_DAYS (8) missed days, unattended; the soak's invariants after it
+	$(BIN)/python -m ccg_pipeline.devtools.scheduled_soak --days $(SOAK_SCHEDULER_DAYS) --out $(SOAK_OUT)
 
 soak-quick: $(STAMP)  ## the quick soak profile (60 simulated days, SQLite), as make test runs it, with its report
 	$(BIN)/python -m ccg_pipeline.devtools.soak --profile quick --out $(SOAK_OUT)

@@ -233,13 +233,28 @@ def run_window(context: dict[str, Any]) -> tuple[dt.datetime | None, dt.datetime
         run_after = getattr(dag_run, "run_after", None)
         if dag is None or run_after is None:
             raise ValueError("the run has neither a data interval nor a logical date")
-        interval = dag.timetable.infer_manual_data_interval(run_after=run_after)
-        start, end = interval.start, interval.end
+        start, end = manual_interval(dag.timetable, run_after)
 
     def naive(value: dt.datetime) -> dt.datetime:
         return value.astimezone(dt.UTC).replace(tzinfo=None)
 
     return (naive(start) if start else None), naive(end), str(context["run_id"])
+
+
+def manual_interval(timetable: Any, run_after: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The data interval the scheduler infers for a manual run at `run_after`: the last complete
+    cron interval. The task SDK's timetable is a definition only (it cannot infer), so this asks
+    Airflow's own cron timetable, built from the same expression and zone."""
+    import pendulum
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    expression = getattr(timetable, "expression", None)
+    if expression is None:
+        raise ValueError(f"no data interval can be inferred for a {type(timetable).__name__}")
+    interval = CronDataIntervalTimetable(expression, timetable.timezone).infer_manual_data_interval(
+        run_after=pendulum.instance(run_after)
+    )
+    return interval.start, interval.end
 
 
 def asset_extra(context: dict[str, Any]) -> dict[str, str]:

@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -144,7 +145,7 @@ def run_scheduled(days: int, out: Path, *, timeout: float = 5400, progress: bool
         # The oracles read Airflow's metadata and task logs where the deployment keeps them.
         for key in ("AIRFLOW_HOME", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
             os.environ[key] = deployment.env[key]
-        soak.extra_logs = [deployment.root / "logs", deployment.ccg_home]
+        soak.extra_logs = [deployment.root / "logs"]
         for offset in range(days):
             soak.world.advance(first + dt.timedelta(days=offset))
         with deployment.client() as api:
@@ -253,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.days < 2:
         parser.error("--days must be at least 2")
+    # Stopped from outside (SIGTERM), the deployment's services and server still go down.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         result = run_scheduled(args.days, args.out, timeout=args.timeout)
     except Violation as violation:

@@ -1,0 +1,81 @@
+"""Run windows: the day a run decides for comes from its data interval, never the wall clock,
+including manual runs that Airflow 3 starts without a logical date."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import pytest
+from airflow.sdk import CronDataIntervalTimetable
+
+from ccg_pipeline.dag_support import run_as_of, run_window
+
+UTC = dt.UTC
+
+
+def _manual_context(cron: str, run_after: dt.datetime) -> dict:
+    dag = SimpleNamespace(timetable=CronDataIntervalTimetable(cron, timezone="UTC"))
+    return {"dag": dag, "dag_run": SimpleNamespace(run_after=run_after), "run_id": "manual__x"}
+
+
+@pytest.mark.parametrize(
+    ("cron", "run_after", "window", "as_of"),
+    [
+        # Ingest at midnight: the last complete day.
+        (
+            "0 0 * * *",
+            dt.datetime(2026, 12, 7, 1, 30, tzinfo=UTC),
+            ("2026-12-06", "2026-12-07"),
+            "2026-12-06",
+        ),
+        # Retention at 03:00, triggered at 01:30: the interval that ended yesterday at 03:00.
+        (
+            "0 3 * * *",
+            dt.datetime(2026, 12, 7, 1, 30, tzinfo=UTC),
+            ("2026-12-05T03:00", "2026-12-06T03:00"),
+            "2026-12-06",
+        ),
+        # Exactly on a tick: that tick ends the interval.
+        (
+            "0 3 * * *",
+            dt.datetime(2026, 12, 7, 3, 0, tzinfo=UTC),
+            ("2026-12-06T03:00", "2026-12-07T03:00"),
+            "2026-12-07",
+        ),
+        # The hourly request queue.
+        (
+            "0 * * * *",
+            dt.datetime(2026, 12, 7, 0, 59, tzinfo=UTC),
+            ("2026-12-06T23:00", "2026-12-07T00:00"),
+            "2026-12-06",
+        ),
+    ],
+)
+def test_a_manual_run_without_a_logical_date_gets_the_last_complete_interval(
+    cron: str, run_after: dt.datetime, window: tuple[str, str], as_of: str
+) -> None:
+    start, end, run_id = run_window(_manual_context(cron, run_after))
+    assert (start, end) == tuple(dt.datetime.fromisoformat(w) for w in window)
+    assert run_id == "manual__x"
+    # The day decided for is the interval's last day: the day before a midnight end.
+    assert run_as_of(_manual_context(cron, run_after)) == dt.date.fromisoformat(as_of)
+
+
+def test_a_scheduled_run_uses_its_interval_as_naive_utc() -> None:
+    context = {
+        "data_interval_start": dt.datetime(2026, 12, 6, tzinfo=UTC),
+        "data_interval_end": dt.datetime(2026, 12, 7, tzinfo=UTC),
+        "run_id": "scheduled__2026-12-06",
+    }
+    assert run_window(context) == (
+        dt.datetime(2026, 12, 6),
+        dt.datetime(2026, 12, 7),
+        context["run_id"],
+    )
+    assert run_as_of(context) == dt.date(2026, 12, 6)
+
+
+def test_a_run_with_nothing_to_date_it_is_refused() -> None:
+    with pytest.raises(ValueError, match="neither a data interval nor a logical date"):
+        run_window({"run_id": "manual__y", "dag_run": SimpleNamespace(run_after=None)})
