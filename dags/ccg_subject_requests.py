@@ -74,15 +74,22 @@ def ccg_subject_requests() -> None:
 
     @task(outlets=[REQUESTS])
     def signal_statistics(processed: dict, **context) -> None:
-        """Tell ccg_statistics to rebuild when erasures or objections changed its population."""
+        """Tell ccg_statistics to rebuild the current release when erasures, restrictions or
+        objections changed its population."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from ccg_pipeline.dag_support import asset_extra
+        from ccg_pipeline.dag_support import task_settings
+        from ccg_pipeline.statistics import current_release_day
 
         handled = processed.get("handled", {})
         if not (handled.get("erase") or handled.get("object") or handled.get("restrict")):
             raise AirflowSkipException("no request changed who the statistics may count")
-        context["outlet_events"][REQUESTS].extra = asset_extra(context)
+        # A rebuild of the current release, as of its day (none yet: the day before this run).
+        release_day = current_release_day(task_settings())
+        extra = {"run_id": str(context["run_id"])}
+        if release_day is not None:
+            extra["as_of"] = release_day.isoformat()
+        context["outlet_events"][REQUESTS].extra = extra
 
     @task
     def check_due_dates(_processed: dict, **context) -> list:

@@ -22,7 +22,11 @@ soak):
 - N-RIGHTS: every request the world dropped is completed by its due date (one calendar month from
   receipt plus the days it waited for verification; extensions honoured);
 - N-AGG: a period that had closed when a release was published is identical in every later
-  release (the differencing attack on consecutive releases finds nothing);
+  release (the differencing attack on consecutive releases finds nothing), and every release
+  survives the disclosure attacks of `devtools.attacks`: the stock-flow identity of
+  `customers_by_quarter` and the profile snapshot's margins pin no count narrower than the
+  protection width, and no published profile links to fewer than k companies of the day's CRM
+  company export;
 - evidence: no clause of `ccg_evidence` fails while the oracles find nothing;
 - N-SEC: no address or full name of the world appears in a task log, an XCom or a stored
   validation result.
@@ -228,6 +232,15 @@ def customer_deadline(last_business_day: dt.date, *, align_to_year_end: bool) ->
     return _plus_years(start, CUSTOMER_YEARS)
 
 
+def last_closed_quarter(day: dt.date) -> str:
+    """The latest quarter whose last day is on or before `day`, as published ("2026-Q3")."""
+    index = day.year * 4 + (day.month - 1) // 3
+    current = f"{index // 4}-Q{index % 4 + 1}"
+    if period_end(current) <= day:
+        return current
+    return f"{(index - 1) // 4}-Q{(index - 1) % 4 + 1}"
+
+
 def period_end(label: str) -> dt.date:
     """The last day of a published period label: a day, a month or a quarter."""
     if len(label) >= 10:
@@ -274,6 +287,7 @@ class SoakResult:
     dag_runs: int = 0
     fault_runs_recovered: int = 0
     refused_runs: int = 0
+    attacks_run: int = 0
     # Companies whose six-year deadline fell on a simulated day (not already past at the start).
     deadlines_in_soak: set[int] = field(default_factory=set)
     dag_seconds: dict[str, float] = field(default_factory=dict)
@@ -737,7 +751,43 @@ class Soak:
                 )
         compared = len(self.previous_release[1]) if self.previous_release else 0
         self.previous_release = (day, cells)
-        return compared + 1
+        return compared + 1 + self._attack_release(day)
+
+    def _attack_release(self, day: dt.date) -> int:
+        """The disclosure attacker on the release (devtools.attacks, not the gate's audit). Closed
+        periods are frozen (checked above), so attacking each release in turn attacks every
+        release so far."""
+        import pandas as pd
+
+        from ccg_pipeline.devtools import attacks
+        from ccg_pipeline.policy import load_notice
+
+        def published(table: str) -> pd.DataFrame:
+            with self.engine.connect() as conn:
+                result = conn.execute(sa.text(f"SELECT * FROM statistics.{table}"))
+                return pd.DataFrame(result.fetchall(), columns=list(result.keys()), dtype=object)
+
+        spec, k = attacks.SPEC, load_notice().settings.k_anonymity
+        quarters, profiles = published("customers_by_quarter"), published("customer_profiles")
+        try:
+            widths = attacks.stock_flow_widths(quarters, spec)
+            widths += attacks.margin_widths(profiles, quarters, last_closed_quarter(day), spec)
+            matches = attacks.linkage_matches(profiles, attacks.crm_company_export(self.sources))
+        except AssertionError as impossible:
+            # The attacker's arithmetic found published values that cannot all be true.
+            raise Violation(day, "N-AGG", f"the release contradicts itself: {impossible}") from None
+        pinned = sum(w < spec.count_protection_width for w in widths)
+        linked = sum(m < k for m in matches)
+        if pinned or linked:
+            raise Violation(
+                day,
+                "N-AGG",
+                f"the attacks succeed on the release: {pinned} of {len(widths)} counts or flows "
+                f"narrower than {spec.count_protection_width}, {linked} of {len(matches)} "
+                f"profiles linked to fewer than {k} companies",
+            )
+        self.result.attacks_run += len(widths) + len(matches)
+        return len(widths) + len(matches)
 
     def _check_evidence(self, day: dt.date) -> None:
         with self.engine.connect() as conn:
@@ -1146,6 +1196,7 @@ def _result_json(result: SoakResult, command: str) -> dict:
         "dag_runs": result.dag_runs,
         "fault_runs_recovered": result.fault_runs_recovered,
         "refused_runs": result.refused_runs,
+        "attacks_run": result.attacks_run,
         "dag_seconds": {k: round(v, 1) for k, v in result.dag_seconds.items()},
         "days": [
             {

@@ -762,6 +762,7 @@ def check_transfers(ctx: CheckContext) -> ClauseResult:
 _PG_READERS = sa.text(
     """
     SELECT r.rolname AS role, r.rolsuper AS superuser, n.nspname AS zone,
+           r.oid = 10 AS bootstrap,
            pg_get_userbyid(n.nspowner) AS owner,
            r.rolname = :analyst OR CASE
                WHEN EXISTS (SELECT 1 FROM pg_roles a WHERE a.rolname = :analyst)
@@ -792,15 +793,17 @@ def check_access(ctx: CheckContext) -> ClauseResult:
 def _access_postgres(ctx: CheckContext, allowed: dict[str, set[str]], analyst: str) -> ClauseResult:
     """Readers by zone: the zone's owner is the pipeline, `ccg_analyst` and its members are
     analysts, anyone else is nobody the policy names. Superusers bypass grants: the pipeline's
-    own superuser rights are a finding, any other superuser a violation."""
+    own superuser rights and the cluster's bootstrap superuser (which every PostgreSQL server
+    has, for its administrators) are findings; any other superuser is a violation."""
     rows = ctx.conn.execute(_PG_READERS, {"analyst": analyst}).all()
     readers: dict[str, list[str]] = {zone: [] for zone in allowed}
     owners = {row.owner for row in rows}
     superusers = sorted({row.role for row in rows if row.superuser})
+    bootstrap = {row.role for row in rows if row.bootstrap}
     violations = [
         f"role {role} is a superuser and can read every zone"
         for role in superusers
-        if role not in owners
+        if role not in owners | bootstrap
     ]
     for row in rows:
         if row.superuser or not row.can_read:
@@ -819,6 +822,11 @@ def _access_postgres(ctx: CheckContext, allowed: dict[str, set[str]], analyst: s
         "safer"
         for role in superusers
         if role in owners
+    ]
+    findings += [
+        f"role {role} is the server's bootstrap superuser and can read every zone: keep its "
+        "login to database administrators, out of every Airflow connection"
+        for role in sorted(bootstrap - owners)
     ]
     return ClauseResult(
         "N-SEC",

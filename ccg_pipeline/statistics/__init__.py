@@ -222,6 +222,20 @@ def _statistics_run(settings: Settings) -> Iterator[Engine]:
         yield engine
 
 
+def current_release_day(settings: Settings) -> dt.date | None:
+    """The as-of day of the newest publication (None before the first): what a rebuild for a
+    changed population (an erasure, a restriction, an objection) is for. Rebuilding as of the
+    request run's own day would date the release, and the evidence after it, ahead of the
+    daily cycle: before 03:00 UTC that day's retention sweep has not run yet."""
+    engine = create_warehouse_engine(settings.warehouse_url)
+    try:
+        with engine.connect() as conn:
+            day = conn.execute(sa.select(sa.func.max(s.publications.c.as_of))).scalar()
+    finally:
+        engine.dispose()
+    return None if day is None else dt.date.fromisoformat(str(day)[:10])
+
+
 def build_statistics(settings: Settings, as_of: dt.date, run_id: str) -> dict[str, int]:
     with _statistics_run(settings) as engine:
         return build_in_staging(engine, as_of, run_id, cell_key_secret=settings.pseudonym_key)

@@ -231,6 +231,27 @@ def test_retention_swept_the_ingested_rows(
     assert [run for run, _, remaining in runs if remaining] == []
 
 
+def test_the_deployment_s_database_grants_pass_n_sec(
+    deployment: NativeDeployment, finished_runs: dict[str, dict]
+) -> None:
+    """Compose separates the roles (the postgres superuser for set-up only, airflow, the
+    pipeline owner, analysts): N-SEC passes, and names the bootstrap superuser as a finding."""
+    engine = sa.create_engine(deployment.warehouse_url())
+    try:
+        with engine.connect() as conn:
+            passed, findings = conn.execute(
+                sa.text(
+                    "SELECT passed, findings FROM ops.clause_evidence WHERE clause = 'N-SEC' "
+                    "AND run_id = (SELECT run_id FROM ops.evidence_reports "
+                    "ORDER BY created_at DESC LIMIT 1)"
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    assert passed, findings
+    assert "bootstrap superuser" in str(findings)
+
+
 def test_evidence_findings_alert_by_email_through_the_connection(
     finished_runs: dict[str, dict], alerts: SmtpSink
 ) -> None:

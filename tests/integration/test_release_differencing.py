@@ -17,15 +17,12 @@ being customers in between. The attacks:
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import itertools
 import shutil
 import sqlite3
-from functools import cache
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -33,7 +30,15 @@ from helpers import query
 
 from ccg_pipeline import requests
 from ccg_pipeline import statistics as statistics_zone
-from ccg_pipeline.anonymise.cellkey import KEY_SPACE, CellKeyPerturbation
+from ccg_pipeline.devtools.attacks import (
+    coalition_attack,
+    crm_company_export,
+    export_attributes,
+    invoice_truth,
+    linkage_matches,
+    margin_widths,
+    stock_flow_widths,
+)
 from ccg_pipeline.ingest import ingest_source
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.policy.models import Perturbation
@@ -137,173 +142,6 @@ def _published(engine: sa.Engine, name: str) -> pd.DataFrame:
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()), dtype=object)
 
 
-# --- the attacker's tools, written here rather than taken from the audit ---------------------
-
-
-@cache
-def _support(spec: Perturbation) -> dict[int, tuple[int, int]]:
-    """Published count -> the smallest and largest true count that can produce it, found by
-    running the perturbation itself over every 16th cell key of the key space."""
-    perturbation = CellKeyPerturbation(spec)
-    keys = np.arange(0, KEY_SPACE, 16)
-    seen: dict[int, list[int]] = {}
-    for true in range(41):
-        for out in np.unique(perturbation.counts(np.full(len(keys), true), keys)):
-            seen.setdefault(int(out), []).append(true)
-    return {out: (min(ts), max(ts)) for out, ts in seen.items() if out <= 40 - spec.max_count_noise}
-
-
-def _bounds(value: object, spec: Perturbation) -> tuple[float, float]:
-    if value is None or pd.isna(value):
-        return 0.0, float("inf")  # suppressed
-    v = int(value)
-    if v <= 40 - spec.max_count_noise:
-        # A value the perturbation never outputs can only be exact.
-        return _support(spec).get(v, (v, v))
-    return v - spec.max_count_noise, v + spec.max_count_noise
-
-
-def _stock_flow_attack(frame: pd.DataFrame, spec: Perturbation = SPEC) -> list[float]:
-    """Interval widths the attacker gets for each flow new(q) - ceased(q-1) and each new(q) from
-    active(q) = active(q-1) + new(q) - ceased(q-1), consecutive quarters within a group."""
-    if frame.empty:
-        return []
-    rows = {(r.quarter, r.country, r.sector): r for r in frame.itertuples(index=False)}
-    index = sorted({int(q[:4]) * 4 + int(q[-1]) - 1 for q in frame["quarter"]})
-    widths = []
-    for country, sector in {(c, s_) for _q, c, s_ in rows}:
-
-        def cell(quarter: int, column: str, country=country, sector=sector) -> tuple[float, float]:
-            row = rows.get((f"{quarter // 4}-Q{quarter % 4 + 1}", country, sector))
-            return _bounds(0 if row is None else getattr(row, column), spec)
-
-        for q in range(index[0] + 1, index[-1] + 1):
-            a_now, a_before = cell(q, "active_customers"), cell(q - 1, "active_customers")
-            new, ceased = cell(q, "new_customers"), cell(q - 1, "ceased_customers")
-            flow = (
-                max(a_now[0] - a_before[1], new[0] - ceased[1]),
-                min(a_now[1] - a_before[0], new[1] - ceased[0]),
-            )
-            new_from_stocks = (
-                max(new[0], a_now[0] - a_before[1] + ceased[0]),
-                min(new[1], a_now[1] - a_before[0] + ceased[1]),
-            )
-            widths += [flow[1] - flow[0], new_from_stocks[1] - new_from_stocks[0]]
-    return widths
-
-
-def _invoice_truth(url: str) -> pd.DataFrame:
-    """Per revenue cell: the true total and the largest company's part, straight from the
-    personal zone by SQL of its own."""
-    rows = query(
-        url,
-        "SELECT i.issued_on, coalesce(o.service, 'unknown'), i.company_id, i.amount_minor "
-        "FROM personal.invoices i LEFT JOIN personal.orders o ON o.order_id = i.order_id",
-    )
-    invoices = pd.DataFrame(rows, columns=["issued_on", "service", "company", "amount"])
-    invoices["month"] = pd.to_datetime(invoices["issued_on"]).dt.strftime("%Y-%m")
-    parts = invoices.groupby(["month", "service", "company"], as_index=False)["amount"].sum()
-    return parts.groupby(["month", "service"]).agg(total=("amount", "sum"), top=("amount", "max"))
-
-
-def _coalition_attack(
-    published: pd.DataFrame, truth: pd.DataFrame, spec: Perturbation = SPEC
-) -> tuple[int, int]:
-    """(cells attacked, largest contributions recovered within the protection level): the
-    coalition knows every contribution but the largest, subtracts them from the sum and inverts
-    the published method. Its reading is t (1 + s m) with s in [-1, -f] or [f, 1], so t lies in
-    one of two branches; it recovers t when it could take the reading as t, or when the branch
-    holding t is narrower than the protection share on either side of its middle."""
-    cells = published.dropna(subset=["revenue_pence"]).merge(
-        truth, left_on=["month", "service"], right_index=True
-    )
-    top = cells["top"].astype(float)
-    reading = cells["revenue_pence"].astype(float) - (cells["total"] - top)
-    m, f = spec.sum_noise_scale, spec.sum_noise_floor
-    above = reading >= top
-    low = np.where(above, reading / (1 + m), reading / (1 - f * m))
-    high = np.where(above, reading / (1 + f * m), reading / (1 - m) if m < 1 else np.inf)
-    assert ((low <= top + 1) & (top - 1 <= high)).all()  # the truth is among the candidates
-    share = spec.sum_protection_share * top - 1  # pence rounding
-    recovered = ((high - low) / 2 < share) | ((reading - top).abs() < share)
-    return len(cells), int(recovered.sum())
-
-
-def _crm_export(sources: Path) -> pd.DataFrame:
-    newest = sorted((sources / "crm").glob("companies_*.csv"))[-1]
-    with newest.open(newline="") as handle:
-        return pd.DataFrame(list(csv.DictReader(handle)))
-
-
-def _export_attributes(export: pd.DataFrame) -> dict[str, pd.Series]:
-    return {
-        "region": export["Country/Region"],
-        "sector": export["Industry"],
-        "size_band": pd.to_numeric(export["Number of Employees"], errors="coerce"),
-        "revenue_band": pd.to_numeric(export["Annual Revenue"], errors="coerce"),
-        "customer_since": pd.to_datetime(export["Create Date"]),
-    }
-
-
-def _linkage_attack(profiles: pd.DataFrame, export: pd.DataFrame) -> list[int]:
-    """For each published profile, how many companies of the CRM export it could be. The
-    attacker generalises the export the way the table is published: per column, the finest level
-    of the public hierarchy whose labels cover every published value (a "*" is a suppressed
-    value and matches anything)."""
-    attributes = _export_attributes(export)
-    published_at: dict[str, np.ndarray] = {}
-    for qi in PROFILE_QUASI_IDENTIFIERS:
-        shown = set(profiles[qi.column].astype(str)) - {"*"}
-        levels = [level(attributes[qi.column]).astype(str) for level in qi.levels]
-        covering = [labels for labels in levels if shown <= set(labels)]
-        assert covering or not shown, f"{qi.column}: no hierarchy level gives the published values"
-        published_at[qi.column] = (covering or levels)[0].to_numpy()
-    matches = []
-    for profile in profiles.itertuples(index=False):
-        fits = np.ones(len(export), dtype=bool)
-        for column, labels in published_at.items():
-            value = str(getattr(profile, column))
-            if value != "*":
-                fits &= labels == value
-        matches.append(int(fits.sum()))
-    return matches
-
-
-def _margin_attack(profiles: pd.DataFrame, quarters: pd.DataFrame, quarter: str) -> list[float]:
-    """Margins across tables: a profile snapshot describes its quarter's last day, so its active
-    records per class are the sum of active - ceased over the `customers_by_quarter` cells of
-    that quarter the class generalises. For each such cell, the interval of its active and
-    ceased counts that the class count and the other cells' bounds leave, by interval
-    arithmetic over the support derived above."""
-    cells = quarters[quarters["quarter"].astype(str) == quarter]
-    if cells.empty or profiles.empty:
-        return []
-    hierarchy = {qi.column: qi.levels for qi in PROFILE_QUASI_IDENTIFIERS}
-    labels = {}
-    for column, source in (("region", "country"), ("sector", "sector")):
-        shown = set(profiles[column].astype(str))
-        level = next(lv for lv in hierarchy[column] if shown <= set(lv(cells[source]).astype(str)))
-        labels[column] = level(cells[source]).astype(str).to_numpy()
-    active = profiles.groupby(["region", "sector"]).size()  # customers on the quarter's last day
-    widths = []
-    for (region, sector), members in cells.groupby([labels["region"], labels["sector"]]):
-        count = int(active.get((region, sector), 0))
-        boxes = [
-            (_bounds(r.active_customers, SPEC), _bounds(r.ceased_customers, SPEC))
-            for r in members.itertuples(index=False)
-        ]
-        stock = [(a[0] - c[1], a[1] - c[0]) for a, c in boxes]  # active - ceased per cell
-        for i, (a, c) in enumerate(boxes):
-            others_low = sum(s[0] for j, s in enumerate(stock) if j != i)
-            others_high = sum(s[1] for j, s in enumerate(stock) if j != i)
-            own = (count - others_high, count - others_low)  # this cell's active - ceased
-            assert own[0] <= stock[i][1] and stock[i][0] <= own[1], "the margin must be possible"
-            active_range = (max(a[0], own[0] + c[0]), min(a[1], own[1] + c[1]))
-            ceased_range = (max(c[0], a[0] - own[1]), min(c[1], a[1] - own[0]))
-            widths += [active_range[1] - active_range[0], ceased_range[1] - ceased_range[0]]
-    return widths
-
-
 def _churn(sources: Path, kind: str, at: dt.datetime, company_id: int) -> int:
     """A company becomes a customer (a copy of another, new id) or stops being one, in the
     portal database, as the portal itself would record it. Returns the company's id."""
@@ -364,8 +202,8 @@ def test_thirty_daily_releases_attacked_recover_nothing(loaded, tmp_path: Path) 
         26: ("restrict", people[12]),
         28: ("join", customers[10]),
     }
-    releases, stock_flow_widths, profile_matches, margin_widths = [], [], [], []
-    export = _crm_export(sources)
+    releases, flow_widths, profile_matches, class_widths = [], [], [], []
+    export = crm_company_export(sources)
     for n in range(RELEASES):
         as_of = FIRST + dt.timedelta(days=n)
         at = dt.datetime.combine(as_of, dt.time(9))
@@ -401,31 +239,31 @@ def test_thirty_daily_releases_attacked_recover_nothing(loaded, tmp_path: Path) 
         elif kind:
             _request(engine, settings, kind, subject, at)
         releases.append(_release(engine, tmp_path, as_of, f"release-{n}"))
-        stock_flow_widths += _stock_flow_attack(_published(engine, "customers_by_quarter"))
+        flow_widths += stock_flow_widths(_published(engine, "customers_by_quarter"))
         profiles = _published(engine, "customer_profiles")
-        profile_matches += _linkage_attack(profiles, export)
-        margin_widths += _margin_attack(
+        profile_matches += linkage_matches(profiles, export)
+        class_widths += margin_widths(
             profiles,
             _published(engine, "customers_by_quarter"),
             freeze.last_closed_quarter(as_of),
         )
         if n == 0:
-            coalition = _coalition_attack(
+            coalition = coalition_attack(
                 _published(engine, "revenue_by_service_month"),
-                _invoice_truth(settings.warehouse_url),
+                invoice_truth(settings.warehouse_url),
             )
 
     # The stock-flow identity pins nothing down: no flow or cell to one value, none narrower
     # than the protection width.
-    assert stock_flow_widths
-    assert min(stock_flow_widths) >= SPEC.count_protection_width
+    assert flow_widths
+    assert min(flow_widths) >= SPEC.count_protection_width
     # Knowing every other contribution of a revenue cell never gives the largest one to within
     # the protection level.
     attacked, recovered = coalition
     assert attacked > 0 and recovered == 0
     # Adding up a profile snapshot's classes against the quarter's cells pins nothing either.
-    assert margin_widths
-    assert min(margin_widths) >= SPEC.count_protection_width
+    assert class_widths
+    assert min(class_widths) >= SPEC.count_protection_width
     # No published profile links to fewer than k companies of the CRM export.
     assert profile_matches and min(profile_matches) >= K
 
@@ -559,18 +397,18 @@ def test_without_perturbation_the_attacks_succeed_and_the_gate_refuses(
     staged = {
         name: _staged(engine, name) for name in ("customers_by_quarter", "revenue_by_service_month")
     }
-    assert min(_stock_flow_attack(staged["customers_by_quarter"], exact)) == 0
-    attacked, recovered = _coalition_attack(
-        staged["revenue_by_service_month"], _invoice_truth(settings.warehouse_url), exact
+    assert min(stock_flow_widths(staged["customers_by_quarter"], exact)) == 0
+    attacked, recovered = coalition_attack(
+        staged["revenue_by_service_month"], invoice_truth(settings.warehouse_url), exact
     )
     assert recovered == attacked > 0
     # Profiles at the finest published detail, not k-anonymised, link companies one to one.
-    export = _crm_export(tmp_path / "sources")
-    attributes = _export_attributes(export)
+    export = crm_company_export(tmp_path / "sources")
+    attributes = export_attributes(export)
     finest = pd.DataFrame(
         {qi.column: qi.levels[0](attributes[qi.column]) for qi in PROFILE_QUASI_IDENTIFIERS}
     )
-    assert min(_linkage_attack(finest, export)) == 1
+    assert min(linkage_matches(finest, export)) == 1
 
 
 def _staged(engine: sa.Engine, name: str) -> pd.DataFrame:

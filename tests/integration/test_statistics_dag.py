@@ -13,7 +13,13 @@ from helpers import env_for, fingerprint, query, run_dag, state_of
 
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
-from ccg_pipeline.statistics import PublicationRefused, build_in_staging, publish, run_example
+from ccg_pipeline.statistics import (
+    PublicationRefused,
+    build_in_staging,
+    current_release_day,
+    publish,
+    run_example,
+)
 from ccg_pipeline.statistics.access import ANALYST_ROLE
 from ccg_pipeline.statistics.build import StatisticsContext, customer_profiles
 from ccg_pipeline.statistics.dictionary import EXAMPLES, analyst_tables, render
@@ -42,6 +48,9 @@ def test_statistics_dag_publishes_checked_tables(
 
     (publication,) = query(warehouse_url, "SELECT as_of, k, min_cell FROM statistics.publications")
     assert str(publication[0])[:10] == "2026-11-23" and publication[1:] == (10, 10)
+    # What a request-triggered rebuild is dated: the current release's day.
+    settings = Settings.from_env({"CCG_WAREHOUSE_URL": warehouse_url, "CCG_HOME": str(tmp_path)})
+    assert current_release_day(settings) == dt.date(2026, 11, 23)
     reports = query(
         warehouse_url,
         "SELECT table_name, passed, failures, rows_published FROM ops.statistics_reports",

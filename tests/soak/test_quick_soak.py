@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from ccg_pipeline.devtools.soak import Soak, Violation, quick_profile
 from ccg_pipeline.retention import deadlines
@@ -38,6 +39,7 @@ def test_quick_profile_keeps_every_promise_for_sixty_days(soak_home: Path) -> No
     assert result.fault_runs_recovered == len(profile.dag_faults) == 2
     assert result.refused_runs == 2
     assert result.days[-1].published_rows > 0
+    assert result.attacks_run > 0  # the disclosure attacks had counts and profiles to work on
 
 
 def test_retention_one_day_late_is_caught_on_the_day_it_affects(
@@ -90,3 +92,41 @@ def test_an_address_in_a_task_log_is_caught_the_same_day(
     assert caught.value.day == profile.world.start
     assert "task logs" in caught.value.detail
     assert address not in str(caught.value)
+
+
+def test_an_unperturbed_release_waved_through_the_gate_is_caught_by_the_attacker(
+    soak_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A planted disclosure bug: the statistics are built with the noise off and the validation
+    gate is bypassed, so the release goes out. The soak's attacker (devtools.attacks, which
+    knows only the notice's published method) must find counts pinned down on the first
+    release."""
+    from ccg_pipeline import statistics as statistics_zone
+    from ccg_pipeline.policy import load_notice
+    from ccg_pipeline.policy.models import Perturbation
+    from ccg_pipeline.validation import gate
+    from ccg_pipeline.warehouse import schema
+
+    notice = load_notice()
+    exact = Perturbation(max_count_noise=0, sum_noise_scale=0.0)
+    unsafe = notice.model_copy(
+        update={"settings": notice.settings.model_copy(update={"perturbation": exact})}
+    )
+
+    def waved_through(engine: sa.Engine, run_id: str, home: Path) -> gate.GateReport:
+        with engine.begin() as conn:  # every staged table recorded as passed, nothing checked
+            r = schema.statistics_reports
+            conn.execute(sa.update(r).where(r.c.run_id == run_id).values(passed=True))
+        return gate.GateReport(run_id)
+
+    monkeypatch.setattr(statistics_zone, "load_notice", lambda: unsafe)
+    monkeypatch.setattr(gate, "validate_staging", waved_through)
+    profile = quick_profile()
+    soak = Soak(profile, f"sqlite:///{soak_home / 'warehouse' / 'main.db'}", soak_home)
+
+    with pytest.raises(Violation) as caught:
+        soak.run(days=2)
+
+    assert caught.value.clause == "N-AGG", str(caught.value)
+    assert caught.value.day == profile.world.start  # the first release
+    assert "narrower than" in caught.value.detail
