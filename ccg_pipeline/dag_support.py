@@ -257,6 +257,27 @@ def manual_interval(timetable: Any, run_after: dt.datetime) -> tuple[dt.datetime
     return interval.start, interval.end
 
 
+# How long a scheduled retention sweep waits for the day's load before sweeping anyway.
+LOAD_WAIT = dt.timedelta(hours=3)
+
+
+def day_s_load_finished(context: dict[str, Any]) -> bool:
+    """For a scheduled `ccg_retention` run deciding day D: has the `ccg_ingest` run of day D-1
+    (the interval that ended at midnight) finished, in success or failure? Asked of Airflow
+    through the task's execution API, not the metadata database. Other runs (manual, backfill,
+    `dag.test`) do not wait."""
+    run_type = getattr(context.get("dag_run"), "run_type", None)
+    if getattr(run_type, "value", run_type) != "scheduled":
+        return True
+    day = run_as_of(context) - dt.timedelta(days=1)
+    load = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    finished = context["ti"].get_dr_count(
+        dag_id="ccg_ingest", logical_dates=[load], states=["success", "failed"]
+    )
+    log.info("ccg_ingest run for %s finished: %s", day, bool(finished))
+    return bool(finished)
+
+
 def asset_extra(context: dict[str, Any]) -> dict[str, str]:
     """Metadata for an emitted Asset event: the day the producing run decided for, so an
     Asset-triggered consumer knows its as-of date without looking at the clock."""

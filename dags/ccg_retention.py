@@ -4,7 +4,9 @@
 **Schedule:** daily at 03:00 UTC, three hours after `ccg_ingest`. A run's data interval ends at
 03:00 on its day, and every decision is made as of that day (from the interval, never the wall
 clock), so a backfill for an earlier day decides as that day would have; `max_active_runs=1`,
-so sweeps never overlap.
+so sweeps never overlap. A scheduled run first waits (`wait_for_the_day_s_load`, a rescheduling
+sensor) for the `ccg_ingest` run of the day before to finish, in success or failure, at most
+three hours; then the sweep runs regardless. Manual runs do not wait.
 
 **Reads:** the personal zone, the policy's retention rules (`ccg_pipeline/policy/notice.yaml`)
 and legal holds (`ops.legal_holds`).
@@ -42,7 +44,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, Param, dag, task
 
-from ccg_pipeline.dag_support import RETENTION_URI, daily_dag
+from ccg_pipeline.dag_support import LOAD_WAIT, RETENTION_URI, daily_dag
 
 RETENTION = Asset(RETENTION_URI)
 
@@ -58,7 +60,21 @@ RETENTION = Asset(RETENTION_URI)
     },
 )
 def ccg_retention() -> None:
-    @task
+    @task.sensor(
+        poke_interval=60,
+        timeout=LOAD_WAIT.total_seconds(),
+        mode="reschedule",
+        soft_fail=True,
+    )
+    def wait_for_the_day_s_load(**context) -> bool:
+        """A scheduled sweep waits for the day's ingest run to finish, so that it judges what
+        was loaded (in a catch-up, the two DAGs would otherwise race). After LOAD_WAIT it is
+        skipped and the sweep runs anyway: deadlines do not wait for a late load."""
+        from ccg_pipeline.dag_support import day_s_load_finished
+
+        return day_s_load_finished(context)
+
+    @task(trigger_rule="none_failed")
     def retention_plan(**context) -> dict:
         """Log what is due, per rule and table, before anything changes (counts only)."""
         from ccg_pipeline.dag_support import run_as_of, task_settings
@@ -104,7 +120,8 @@ def ccg_retention() -> None:
             engine.dispose()
 
     swept = retention_sweep()
-    retention_plan() >> swept >> [verify_retention(), vacuum_personal_zone()]
+    wait_for_the_day_s_load() >> retention_plan() >> swept
+    swept >> [verify_retention(), vacuum_personal_zone()]
 
 
 ccg_retention_dag = ccg_retention()

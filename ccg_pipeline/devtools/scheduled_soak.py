@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -39,6 +40,8 @@ from ccg_pipeline.devtools.world import WorldOptions
 DAG_IDS = ("ccg_ingest", "ccg_retention", "ccg_subject_requests", "ccg_statistics", "ccg_evidence")
 CATCH_UP_DAGS = ("ccg_ingest", "ccg_retention")
 RUNNING = {"queued", "running"}
+# Tasks long enough to be caught mid-run and killed.
+KILLED_TASKS = ("ingest_crm", "ingest_web_logs", "ingest_portal", "ingest_auth_logs")
 # Seconds with no queued or running run (and every interval done) before the scheduler counts
 # as idle: the Asset-triggered runs are created a few scheduler loops after their producers.
 SETTLE_SECONDS = 45
@@ -86,14 +89,16 @@ def _wait_idle(
     expected: dict[str, int],
     timeout: float,
     progress: bool,
+    on_poll: Callable[[], None] = lambda: None,
 ) -> dict[str, list[dict]]:
     """Until each catch-up DAG has its expected number of finished runs and no DAG has had a
-    queued or running run for SETTLE_SECONDS."""
+    queued or running run for SETTLE_SECONDS. `on_poll` runs at every look."""
     deadline = time.monotonic() + timeout
     idle_since: float | None = None
     last_report = 0.0
     while time.monotonic() < deadline:
         deployment.check_alive()
+        on_poll()
         runs = {dag_id: _runs(api, dag_id) for dag_id in DAG_IDS}
         busy = any(r["state"] in RUNNING for rs in runs.values() for r in rs)
         done = all(
@@ -112,6 +117,59 @@ def _wait_idle(
             return runs
         time.sleep(5)
     raise Violation(dt.date.today(), "runs", f"the scheduler was not idle after {timeout:.0f}s")
+
+
+class TaskKiller:
+    """Once, SIGKILL the process running a task of `dag_id` mid-run, as the kernel's OOM killer
+    would: no cleanup, the open transaction dies with its connection. Airflow's retry must
+    then finish the run. Linux: the task process is the child of the supervisor whose command
+    line names the task instance's id."""
+
+    def __init__(self, api: httpx.Client, dag_id: str, task_ids: tuple[str, ...]) -> None:
+        self.api, self.dag_id, self.task_ids = api, dag_id, task_ids
+        self.killed: tuple[str, str] | None = None
+
+    def __call__(self) -> None:
+        if self.killed is not None:
+            return
+        for run in _runs(self.api, self.dag_id):
+            if run["state"] != "running":
+                continue
+            listed = self.api.get(
+                f"/api/v2/dags/{self.dag_id}/dagRuns/{run['dag_run_id']}/taskInstances"
+            ).json()["task_instances"]
+            for ti in listed:
+                running = ti["state"] == "running" and ti["task_id"] in self.task_ids
+                if running and _kill_children_of(ti["id"]):
+                    self.killed = (run["dag_run_id"], ti["task_id"])
+                    return
+
+    def retried(self) -> dict:
+        """The killed task instance as the API shows it now."""
+        assert self.killed is not None
+        run_id, task_id = self.killed
+        response = self.api.get(
+            f"/api/v2/dags/{self.dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+
+def _kill_children_of(marker: str) -> int:
+    killed = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            children = (proc / "task" / proc.name / "children").read_text().split()
+        except OSError:
+            continue
+        if marker in command:
+            for child in children:
+                os.kill(int(child), signal.SIGKILL)
+                killed += 1
+    return killed
 
 
 def _interval_day(run: dict) -> dt.date:
@@ -155,7 +213,8 @@ def run_scheduled(days: int, out: Path, *, timeout: float = 5400, progress: bool
             unpaused = time.monotonic()
             wanted = expected_intervals(first, dt.datetime.now(dt.UTC).replace(tzinfo=None))
             expected = {d: len(v) for d, v in wanted.items()}
-            runs = _wait_idle(api, deployment, expected, timeout, progress)
+            killer = TaskKiller(api, "ccg_ingest", KILLED_TASKS)
+            runs = _wait_idle(api, deployment, expected, timeout, progress, killer)
             catch_up_seconds = time.monotonic() - unpaused
             # The operator verifies the requests the catch-up took in; one manual run of the
             # request queue must then handle every one of them.
@@ -166,6 +225,7 @@ def run_scheduled(days: int, out: Path, *, timeout: float = 5400, progress: bool
             ).raise_for_status()
             time.sleep(10)
             runs = _wait_idle(api, deployment, expected, timeout, progress)
+            killed = _check_killed_task_retried(killer, wanted["ccg_ingest"][-1])
         verdict = _judge(soak, runs, wanted)
     shutil.rmtree(work, ignore_errors=True)
     result = {
@@ -179,12 +239,27 @@ def run_scheduled(days: int, out: Path, *, timeout: float = 5400, progress: bool
         "runs": {d: dict(Counter(r["state"] for r in rs)) for d, rs in runs.items()},
         "run_types": {d: dict(Counter(r["run_type"] for r in rs)) for d, rs in runs.items()},
         "intervals": {d: [day.isoformat() for day in v] for d, v in wanted.items()},
-        "checks_passed": verdict["checks"],
+        "checks_passed": verdict["checks"] + 1,
         "requests": len(soak.world.requests),
+        "requests_verified_and_handled": len(soak.verified),
+        "killed_task": killed,
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "soak-scheduler-postgresql.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def _check_killed_task_retried(killer: TaskKiller, day: dt.date) -> dict:
+    if killer.killed is None:
+        raise Violation(day, "faults", "no ingest task was caught running to be killed")
+    ti = killer.retried()
+    if ti["state"] != "success" or ti["try_number"] < 2:
+        raise Violation(
+            day,
+            "faults",
+            f"the killed task {ti['task_id']} ended {ti['state']} after {ti['try_number']} tries",
+        )
+    return {"run_id": killer.killed[0], "task_id": ti["task_id"], "tries": ti["try_number"]}
 
 
 def _judge(soak: Soak, runs: dict[str, list[dict]], wanted: dict[str, list[dt.date]]) -> dict:

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk import CronDataIntervalTimetable
 
-from ccg_pipeline.dag_support import run_as_of, run_window
+from ccg_pipeline.dag_support import day_s_load_finished, run_as_of, run_window
 
 UTC = dt.UTC
 
@@ -79,3 +79,46 @@ def test_a_scheduled_run_uses_its_interval_as_naive_utc() -> None:
 def test_a_run_with_nothing_to_date_it_is_refused() -> None:
     with pytest.raises(ValueError, match="neither a data interval nor a logical date"):
         run_window({"run_id": "manual__y", "dag_run": SimpleNamespace(run_after=None)})
+
+
+class _TaskInstance:
+    """Stands in for the task SDK's runtime task instance: records what was asked."""
+
+    def __init__(self, finished: int) -> None:
+        self.finished = finished
+        self.asked: list[dict] = []
+
+    def get_dr_count(self, **query: object) -> int:
+        self.asked.append(query)
+        return self.finished
+
+
+def _retention_context(run_type: str, ti: _TaskInstance) -> dict:
+    return {
+        # The sweep deciding 7 December: its interval ends at 03:00 that day.
+        "data_interval_start": dt.datetime(2026, 12, 6, 3, tzinfo=UTC),
+        "data_interval_end": dt.datetime(2026, 12, 7, 3, tzinfo=UTC),
+        "run_id": f"{run_type}__2026-12-06T03:00:00+00:00",
+        "dag_run": SimpleNamespace(run_type=run_type),
+        "ti": ti,
+    }
+
+
+@pytest.mark.parametrize("finished", [0, 1])
+def test_a_scheduled_sweep_waits_for_the_ingest_run_of_the_day_before(finished: int) -> None:
+    ti = _TaskInstance(finished)
+    assert day_s_load_finished(_retention_context("scheduled", ti)) is bool(finished)
+    # Ingest's run for 6 December: its interval starts at midnight that day.
+    assert ti.asked == [
+        {
+            "dag_id": "ccg_ingest",
+            "logical_dates": [dt.datetime(2026, 12, 6, tzinfo=UTC)],
+            "states": ["success", "failed"],
+        }
+    ]
+
+
+def test_a_manual_sweep_does_not_wait() -> None:
+    ti = _TaskInstance(0)
+    assert day_s_load_finished(_retention_context("manual", ti)) is True
+    assert ti.asked == []
