@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 
 from ccg_pipeline.devtools.deployment import NativeDeployment, native_deployment
-from ccg_pipeline.devtools.soak import Profile, Soak, Violation
+from ccg_pipeline.devtools.soak import Profile, Soak, Violation, recorded_arguments
 from ccg_pipeline.devtools.world import WorldOptions
 
 DAG_IDS = ("ccg_ingest", "ccg_retention", "ccg_subject_requests", "ccg_statistics", "ccg_evidence")
@@ -229,7 +229,8 @@ def run_scheduled(days: int, out: Path, *, timeout: float = 5400, progress: bool
         verdict = _judge(soak, runs, wanted)
     shutil.rmtree(work, ignore_errors=True)
     result = {
-        "command": "python -m ccg_pipeline.devtools.scheduled_soak " + " ".join(sys.argv[1:]),
+        "command": "python -m ccg_pipeline.devtools.scheduled_soak "
+        + " ".join(recorded_arguments(sys.argv[1:])),
         "profile": profile.name,
         "backend": "postgresql",
         "first_day": first.isoformat(),

@@ -1159,7 +1159,7 @@ def main(argv: list[str] | None = None) -> int:
             profile, f"sqlite:///{home / 'warehouse' / 'main.db'}", home, args.days
         )
     shutil.rmtree(home, ignore_errors=True)
-    command = "python -m ccg_pipeline.devtools.soak " + " ".join(argv)
+    command = "python -m ccg_pipeline.devtools.soak " + " ".join(recorded_arguments(argv))
     partial = args.out / f"soak-{profile.name}-{result.backend}.json"
     args.out.mkdir(parents=True, exist_ok=True)
     partial.write_text(
@@ -1170,6 +1170,19 @@ def main(argv: list[str] | None = None) -> int:
         f"{result.checks_passed} checks passed, 0 violations, {result.seconds / 60:.1f} min"
     )
     return 0
+
+
+def recorded_arguments(argv: list[str]) -> list[str]:
+    """The command line as the result records it: without `--out DIR`, a local path."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--out="):
+            skip = False
+            continue
+        skip = arg == "--out"
+        if not skip:
+            kept.append(arg)
+    return kept
 
 
 def _run_reporting(profile: Profile, url: str, home: Path, days: int | None) -> SoakResult:
