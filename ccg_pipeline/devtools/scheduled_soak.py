@@ -226,6 +226,8 @@ def run_scheduled(days: int, out: Path, *, timeout: float = 5400, progress: bool
             time.sleep(10)
             runs = _wait_idle(api, deployment, expected, timeout, progress)
             killed = _check_killed_task_retried(killer, wanted["ccg_ingest"][-1])
+        # Again from the clock: a 03:00 UTC passed during the run adds a sweep for today.
+        wanted = expected_intervals(first, dt.datetime.now(dt.UTC).replace(tzinfo=None))
         verdict = _judge(soak, runs, wanted)
     shutil.rmtree(work, ignore_errors=True)
     result = {

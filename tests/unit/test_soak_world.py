@@ -157,3 +157,17 @@ def test_the_oracles_deadline_at_its_edges() -> None:
 )
 def test_period_labels_end_where_a_reader_expects(label: str, end: dt.date) -> None:
     assert period_end(label) == end
+
+
+def test_the_scheduler_soak_expects_each_missed_interval_once() -> None:
+    from ccg_pipeline.devtools.scheduled_soak import expected_intervals
+
+    first = dt.date(2026, 11, 29)
+    before_sweep = expected_intervals(first, dt.datetime(2026, 12, 7, 1, 30))
+    # Ingest's intervals end at each midnight up to today's; retention's at 03:00 from the day
+    # after the start up to the last 03:00 passed (yesterday's, at 01:30).
+    assert before_sweep["ccg_ingest"] == [first + dt.timedelta(days=k) for k in range(8)]
+    assert before_sweep["ccg_retention"] == [first + dt.timedelta(days=k) for k in range(1, 8)]
+    after_sweep = expected_intervals(first, dt.datetime(2026, 12, 7, 3, 0))
+    assert after_sweep["ccg_retention"][-1] == dt.date(2026, 12, 7)
+    assert after_sweep["ccg_ingest"] == before_sweep["ccg_ingest"]
