@@ -226,10 +226,33 @@ def run_window(context: dict[str, Any]) -> tuple[dt.datetime | None, dt.datetime
     """(start, end, run_id) of the run's data interval, as naive UTC. Never the wall clock."""
     start = context.get("data_interval_start")
     end = context.get("data_interval_end") or context.get("logical_date")
-    if end is None:
+    dag, dag_run = context.get("dag"), context.get("dag_run")
+    logical = context.get("logical_date")
+    run_type = getattr(dag_run, "run_type", None)
+    if (
+        getattr(run_type, "value", run_type) == "manual"
+        and logical is not None
+        and hasattr(getattr(dag, "timetable", None), "expression")
+    ):
+        # A manual run for a chosen logical date covers the interval that date ends, as the
+        # REST API and `dag.test()` give it. `airflow dags trigger --logical-date` gives the
+        # interval before the moment of triggering instead: a run meant for a past day would
+        # decide for today.
+        chosen = manual_interval(dag.timetable, logical)
+        if (start, end) != chosen:
+            log.warning(
+                "run %s: data interval %s to %s does not end at its logical date %s; using %s "
+                "to %s",
+                context.get("run_id"),
+                start,
+                end,
+                logical,
+                *chosen,
+            )
+        start, end = chosen
+    elif end is None:
         # Airflow 3 manual runs may have no logical date: use the interval the DAG's timetable
         # would give a run at this run's `run_after`.
-        dag, dag_run = context.get("dag"), context.get("dag_run")
         run_after = getattr(dag_run, "run_after", None)
         if dag is None or run_after is None:
             raise ValueError("the run has neither a data interval nor a logical date")

@@ -62,6 +62,23 @@ def test_a_manual_run_without_a_logical_date_gets_the_last_complete_interval(
     assert run_as_of(_manual_context(cron, run_after)) == dt.date.fromisoformat(as_of)
 
 
+def test_a_manual_run_for_a_chosen_day_decides_for_that_day_whatever_interval_it_was_given() -> (
+    None
+):
+    """`airflow dags trigger --logical-date 2026-11-20T03:00` makes a run whose data interval ends
+    before the moment of triggering (5 to 6 December here); the run must still decide for the
+    day its logical date ends, 20 November, as a REST-triggered run does."""
+    context = {
+        **_manual_context("0 3 * * *", dt.datetime(2026, 12, 6, 9, 0, tzinfo=UTC)),
+        "logical_date": dt.datetime(2026, 11, 20, 3, 0, tzinfo=UTC),
+        "data_interval_start": dt.datetime(2026, 12, 5, 3, 0, tzinfo=UTC),
+        "data_interval_end": dt.datetime(2026, 12, 6, 3, 0, tzinfo=UTC),
+    }
+    context["dag_run"].run_type = "manual"
+    assert run_window(context)[:2] == (dt.datetime(2026, 11, 19, 3), dt.datetime(2026, 11, 20, 3))
+    assert run_as_of(context) == dt.date(2026, 11, 20)
+
+
 def test_a_scheduled_run_uses_its_interval_as_naive_utc() -> None:
     context = {
         "data_interval_start": dt.datetime(2026, 12, 6, tzinfo=UTC),
