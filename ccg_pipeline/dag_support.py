@@ -229,16 +229,17 @@ def run_window(context: dict[str, Any]) -> tuple[dt.datetime | None, dt.datetime
     dag, dag_run = context.get("dag"), context.get("dag_run")
     logical = context.get("logical_date")
     run_type = getattr(dag_run, "run_type", None)
+    timetable = getattr(dag, "timetable", None)
     if (
         getattr(run_type, "value", run_type) == "manual"
         and logical is not None
-        and hasattr(getattr(dag, "timetable", None), "expression")
+        and hasattr(timetable, "expression")
     ):
         # A manual run for a chosen logical date covers the interval that date ends, as the
         # REST API and `dag.test()` give it. `airflow dags trigger --logical-date` gives the
         # interval before the moment of triggering instead: a run meant for a past day would
         # decide for today.
-        chosen = manual_interval(dag.timetable, logical)
+        chosen = manual_interval(timetable, logical)
         if (start, end) != chosen:
             log.warning(
                 "run %s: data interval %s to %s does not end at its logical date %s; using %s "
