@@ -17,6 +17,8 @@ soak):
   day, from the world's contracts, invoices, payments and closure; with `align_to_year_end`, from
   the first 5 April on or after it), unless the world restricted it; no web request past 90 days
   and no login event past 365 days;
+- N-RET (quarantine): the malformed row of a fault day is in quarantine from that night until
+  30 days after, then gone;
 - N-RET (nothing early): every company not yet due is held with all its contracts and invoices
   (a returning customer's new ones included), and every valid web log line of the last 90 days;
 - N-RIGHTS: every request the world dropped is completed by its due date (one calendar month from
@@ -69,7 +71,7 @@ PERSONAL_COMPANY_TABLES = (
     "payments",
     "portal_users",
 )
-WEB_DAYS, AUTH_DAYS, CUSTOMER_YEARS = 90, 365, 6
+WEB_DAYS, AUTH_DAYS, CUSTOMER_YEARS, QUARANTINE_DAYS = 90, 365, 6, 30
 REQUEST_DONE = {"completed", "duplicate"}
 FAULT_ENV = "CCG_FAULT_INJECT"
 # Bad data that makes ingest refuse a whole file (and fail its run, with an alert) by design.
@@ -288,6 +290,8 @@ class SoakResult:
     fault_runs_recovered: int = 0
     refused_runs: int = 0
     attacks_run: int = 0
+    # Days the quarantine oracle found a fault day's row held (before due) or gone (after).
+    quarantine_judged: Counter[str] = field(default_factory=Counter)
     # Companies whose six-year deadline fell on a simulated day (not already past at the start).
     deadlines_in_soak: set[int] = field(default_factory=set)
     dag_seconds: dict[str, float] = field(default_factory=dict)
@@ -532,6 +536,7 @@ class Soak:
             checks += self._check_retention(conn, day, counts, deadlines)
             checks += self._check_nothing_early(conn, day, counts, deadlines)
             checks += self._check_requests(conn, day)
+            checks += self._check_quarantine(conn, day)
             checks += self._check_leaks(conn, day)
         if published:
             checks += self._check_release(day)
@@ -657,6 +662,37 @@ class Soak:
                 day, "N-RET", f"{short} valid web log lines of the last 90 days missing"
             )
         return judged + sum(1 for d in self.world.valid_web_lines if d >= since)
+
+    def _check_quarantine(self, conn: sa.Connection, day: dt.date) -> int:
+        """N-RET for `quarantine_raw`: the malformed row the world wrote into a day's CRM export
+        is quarantined by that night's load (nothing lost) and held until 30 days after, then
+        gone. Judged by the export's own day, from the world's fault calendar."""
+        judged = 0
+        for fault_day, fault in self.profile.world.faults.items():
+            if fault != "malformed_row" or fault_day > day:
+                continue
+            held = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM personal.quarantine WHERE source = 'crm' "
+                    "AND source_ref = :name"
+                ),
+                {"name": f"contacts_{fault_day:%Y%m%d}.csv"},
+            ).scalar_one()
+            # Quarantined at the end of the first run day on or after the fault day (the DAGs
+            # may not run daily); due 30 days after that.
+            loaded = min(d for d in [*(f.day for f in self.result.days), day] if d >= fault_day)
+            due = loaded + dt.timedelta(days=1 + QUARANTINE_DAYS)
+            if day >= due and held:
+                raise Violation(
+                    day, "N-RET", f"{held} quarantined rows of {fault_day} held past {due}"
+                )
+            if day < due and not held:
+                raise Violation(
+                    day, "N-RET", f"the malformed row of {fault_day} is not in quarantine"
+                )
+            self.result.quarantine_judged["held" if held else "gone"] += 1
+            judged += 1
+        return judged
 
     def _check_requests(self, conn: sa.Connection, day: dt.date) -> int:
         rows = {
@@ -1210,6 +1246,7 @@ def _result_json(result: SoakResult, command: str) -> dict:
         "fault_runs_recovered": result.fault_runs_recovered,
         "refused_runs": result.refused_runs,
         "attacks_run": result.attacks_run,
+        "quarantine_judged": dict(result.quarantine_judged),
         "dag_seconds": {k: round(v, 1) for k, v in result.dag_seconds.items()},
         "days": [
             {

@@ -40,6 +40,8 @@ def test_quick_profile_keeps_every_promise_for_sixty_days(soak_home: Path) -> No
     assert result.refused_runs == 2
     assert result.days[-1].published_rows > 0
     assert result.attacks_run > 0  # the disclosure attacks had counts and profiles to work on
+    # The malformed row of day 4 was judged held in quarantine, then gone after its 30 days.
+    assert result.quarantine_judged["held"] > 0 and result.quarantine_judged["gone"] > 0
 
 
 def test_retention_one_day_late_is_caught_on_the_day_it_affects(
