@@ -673,7 +673,7 @@ class Soak:
                 continue
             held = conn.execute(
                 sa.text(
-                    "SELECT count(*) FROM personal.quarantine WHERE source = 'crm' "
+                    "SELECT count(*) FROM personal.quarantine WHERE source = 'crm.contacts' "
                     "AND source_ref = :name"
                 ),
                 {"name": f"contacts_{fault_day:%Y%m%d}.csv"},
