@@ -285,20 +285,28 @@ def manual_interval(timetable: Any, run_after: dt.datetime) -> tuple[dt.datetime
 LOAD_WAIT = dt.timedelta(hours=3)
 
 
+# How far past the day a finished ingest run may be and still show the day was loaded.
+LOAD_LOOKAHEAD_DAYS = 8
+
+
 def day_s_load_finished(context: dict[str, Any]) -> bool:
-    """For a scheduled `ccg_retention` run deciding day D: has the `ccg_ingest` run of day D-1
-    (the interval that ended at midnight) finished, in success or failure? Asked of Airflow
-    through the task's execution API, not the metadata database. Other runs (manual, backfill,
-    `dag.test`) do not wait."""
+    """For a scheduled `ccg_retention` run deciding day D: has `ccg_ingest` finished (in success
+    or failure) its run for day D-1 (the interval that ended at midnight) or a later day's? A
+    later day counts because ingest runs its days in order, and because a newly unpaused ingest
+    runs only the latest interval. Asked of Airflow through the task's execution API, not the
+    metadata database. Other runs (manual, backfill, `dag.test`) do not wait."""
     run_type = getattr(context.get("dag_run"), "run_type", None)
     if getattr(run_type, "value", run_type) != "scheduled":
         return True
     day = run_as_of(context) - dt.timedelta(days=1)
-    load = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    loads = [
+        dt.datetime.combine(day + dt.timedelta(days=k), dt.time(), tzinfo=dt.UTC)
+        for k in range(LOAD_LOOKAHEAD_DAYS)
+    ]
     finished = context["ti"].get_dr_count(
-        dag_id="ccg_ingest", logical_dates=[load], states=["success", "failed"]
+        dag_id="ccg_ingest", logical_dates=loads, states=["success", "failed"]
     )
-    log.info("ccg_ingest run for %s finished: %s", day, bool(finished))
+    log.info("ccg_ingest runs finished for %s or the week after: %d", day, finished)
     return bool(finished)
 
 

@@ -81,7 +81,9 @@ def stock_flow_widths(frame: pd.DataFrame, spec: Perturbation = SPEC) -> list[fl
 def invoice_truth(url: str) -> pd.DataFrame:
     """Per revenue cell: the true total and the largest company's part, straight from the
     personal zone by SQL of its own."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    from ccg_pipeline.warehouse.engine import create_warehouse_engine
+
+    engine = create_warehouse_engine(url)  # on SQLite, with the zone files attached
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(

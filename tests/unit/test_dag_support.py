@@ -125,14 +125,14 @@ def _retention_context(run_type: str, ti: _TaskInstance) -> dict:
 def test_a_scheduled_sweep_waits_for_the_ingest_run_of_the_day_before(finished: int) -> None:
     ti = _TaskInstance(finished)
     assert day_s_load_finished(_retention_context("scheduled", ti)) is bool(finished)
-    # Ingest's run for 6 December: its interval starts at midnight that day.
-    assert ti.asked == [
-        {
-            "dag_id": "ccg_ingest",
-            "logical_dates": [dt.datetime(2026, 12, 6, tzinfo=UTC)],
-            "states": ["success", "failed"],
-        }
-    ]
+    # Ingest's run for 6 December (its interval starts at midnight that day) or a later day's:
+    # a newly unpaused ingest runs only its latest interval, and a catch-up runs days in order.
+    (asked,) = ti.asked
+    assert asked["dag_id"] == "ccg_ingest" and asked["states"] == ["success", "failed"]
+    assert asked["logical_dates"][0] == dt.datetime(2026, 12, 6, tzinfo=UTC)
+    assert asked["logical_dates"] == sorted(asked["logical_dates"])
+    assert all(d.time() == dt.time() for d in asked["logical_dates"])
+    assert dt.datetime(2026, 12, 5, tzinfo=UTC) not in asked["logical_dates"]
 
 
 def test_a_manual_sweep_does_not_wait() -> None:
