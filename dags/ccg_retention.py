@@ -5,8 +5,8 @@
 03:00 on its day, and every decision is made as of that day (from the interval, never the wall
 clock), so a backfill for an earlier day decides as that day would have; `max_active_runs=1`,
 so sweeps never overlap. A scheduled run first waits (`wait_for_the_day_s_load`, a rescheduling
-sensor) for the `ccg_ingest` run of the day before to finish, in success or failure, at most
-three hours; then the sweep runs regardless. Manual runs do not wait.
+sensor) until `ccg_ingest` has finished, in success or failure, its run for the day before or a
+later day's, at most three hours; then the sweep runs regardless. Manual runs do not wait.
 
 **Reads:** the personal zone, the policy's retention rules (`ccg_pipeline/policy/notice.yaml`)
 and legal holds (`ops.legal_holds`).
