@@ -222,16 +222,22 @@ def run_as_of(context: dict[str, Any]) -> dt.date:
     return (end - dt.timedelta(microseconds=1)).date()
 
 
+def run_type_of(context: dict[str, Any]) -> str | None:
+    """ "scheduled", "manual", "backfill", ...: the run's type as a plain string (the context
+    may carry Airflow's enum or its value)."""
+    run_type = getattr(context.get("dag_run"), "run_type", None)
+    return getattr(run_type, "value", run_type)
+
+
 def run_window(context: dict[str, Any]) -> tuple[dt.datetime | None, dt.datetime, str]:
     """(start, end, run_id) of the run's data interval, as naive UTC. Never the wall clock."""
     start = context.get("data_interval_start")
     end = context.get("data_interval_end") or context.get("logical_date")
     dag, dag_run = context.get("dag"), context.get("dag_run")
     logical = context.get("logical_date")
-    run_type = getattr(dag_run, "run_type", None)
     timetable = getattr(dag, "timetable", None)
     if (
-        getattr(run_type, "value", run_type) == "manual"
+        run_type_of(context) == "manual"
         and logical is not None
         and hasattr(timetable, "expression")
     ):
@@ -295,8 +301,7 @@ def day_s_load_finished(context: dict[str, Any]) -> bool:
     later day counts because ingest runs its days in order, and because a newly unpaused ingest
     runs only the latest interval. Asked of Airflow through the task's execution API, not the
     metadata database. Other runs (manual, backfill, `dag.test`) do not wait."""
-    run_type = getattr(context.get("dag_run"), "run_type", None)
-    if getattr(run_type, "value", run_type) != "scheduled":
+    if run_type_of(context) != "scheduled":
         return True
     day = run_as_of(context) - dt.timedelta(days=1)
     loads = [

@@ -161,14 +161,14 @@ def _kill_children_of(marker: str) -> int:
         if not proc.name.isdigit():
             continue
         try:
-            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if marker not in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                continue
             children = (proc / "task" / proc.name / "children").read_text().split()
         except OSError:
             continue
-        if marker in command:
-            for child in children:
-                os.kill(int(child), signal.SIGKILL)
-                killed += 1
+        for child in children:
+            os.kill(int(child), signal.SIGKILL)
+            killed += 1
     return killed
 
 
