@@ -19,6 +19,9 @@ soak):
   and no login event past 365 days;
 - N-RET (quarantine): the malformed row of a fault day is in quarantine from that night until
   30 days after, then gone;
+- N-RET (people): three months after a portal account closed its password hash and interests are
+  gone; 30 days after a person's last word on marketing was an opt-out none of their marketing
+  activities is held; two years after a lead's last activity their CRM record is gone;
 - N-RET (nothing early): every company not yet due is held with all its contracts and invoices
   (a returning customer's new ones included), and every valid web log line of the last 90 days;
 - N-RIGHTS: every request the world dropped is completed by its due date (one calendar month from
@@ -72,6 +75,13 @@ PERSONAL_COMPANY_TABLES = (
     "portal_users",
 )
 WEB_DAYS, AUTH_DAYS, CUSTOMER_YEARS, QUARANTINE_DAYS = 90, 365, 6, 30
+# The notice's other periods (policy s.8 decisions), restated: profile data three months after the
+# account closes, marketing history 30 days after an opt-out, a prospect two years after their
+# last activity.
+PROFILE_MONTHS, MARKETING_DAYS, PROSPECT_YEARS = 3, 30, 2
+# The CRM's own vocabulary for a person's word on marketing (what its export writes).
+SAYS_STOP = {"MARKETING_OPT_OUT", "MARKETING_CONSENT_WITHDRAWN", "MAILING_LIST_UNSUBSCRIBE"}
+SAYS_YES = {"MARKETING_CONSENT_GRANTED", "MAILING_LIST_SUBSCRIBE"}
 REQUEST_DONE = {"completed", "duplicate"}
 FAULT_ENV = "CCG_FAULT_INJECT"
 # Bad data that makes ingest refuse a whole file (and fail its run, with an alert) by design.
@@ -114,7 +124,9 @@ def _on_days(start: dt.date, offsets: dict[int, Offset]) -> dict[dt.date, Offset
 def quick_profile(seed: int = 13) -> Profile:
     """About 60 days from 1 March: a month end, a quarter end and the 5 April year end. With this
     seed, customers' six-year deadlines fall on days 3, 7, 9, 20, 32, 34-36 and 47; one customer
-    comes back just before its deadline and one after its data went."""
+    comes back just before its deadline and one after its data went. A closed account's profile
+    data falls due on day 6, an inactive lead on day 8 and an opt-out's marketing history on day
+    10 (days counted from 0)."""
     start = dt.date(2026, 3, 1)
     return Profile(
         name="quick",
@@ -125,6 +137,10 @@ def quick_profile(seed: int = 13) -> Profile:
             companies=45,
             prospects=20,
             scripted_returns=_on_days(start, {5: "before_deadline", 11: "after_deadline"}),
+            scripted_people=_on_days(
+                start,
+                {6: "profile_after_closure", 8: "prospect_inactive", 10: "marketing_after_opt_out"},
+            ),
             history_log_days=95,
             web_lines_per_day=20,
             faults=_on_days(
@@ -226,6 +242,14 @@ def _plus_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
 
 
+def _count_in(conn: sa.Connection, sql: str, ids: list[int]) -> int:
+    """`sql` counts rows whose key is in `ids` (an expanding `:ids`); 0 for no ids."""
+    if not ids:
+        return 0
+    statement = sa.text(sql).bindparams(sa.bindparam("ids", expanding=True))
+    return int(conn.execute(statement, {"ids": sorted(set(ids))}).scalar_one())
+
+
 def customer_deadline(last_business_day: dt.date, *, align_to_year_end: bool) -> dt.date:
     start = last_business_day
     if align_to_year_end:
@@ -292,6 +316,8 @@ class SoakResult:
     attacks_run: int = 0
     # Days the quarantine oracle found a fault day's row held (before due) or gone (after).
     quarantine_judged: Counter[str] = field(default_factory=Counter)
+    # People the CRM and profile rules judged due: rule -> people (rows checked gone or emptied).
+    people_judged: Counter[str] = field(default_factory=Counter)
     # Companies whose six-year deadline fell on a simulated day (not already past at the start).
     deadlines_in_soak: set[int] = field(default_factory=set)
     dag_seconds: dict[str, float] = field(default_factory=dict)
@@ -537,6 +563,7 @@ class Soak:
             checks += self._check_nothing_early(conn, day, counts, deadlines)
             checks += self._check_requests(conn, day)
             checks += self._check_quarantine(conn, day)
+            checks += self._check_people_rules(conn, day)
             checks += self._check_leaks(conn, day)
         if published:
             checks += self._check_release(day)
@@ -693,6 +720,93 @@ class Soak:
             self.result.quarantine_judged["held" if held else "gone"] += 1
             judged += 1
         return judged
+
+    def _check_people_rules(self, conn: sa.Connection, day: dt.date) -> int:
+        """N-RET for the rules about people rather than companies, from the world's portal users,
+        CRM contacts and activities:
+
+        - profile_after_closure: three months after a portal account closed, its password hash
+          and interests are gone;
+        - marketing_after_opt_out: 30 days after a person's last word on marketing was an
+          opt-out, none of their marketing activities (any CRM record with their address) is held;
+        - prospect_inactive: two years after a lead's last activity, their CRM record is gone.
+
+        Judged only where every reading of the rule agrees: restricted people are excused (their
+        data is held, storage only), and a lead whose address ever had a portal login is left to
+        the customer rules."""
+        world = self.world
+        restricted = {
+            u["email"].strip().lower()
+            for u in world.rows["users"].values()
+            if u["id"] in world.restricted_user_ids
+        }
+        judged: Counter[str] = Counter()
+        overdue: Counter[str] = Counter()
+
+        due_profiles = [
+            u["id"]
+            for u in world.rows["users"].values()
+            if u["closed_at"]
+            and _plus_months(dt.date.fromisoformat(u["closed_at"][:10]), PROFILE_MONTHS) <= day
+            and u["id"] not in world.restricted_user_ids
+            and u["company_id"] not in world.restricted_companies
+        ]
+        judged["profile_after_closure"] = len(due_profiles)
+        overdue["profile_after_closure"] = _count_in(
+            conn,
+            "SELECT count(*) FROM personal.portal_users WHERE user_id IN :ids "
+            "AND (password_hash IS NOT NULL OR interests IS NOT NULL)",
+            due_profiles,
+        )
+
+        address_of = {cid: c["Email"].strip().lower() for cid, c in world.contacts.items()}
+        last_word: dict[str, tuple[str, str]] = {}
+        for activity in world.pop.activities:
+            kind = activity["Activity Type"]
+            if kind in SAYS_STOP or kind in SAYS_YES:
+                address = address_of.get(activity["Contact ID"])
+                if address and (
+                    address not in last_word or activity["Activity Date"] >= last_word[address][0]
+                ):
+                    last_word[address] = (activity["Activity Date"], kind)
+        opted_out = {
+            address
+            for address, (when, kind) in last_word.items()
+            if kind in SAYS_STOP
+            and dt.date.fromisoformat(when[:10]) + dt.timedelta(days=MARKETING_DAYS) <= day
+            and address not in restricted
+        }
+        judged["marketing_after_opt_out"] = len(opted_out)
+        overdue["marketing_after_opt_out"] = _count_in(
+            conn,
+            "SELECT count(*) FROM personal.crm_activities WHERE crm_contact_id IN :ids "
+            f"AND activity_type IN ({', '.join(repr(t) for t in sorted(SAYS_STOP | SAYS_YES))})",
+            [cid for cid, address in address_of.items() if address in opted_out],
+        )
+
+        ever_logged_in = {u["email"].strip().lower() for u in world.rows["users"].values()}
+        due_prospects = [
+            cid
+            for cid, c in world.contacts.items()
+            if c["Lifecycle Stage"] != "customer"
+            and address_of[cid] not in ever_logged_in | restricted
+            and _plus_years(
+                dt.date.fromisoformat((c["Last Activity Date"] or c["Create Date"])[:10]),
+                PROSPECT_YEARS,
+            )
+            <= day
+        ]
+        judged["prospect_inactive"] = len(due_prospects)
+        overdue["prospect_inactive"] = _count_in(
+            conn,
+            "SELECT count(*) FROM personal.crm_contacts WHERE crm_contact_id IN :ids",
+            due_prospects,
+        )
+
+        if +overdue:
+            raise Violation(day, "N-RET", f"people's rows held past their rule: {dict(+overdue)}")
+        self.result.people_judged |= judged  # the most judged due on one day, per rule
+        return sum(judged.values())
 
     def _check_requests(self, conn: sa.Connection, day: dt.date) -> int:
         rows = {
@@ -1247,6 +1361,7 @@ def _result_json(result: SoakResult, command: str) -> dict:
         "refused_runs": result.refused_runs,
         "attacks_run": result.attacks_run,
         "quarantine_judged": dict(result.quarantine_judged),
+        "people_judged": dict(result.people_judged),
         "dag_seconds": {k: round(v, 1) for k, v in result.dag_seconds.items()},
         "days": [
             {

@@ -22,6 +22,7 @@ each request asked and when. Nothing here imports the pipeline's runtime code.
 
 from __future__ import annotations
 
+import calendar
 import csv
 import datetime as dt
 import gzip
@@ -99,6 +100,12 @@ def _at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hour, minute))
 
 
+def _minus_months(day: dt.date, months: int) -> dt.date:
+    """The same day `months` earlier, or that month's last day if it is shorter."""
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    return dt.date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
 def _day_of(text: str | None) -> dt.date | None:
     return dt.date.fromisoformat(text[:10]) if text else None
 
@@ -123,6 +130,10 @@ class WorldOptions:
     scripted_returns: dict[dt.date, str] = field(default_factory=dict)
     # Day -> how many open contracts end that day (their companies cease if none is left).
     scripted_ceases: dict[dt.date, int] = field(default_factory=dict)
+    # Day -> a person whose data falls due under a people rule that day, set up before the start:
+    # "profile_after_closure" (a portal account closed three months before), "prospect_inactive"
+    # (a lead last active two years before), "marketing_after_opt_out" (an opt-out 30 days before).
+    scripted_people: dict[dt.date, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -195,6 +206,7 @@ class World:
         self._payments_due: dict[dt.date, list[int]] = defaultdict(list)
         self._next_invoice: dict[int, dt.date] = {}
         self._schedule_open_contracts()
+        self._script_people(before)
         self._write_initial_sources(before)
 
     # --- the truth the oracles read -------------------------------------------------------------
@@ -508,6 +520,44 @@ class World:
                     )
         db.close()
         self._dirty.clear()
+
+    def _script_people(self, before: dt.date) -> None:
+        """People placed so that a people rule's period ends on a given soak day (the history
+        the CRM and the portal already hold on the first day)."""
+        rng = random.Random(self.options.seed * 31 + 5)
+        for due, rule in sorted(self.options.scripted_people.items()):
+            if rule == "profile_after_closure":
+                trigger = _minus_months(due, 3)
+            elif rule == "prospect_inactive":
+                trigger = _minus_months(due, 24)
+            elif rule == "marketing_after_opt_out":
+                trigger = due - dt.timedelta(days=30)
+            else:
+                raise ValueError(f"unknown people rule {rule!r}")
+            if trigger > before:
+                raise ValueError(f"{rule} due {due}: its trigger {trigger} is after the start")
+            if rule == "profile_after_closure":
+                user = next(
+                    u
+                    for u in self.rows["users"].values()
+                    if u["closed_at"] is None and u["password_hash"]
+                )
+                closed = _ts(_at(trigger, 16))
+                user.update(closed_at=closed, updated_at=closed)
+                continue
+            f = self.pop.locale("GB")
+            first, last = f.first_name(), f.last_name()
+            email = self.pop.unique_email(first, last, rng.choice(["gmail.com", "outlook.com"]))
+            if rule == "prospect_inactive":
+                self._contact(first, last, email, "GB", "", "lead", _at(trigger, 9))
+                continue
+            contact = self._contact(
+                first, last, email, "GB", "", "lead", _at(trigger - dt.timedelta(days=200), 9)
+            )
+            consent = _at(trigger - dt.timedelta(days=100), 11)
+            self._activity(contact, "MARKETING_CONSENT_GRANTED", consent, "Consent: email", "")
+            self._activity(contact, "MARKETING_OPT_OUT", _at(trigger, 11), "Unsubscribed", "")
+            contact["Marketing Contact Status"] = "Unsubscribed"
 
     # --- the CRM ---------------------------------------------------------------------------------
 

@@ -42,6 +42,13 @@ def test_quick_profile_keeps_every_promise_for_sixty_days(soak_home: Path) -> No
     assert result.attacks_run > 0  # the disclosure attacks had counts and profiles to work on
     # The malformed row of day 4 was judged held in quarantine, then gone after its 30 days.
     assert result.quarantine_judged["held"] > 0 and result.quarantine_judged["gone"] > 0
+    # The people rules judged someone due, the scripted cases included.
+    assert set(result.people_judged) == {
+        "profile_after_closure",
+        "marketing_after_opt_out",
+        "prospect_inactive",
+    }
+    assert all(result.people_judged.values())
 
 
 def test_retention_one_day_late_is_caught_on_the_day_it_affects(
@@ -66,6 +73,30 @@ def test_retention_one_day_late_is_caught_on_the_day_it_affects(
     assert caught.value.clause == "N-RET", str(caught.value)
     assert caught.value.day == profile.world.start + dt.timedelta(days=3)
     assert "six-year deadline" in caught.value.detail
+
+
+def test_profile_data_kept_one_day_too_long_is_caught_on_its_day(
+    soak_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A planted bug in a people rule: periods counted in months end one day late in the
+    pipeline's arithmetic. The world closed an account so that its three months end on day 6;
+    the oracle reads the closure from the portal's truth and must see the hash still held."""
+    original = deadlines.add_period
+
+    def one_day_late(day: dt.date, period) -> dt.date:  # type: ignore[no-untyped-def]
+        shifted = original(day, period)
+        return shifted + dt.timedelta(days=1) if period.months else shifted
+
+    monkeypatch.setattr(deadlines, "add_period", one_day_late)
+    profile = quick_profile()
+    soak = Soak(profile, f"sqlite:///{soak_home / 'warehouse' / 'main.db'}", soak_home)
+
+    with pytest.raises(Violation) as caught:
+        soak.run(days=8)
+
+    assert caught.value.clause == "N-RET", str(caught.value)
+    assert caught.value.day == profile.world.start + dt.timedelta(days=6)
+    assert "profile_after_closure" in caught.value.detail
 
 
 def test_an_address_in_a_task_log_is_caught_the_same_day(
