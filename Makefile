@@ -53,10 +53,11 @@ test: $(STAMP) postgres-deps browser-deps  ## run the whole test suite (unit, DA
 test-unit: $(STAMP)  ## fast tests only
 	$(BIN)/pytest -m "unit or dags" $(PYTEST_ARGS)
 
-lint: $(STAMP)  ## ruff check and format check, mypy
+lint: $(STAMP)  ## ruff check and format check, mypy, import layers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 fmt: $(STAMP)  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

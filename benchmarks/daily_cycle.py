@@ -163,7 +163,7 @@ def step_retention(home: str, sources: str, url: str) -> dict[str, Any]:
 
 
 def step_statistics(home: str, sources: str, url: str) -> dict[str, Any]:
-    from ccg_pipeline.statistics import build_statistics
+    from ccg_pipeline.publication import build_statistics
 
     rows = _personal_rows(url)
     t0 = time.perf_counter()
@@ -172,7 +172,7 @@ def step_statistics(home: str, sources: str, url: str) -> dict[str, Any]:
 
 
 def step_validation(home: str, sources: str, url: str) -> dict[str, Any]:
-    from ccg_pipeline.statistics import validate_statistics
+    from ccg_pipeline.publication import validate_statistics
 
     rows = _staged_rows(url)
     t0 = time.perf_counter()
@@ -185,7 +185,7 @@ def step_validation(home: str, sources: str, url: str) -> dict[str, Any]:
 
 
 def step_publish(home: str, sources: str, url: str) -> dict[str, Any]:
-    from ccg_pipeline.statistics import publish_statistics
+    from ccg_pipeline.publication import publish_statistics
 
     rows = _staged_rows(url)
     t0 = time.perf_counter()

@@ -91,7 +91,7 @@ def generate_sources(out: Path, companies: int) -> dict[str, int]:
 def build_warehouse(settings: Settings) -> dict[str, float]:
     """What `ccg ingest`, `ccg retention run` (then the DAG's vacuum) and `ccg statistics run`
     do, timed per step."""
-    from ccg_pipeline import statistics as stats
+    from ccg_pipeline import publication as stats
     from ccg_pipeline.ingest import ingest_source
     from ccg_pipeline.retention import run_retention
     from ccg_pipeline.retention.sweep import vacuum_personal_zone

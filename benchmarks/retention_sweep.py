@@ -29,7 +29,8 @@ from warehouses import warehouse_urls
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.retention.sweep import sweep
 from ccg_pipeline.warehouse import migrate
-from ccg_pipeline.warehouse.engine import checkpoint, create_warehouse_engine, is_sqlite
+from ccg_pipeline.warehouse.backend import backend_of
+from ccg_pipeline.warehouse.engine import create_warehouse_engine, is_sqlite
 from ccg_pipeline.warehouse.rollups import roll_up_missing_web_files
 
 AS_OF = dt.date(2026, 11, 23)
@@ -129,7 +130,7 @@ def time_bare_delete(url: str) -> tuple[float, float, int]:
             {"cutoff": cutoff.strftime("%Y-%m-%d %H:%M:%S.000000") if is_sqlite(url) else cutoff},
         ).rowcount
     seconds = time.perf_counter() - start
-    checkpoint(engine)
+    backend_of(engine).checkpoint(engine)
     durable = time.perf_counter() - start
     engine.dispose()
     return seconds, durable, deleted

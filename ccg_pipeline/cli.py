@@ -91,15 +91,12 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    from ccg_pipeline.warehouse.engine import is_sqlite, sqlite_zone_files
+    from ccg_pipeline.warehouse.backend import backend_of
     from ccg_pipeline.warehouse.summary import render, summarise
 
     settings = args.settings
-    files = (
-        {z: str(p) for z, p in sqlite_zone_files(settings.warehouse_url).items()}
-        if is_sqlite(settings.warehouse_url)
-        else None
-    )
+    zone_files = backend_of(settings.warehouse_url).zone_files(settings.warehouse_url)
+    files = {z: str(p) for z, p in zone_files.items()} if zone_files is not None else None
     print(render(summarise(_engine(settings)), files))
     return 0
 
@@ -144,15 +141,15 @@ def _cmd_retention(args: argparse.Namespace) -> int:
 
 
 def _cmd_statistics(args: argparse.Namespace) -> int:
-    from ccg_pipeline import statistics
+    from ccg_pipeline import publication, statistics
     from ccg_pipeline.statistics import dictionary
 
     if args.statistics_command == "run":
         run_id = args.run_id or f"cli__{args.as_of.isoformat()}"
-        built = statistics.build_statistics(args.settings, args.as_of, run_id)
+        built = publication.build_statistics(args.settings, args.as_of, run_id)
         print(json.dumps({"built": built}))
-        print(json.dumps({"validated": statistics.validate_statistics(args.settings, run_id)}))
-        print(json.dumps(statistics.publish_statistics(args.settings, run_id)))
+        print(json.dumps({"validated": publication.validate_statistics(args.settings, run_id)}))
+        print(json.dumps(publication.publish_statistics(args.settings, run_id)))
     elif args.statistics_command == "dictionary":
         text = dictionary.render()
         if args.check:
@@ -169,7 +166,7 @@ def _cmd_statistics(args: argparse.Namespace) -> int:
     elif args.statistics_command == "example":
         print(statistics.render_example(args.settings, args.table))
     else:  # role-sql
-        from ccg_pipeline.statistics.access import analyst_role_sql
+        from ccg_pipeline.warehouse.roles import analyst_role_sql
 
         print(analyst_role_sql())
     return 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 ENV = "CCG_FAULT_INJECT"
@@ -31,8 +32,9 @@ class InjectedFault(ConnectionError):
     """The `raise` action: a crash where the test asked for one."""
 
 
-def reach(point: str, conn: Any = None) -> None:
-    """Mark that this process reached `point`, inside the transaction of `conn` if given."""
+def reach(point: str, conn: Any = None, cut: Callable[[Any], None] | None = None) -> None:
+    """Mark that this process reached `point`, inside the transaction of `conn` if given; `cut`
+    ends that connection's session (the warehouse's backend knows how)."""
     spec = os.environ.get(ENV)
     if not spec:
         return
@@ -46,25 +48,10 @@ def reach(point: str, conn: Any = None) -> None:
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     elif action == "cut":
-        _cut(conn)
+        if conn is None or cut is None:
+            raise ValueError(f"{ENV}: the cut action needs a point inside a transaction")
+        cut(conn)
     elif action == "raise":
         raise InjectedFault(f"fault injected at {point}")
     else:
         raise ValueError(f"{ENV}: unknown action {action!r}; expected kill, cut or raise")
-
-
-def _cut(conn: Any) -> None:
-    if conn is None:
-        raise ValueError(f"{ENV}: the cut action needs a point inside a transaction")
-    if conn.dialect.name == "postgresql":
-        import sqlalchemy as sa
-
-        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-        other = sa.create_engine(conn.engine.url, poolclass=sa.pool.NullPool)
-        try:
-            with other.connect() as killer:
-                killer.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        finally:
-            other.dispose()
-    else:
-        conn.connection.dbapi_connection.close()

@@ -1,4 +1,4 @@
-"""The personal-data model: every personal-zone table declared once (DESIGN.md section 3a).
+"""The personal-data model: every personal-zone table declared once (docs/DESIGN.md section 3a).
 
 For each table: the notice category of every column (most by reference to the data-map column it
 is loaded from, so the two cannot drift), how a row reaches its data subject and its company (by
@@ -12,7 +12,7 @@ must know what a personal table means reads it from here:
 - rectification: the columns a correction may change;
 - breach assessment (`breach`): categories, subject paths, free text;
 - the known-identifier scan of the validation gate: names, emails, usernames, phones;
-- the evidence (`evidence.oracles`): every table is checked, whatever the sweep selects.
+- the evidence (`ccg_pipeline.oracles`): every table is checked, whatever the sweep selects.
 
 Quarantined records are reached through the keys ingest reads from them (`QUARANTINE_LINKS`), and
 the files the pipeline writes with personal data are listed in `PERSONAL_FILES`.
@@ -67,7 +67,7 @@ class Erasure(StrEnum):
 
 @dataclass(frozen=True)
 class PersonalTable:
-    """One personal-zone table, declared once (DESIGN.md section 3a)."""
+    """One personal-zone table, declared once (docs/DESIGN.md section 3a)."""
 
     columns: Mapping[str, ColumnTag]
     # Column `--since` filters on: when the row was last written or the event happened.

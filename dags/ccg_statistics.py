@@ -61,7 +61,7 @@ def ccg_statistics() -> None:
     def build_statistics(**context) -> dict:
         """Build every table in staging for the run's as-of date (counts in XCom only)."""
         from ccg_pipeline.dag_support import task_settings, triggered_as_of
-        from ccg_pipeline.statistics import build_statistics as build
+        from ccg_pipeline.publication import build_statistics as build
 
         return build(task_settings(), triggered_as_of(context), str(context["run_id"]))
 
@@ -69,7 +69,7 @@ def ccg_statistics() -> None:
     def validate_statistics(_built: dict, **context) -> dict:
         """The GX validation gate on the staged build; fails with counts per expectation."""
         from ccg_pipeline.dag_support import task_settings
-        from ccg_pipeline.statistics import validate_statistics as validate
+        from ccg_pipeline.publication import validate_statistics as validate
 
         return validate(task_settings(), str(context["run_id"]))
 
@@ -77,7 +77,7 @@ def ccg_statistics() -> None:
     def publish_statistics(_validated: dict, **context) -> dict:
         """Swap the validated build in, in one transaction; the previous version stays otherwise."""
         from ccg_pipeline.dag_support import task_settings
-        from ccg_pipeline.statistics import publish_statistics as publish
+        from ccg_pipeline.publication import publish_statistics as publish
 
         published = publish(task_settings(), str(context["run_id"]))
         context["outlet_events"][STATISTICS].extra = {

@@ -79,7 +79,7 @@ def ccg_subject_requests() -> None:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from ccg_pipeline.dag_support import task_settings
-        from ccg_pipeline.statistics import current_release_day
+        from ccg_pipeline.publication import current_release_day
 
         handled = processed.get("handled", {})
         if not (handled.get("erase") or handled.get("object") or handled.get("restrict")):

@@ -215,20 +215,10 @@ def _box(terms: Terms, lower: np.ndarray, upper: np.ndarray) -> tuple[float, flo
     return low, high
 
 
-def attacker_intervals(
-    view: AttackerView, *, integer: bool = True, enough: float | None = None
-) -> AuditResult:
-    """The interval of every cell and derived quantity of `view`, rounded inward to integers
-    when the true values are counts. With `enough`, an interval already known to be at least
-    that wide is reported as the part found (a lower bound on its width): a pass stays a pass,
-    and every interval narrower than `enough` is exact."""
+def _component_labels(view: AttackerView) -> np.ndarray:
+    """The connected component of every variable: variables are linked when a constraint or a
+    derived quantity names them together."""
     n = len(view.names)
-    lower = np.asarray(view.lower, dtype=np.float64)
-    upper = np.asarray(view.upper, dtype=np.float64)
-    targets: list[tuple[str, Terms]] = [
-        (name, {i: 1.0}) for i, name in enumerate(view.names) if i not in view.constants
-    ]
-    targets += view.derived
     links_from, links_to = [], []
     for terms in [
         *view.equalities,
@@ -240,7 +230,78 @@ def attacker_intervals(
         links_from += variables[:-1]
         links_to += variables[1:]
     graph = csr_matrix((np.ones(len(links_from)), (links_from, links_to)), shape=(n, n))
-    label = connected_components(graph, directed=False)[1] if n else np.array([], dtype=int)
+    return connected_components(graph, directed=False)[1] if n else np.array([], dtype=int)
+
+
+def _target_vectors(targets: list[Terms], variables: list[int]) -> list[np.ndarray]:
+    """Each target as a coefficient vector over its component's variables."""
+    column_of = {v: i for i, v in enumerate(variables)}
+    vectors = []
+    for terms in targets:
+        vector = np.zeros(len(variables))
+        for var, coef in terms.items():
+            vector[column_of[var]] = coef
+        vectors.append(vector)
+    return vectors
+
+
+def _component_intervals(
+    variables: list[int],
+    constraints: tuple[list[Terms], list[Terms], list[Terms]],
+    lower: np.ndarray,
+    upper: np.ndarray,
+    vectors: list[np.ndarray],
+    boxes: list[tuple[float, float]],
+    enough: float | None,
+    result: AuditResult,
+) -> list[tuple[float, float]] | None:
+    """The intervals of one component's targets, or None when its published values contradict
+    its hard identities. `constraints` are its (equalities, inequalities, soft equalities). Adds
+    the LPs solved, and any soft identities dropped, to `result`."""
+    equalities, inequalities, soft = constraints
+    component = _Component(
+        variables, equalities + soft, inequalities, lower[variables], upper[variables]
+    )
+    exact: list[tuple[float, float]] | None
+    try:
+        try:
+            exact = component.intervals(vectors, boxes, enough)
+        except _Infeasible:
+            if not soft:
+                raise
+            # Some soft identity was broken between releases: drop only those.
+            hard = _Component(
+                variables, equalities, inequalities, lower[variables], upper[variables]
+            )
+            broken = hard.broken(soft)
+            kept = [terms for terms, gone in zip(soft, broken, strict=True) if not gone]
+            result.lp_solves += component.solves + hard.solves
+            component = _Component(
+                variables, equalities + kept, inequalities, lower[variables], upper[variables]
+            )
+            exact = component.intervals(vectors, boxes, enough)
+            result.relaxed_components += 1
+            result.dropped_identities += sum(broken)
+    except _Infeasible:
+        exact = None
+    result.lp_solves += component.solves
+    return exact
+
+
+def attacker_intervals(
+    view: AttackerView, *, integer: bool = True, enough: float | None = None
+) -> AuditResult:
+    """The interval of every cell and derived quantity of `view`, rounded inward to integers
+    when the true values are counts. With `enough`, an interval already known to be at least
+    that wide is reported as the part found (a lower bound on its width): a pass stays a pass,
+    and every interval narrower than `enough` is exact."""
+    lower = np.asarray(view.lower, dtype=np.float64)
+    upper = np.asarray(view.upper, dtype=np.float64)
+    targets: list[tuple[str, Terms]] = [
+        (name, {i: 1.0}) for i, name in enumerate(view.names) if i not in view.constants
+    ]
+    targets += view.derived
+    label = _component_labels(view)
     grouped: dict[int, tuple[list[Terms], list[Terms], list[Terms]]] = {}
     for kind, rows in enumerate((view.equalities, view.inequalities, view.soft_equalities)):
         for terms in rows:
@@ -251,45 +312,19 @@ def attacker_intervals(
     for position, (_name, terms) in enumerate(targets):
         by_component.setdefault(int(label[next(iter(terms))]), []).append(position)
     result = AuditResult([])
-    for key, (equalities, inequalities, soft) in grouped.items():
+    for key, constraints in grouped.items():
         variables = np.flatnonzero(label == key).tolist()
         positions = by_component.get(key, [])
-        column_of = {v: i for i, v in enumerate(variables)}
-        vectors = []
-        for position in positions:
-            vector = np.zeros(len(variables))
-            for var, coef in targets[position][1].items():
-                vector[column_of[var]] = coef
-            vectors.append(vector)
+        vectors = _target_vectors([targets[p][1] for p in positions], variables)
         boxes = [found[p] for p in positions]
-        component = _Component(
-            variables, equalities + soft, inequalities, lower[variables], upper[variables]
+        exact = _component_intervals(
+            variables, constraints, lower, upper, vectors, boxes, enough, result
         )
-        try:
-            try:
-                exact = component.intervals(vectors, boxes, enough)
-            except _Infeasible:
-                if not soft:
-                    raise
-                # Some soft identity was broken between releases: drop only those.
-                hard = _Component(
-                    variables, equalities, inequalities, lower[variables], upper[variables]
-                )
-                broken = hard.broken(soft)
-                kept = [terms for terms, gone in zip(soft, broken, strict=True) if not gone]
-                result.lp_solves += component.solves + hard.solves
-                component = _Component(
-                    variables, equalities + kept, inequalities, lower[variables], upper[variables]
-                )
-                exact = component.intervals(vectors, boxes, enough)
-                result.relaxed_components += 1
-                result.dropped_identities += sum(broken)
-        except _Infeasible:
+        if exact is None:
             result.inconsistent.append(view.names[variables[0]])
-        else:
-            for position, interval in zip(positions, exact, strict=True):
-                found[position] = interval
-        result.lp_solves += component.solves
+            continue
+        for position, interval in zip(positions, exact, strict=True):
+            found[position] = interval
     intervals = [Interval(name, *found[i]) for i, (name, _t) in enumerate(targets)]
     if integer:
         intervals = [

@@ -116,7 +116,9 @@ def _wait_idle(
         elif now - idle_since >= SETTLE_SECONDS:
             return runs
         time.sleep(5)
-    raise Violation(dt.date.today(), "runs", f"the scheduler was not idle after {timeout:.0f}s")
+    raise Violation(
+        dt.datetime.now(dt.UTC).date(), "runs", f"the scheduler was not idle after {timeout:.0f}s"
+    )
 
 
 class TaskKiller:

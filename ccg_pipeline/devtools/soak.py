@@ -1031,7 +1031,7 @@ class Soak:
         with self.engine.connect() as conn:
             return sum(
                 conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
-                for t in s.BASELINE_TABLES
+                for t in s.INGESTED_TABLES
                 if t.schema == s.PERSONAL
             )
 

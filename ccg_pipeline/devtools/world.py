@@ -206,6 +206,9 @@ class World:
         self._payments_due: dict[dt.date, list[int]] = defaultdict(list)
         self._next_invoice: dict[int, dt.date] = {}
         self._schedule_open_contracts()
+        # CRM records of scripted people: they lead no random life (no notes, no change of mind,
+        # no requests), so their rule's date stays the one scripted.
+        self.scripted_contacts: set[int] = set()
         self._script_people(before)
         self._write_initial_sources(before)
 
@@ -549,11 +552,13 @@ class World:
             first, last = f.first_name(), f.last_name()
             email = self.pop.unique_email(first, last, rng.choice(["gmail.com", "outlook.com"]))
             if rule == "prospect_inactive":
-                self._contact(first, last, email, "GB", "", "lead", _at(trigger, 9))
+                lead = self._contact(first, last, email, "GB", "", "lead", _at(trigger, 9))
+                self.scripted_contacts.add(lead["Record ID"])
                 continue
             contact = self._contact(
                 first, last, email, "GB", "", "lead", _at(trigger - dt.timedelta(days=200), 9)
             )
+            self.scripted_contacts.add(contact["Record ID"])
             consent = _at(trigger - dt.timedelta(days=100), 11)
             self._activity(contact, "MARKETING_CONSENT_GRANTED", consent, "Consent: email", "")
             self._activity(contact, "MARKETING_OPT_OUT", _at(trigger, 11), "Unsubscribed", "")
@@ -609,6 +614,8 @@ class World:
     def _crm_life(self, day: dt.date, report: DayReport) -> None:
         rng = self.rng
         for contact in list(self.contacts.values()):
+            if contact["Record ID"] in self.scripted_contacts:
+                continue
             draw = rng.random()
             if contact["Record ID"] in self.crm_erased:
                 continue  # drawn all the same: the world does not depend on what was erased
@@ -733,7 +740,11 @@ class World:
             return
         kind = rng.choices(list(REQUEST_TYPES), list(REQUEST_TYPES.values()))[0]
         users = list(self.rows["users"].values())
-        prospects = [c for c in self.contacts.values() if c["Lifecycle Stage"] != "customer"]
+        prospects = [
+            c
+            for c in self.contacts.values()
+            if c["Lifecycle Stage"] != "customer" and c["Record ID"] not in self.scripted_contacts
+        ]
         if kind == "restrict" or rng.random() < 0.6:
             user = rng.choice(users)
             email, company_id = user["email"], user["company_id"]

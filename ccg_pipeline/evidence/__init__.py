@@ -11,8 +11,8 @@ its inputs are empty (nothing published yet, no requests received, no rows to ju
 never a pass, and not a failure either, so a fresh install does not alert. Its figure `no_data`
 names the empty inputs with their counts. In `ops.clause_evidence` (whose `passed` column is a
 boolean) a no-data clause is `passed = false` with that `no_data` key in its `figures` JSON;
-`status_of()` reads the three states back. `ops.evidence_reports.clauses_failed` lists real
-failures only.
+`warehouse.clause_status.status_of()` reads the three states back.
+`ops.evidence_reports.clauses_failed` lists real failures only.
 
 Everything here is counts, ids, clause ids and SQL text: never a value from the data.
 """
@@ -34,16 +34,30 @@ from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.private_files import private_dir, write_private
 from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.backend import backend_of
+from ccg_pipeline.warehouse.clause_status import (  # re-exported: the evidence API
+    FAIL as FAIL,
+)
+from ccg_pipeline.warehouse.clause_status import (
+    NO_DATA as NO_DATA,
+)
+from ccg_pipeline.warehouse.clause_status import (
+    NO_DATA_FIGURE as NO_DATA_FIGURE,
+)
+from ccg_pipeline.warehouse.clause_status import (
+    PASS as PASS,
+)
+from ccg_pipeline.warehouse.clause_status import (
+    STATUSES as STATUSES,
+)
+from ccg_pipeline.warehouse.clause_status import (
+    status_of as status_of,
+)
 from ccg_pipeline.warehouse.engine import write_transaction
 from ccg_pipeline.warehouse.migrate import migrated
 from ccg_pipeline.warehouse.sql import upsert_row
 
 log = logging.getLogger(__name__)
-
-PASS, FAIL, NO_DATA = "pass", "fail", "no data"
-STATUSES = (PASS, FAIL, NO_DATA)
-# The figure of a no-data clause: each empty input of the check and its count (0).
-NO_DATA_FIGURE = "no_data"
 
 
 @dataclass
@@ -74,21 +88,6 @@ class ClauseResult:
         if self.no_data:
             return NO_DATA
         return PASS if self.passed else FAIL
-
-
-def status_of(passed: bool | None, figures: str | dict[str, Any] | None) -> str:
-    """The state of a clause as `ops.clause_evidence` stores it: `passed`, and for a clause that
-    did not pass, the `no_data` figure in its `figures` JSON."""
-    if passed:
-        return PASS
-    if isinstance(figures, str):
-        try:
-            figures = json.loads(figures)
-        except ValueError:
-            figures = None
-    if isinstance(figures, dict) and isinstance(figures.get(NO_DATA_FIGURE), dict):
-        return NO_DATA
-    return FAIL
 
 
 @dataclass
@@ -164,7 +163,7 @@ def collect(
     return EvidenceReport(
         as_of=as_of,
         run_id=run_id,
-        backend=engine.dialect.name,
+        backend=backend_of(engine).name,
         generated_at=at or dt.datetime.now(dt.UTC).replace(tzinfo=None),
         controller=notice.controller,
         clauses=results,

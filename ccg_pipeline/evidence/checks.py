@@ -1,4 +1,4 @@
-"""One check per notice clause the data can answer (DESIGN.md section 2).
+"""One check per notice clause the data can answer (docs/DESIGN.md section 2).
 
 Each check reads the warehouse as of the date, decides pass or fail from figures it computes, and
 returns the SQL behind those figures, so an auditor can rerun it. Figures are counts, dates and
@@ -31,6 +31,8 @@ from ccg_pipeline.policy.models import Notice
 from ccg_pipeline.retention.deadlines import end_of_day
 from ccg_pipeline.validation import release_audit
 from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.backend import backend_of
+from ccg_pipeline.warehouse.sql import day_after
 
 # The clauses no query can settle, and why: they are reviewed by people against the policy.
 NOT_CHECKED = {
@@ -56,10 +58,6 @@ class CheckContext:
     as_of: dt.date
     run_id: str
     apply: bool = False
-
-    @property
-    def dialect(self) -> str:
-        return self.conn.dialect.name
 
     @property
     def as_of_end(self) -> dt.datetime:
@@ -95,10 +93,10 @@ def _nothing_to_judge(passed: bool, inputs: dict[str, int], figures: dict[str, A
 
 def check_retention(ctx: CheckContext) -> ClauseResult:
     """No unheld row past its deadline, decided twice: by the sweep's own predicates per rule and
-    table, and by the independent oracle (`evidence.oracles`), which judges every row of the
+    table, and by the independent oracle (`ccg_pipeline.oracles`), which judges every row of the
     personal zone from first principles. Both must find none; a table one finds and the other
     does not is named as a disagreement."""
-    from ccg_pipeline.evidence.oracles import judge_retention
+    from ccg_pipeline.oracles import judge_retention
     from ccg_pipeline.retention.rules import SweepDates, holds_in_force, targets
     from ccg_pipeline.retention.sweep import expired_unheld_query
 
@@ -313,8 +311,8 @@ def check_rights(ctx: CheckContext) -> ClauseResult:
     # Completed after the end of the due day (timestamps vs dates: compare with the next day).
     conditions = {
         "received": received,
-        "answered_in_time": sa.and_(received, done, r.c.completed_at < _day_after(due_end, ctx)),
-        "answered_late": sa.and_(received, done, r.c.completed_at >= _day_after(due_end, ctx)),
+        "answered_in_time": sa.and_(received, done, r.c.completed_at < day_after(due_end)),
+        "answered_late": sa.and_(received, done, r.c.completed_at >= day_after(due_end)),
         "open_in_time": sa.and_(
             received, sa.not_(done), r.c.status != s.REJECTED, due_end >= ctx.as_of
         ),
@@ -381,12 +379,6 @@ def check_rights(ctx: CheckContext) -> ClauseResult:
             if figures[b]
         ],
     )
-
-
-def _day_after(day: sa.ColumnElement, ctx: CheckContext) -> sa.ColumnElement:
-    if ctx.dialect == "sqlite":
-        return sa.func.datetime(day, "+1 day")
-    return day + sa.text("interval '1 day'")
 
 
 # --- N-MKT --------------------------------------------------------------------------------------
@@ -782,12 +774,12 @@ _PG_READERS = sa.text(
 
 def check_access(ctx: CheckContext) -> ClauseResult:
     """Who can read each zone, compared with the policy's `zone_access`."""
-    from ccg_pipeline.statistics.access import ANALYST_ROLE
+    from ccg_pipeline.warehouse.roles import ANALYST_ROLE
 
     allowed: dict[str, set[str]] = {z.zone: set(z.readers) for z in ctx.notice.zone_access}
-    if ctx.dialect == "postgresql":
-        return _access_postgres(ctx, allowed, ANALYST_ROLE)
-    return _access_sqlite(ctx, allowed)
+    if backend_of(ctx.conn).analyst_receives_a_file:
+        return _access_sqlite(ctx, allowed)
+    return _access_postgres(ctx, allowed, ANALYST_ROLE)
 
 
 def _access_postgres(ctx: CheckContext, allowed: dict[str, set[str]], analyst: str) -> ClauseResult:
@@ -910,7 +902,9 @@ def check_categories(ctx: CheckContext) -> ClauseResult:
         passed=not unmapped,
         figures=figures,
         no_data=_nothing_to_judge(not unmapped, {"personal_zone_columns": columns}, figures),
-        queries={"columns": "information schema of the personal zone vs ccg_pipeline/breach.py"},
+        queries={
+            "columns": "information schema of the personal zone vs ccg_pipeline/personal_model.py"
+        },
         findings=[f"column {c} has no category" for c in unmapped],
     )
 

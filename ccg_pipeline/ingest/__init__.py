@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from ccg_pipeline.config import Settings
 from ccg_pipeline.ingest.common import BatchResult, IngestContext, IngestFailed
 from ccg_pipeline.policy import load_data_map, load_notice
-from ccg_pipeline.warehouse.engine import create_warehouse_engine, is_sqlite
+from ccg_pipeline.warehouse.backend import backend_of
+from ccg_pipeline.warehouse.engine import create_warehouse_engine
 from ccg_pipeline.warehouse.locks import stage_lock
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ def ingest_source(
         # writer and each batch holds the write lock for its whole file, so lanes the DAG runs
         # side by side would only wait on each other's locks, long enough to time out. The
         # stage lock waits without a limit and dies with its process.
-        lock = "ingest" if is_sqlite(settings.warehouse_url) else f"ingest.{source}"
+        single = backend_of(settings.warehouse_url).single_writer
+        lock = "ingest" if single else f"ingest.{source}"
         with stage_lock(settings.warehouse_url, lock):
             results = _run(source, ctx, settings)
     finally:

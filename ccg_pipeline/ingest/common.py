@@ -10,14 +10,10 @@ rolls data back.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
-import io
 import ipaddress
 import json
 import logging
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,14 +23,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ccg_pipeline import identity
+from ccg_pipeline.identity import pseudonym
 from ccg_pipeline.personal_model import QUARANTINE_LINKS
 from ccg_pipeline.policy.models import DataMap, Notice
 from ccg_pipeline.warehouse import schema
+from ccg_pipeline.warehouse.backend import UPSERT_CHUNK_ROWS, backend_of
 from ccg_pipeline.warehouse.sql import audit, insert_for, upsert_row
 
 log = logging.getLogger(__name__)
-
-UPSERT_CHUNK_ROWS = 5_000
 
 
 class Rejected(ValueError):
@@ -128,18 +125,12 @@ class BatchResult:
 
 
 def normalise_email(raw: str | None) -> str:
-    """The matching key across sources: NFKC, trimmed, lower-cased. Raises Rejected if not an
+    """The matching key across sources (`identity.normalise_email`). Raises Rejected if not an
     address."""
-    value = unicodedata.normalize("NFKC", raw or "").strip().lower()
-    local, _, domain = value.partition("@")
-    if not local or "." not in domain or " " in value or value.count("@") != 1 or len(value) > 254:
-        raise Rejected("bad_email", "email is not a valid address")
-    return value
-
-
-def pseudonym(key: str, value: str) -> str:
-    """Keyed hash (HMAC-SHA256): pseudonymisation, not anonymisation. Stays in personal/ops."""
-    return hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()
+    try:
+        return identity.normalise_email(raw)
+    except identity.NotAnAddress:
+        raise Rejected("bad_email", "email is not a valid address") from None
 
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -230,44 +221,14 @@ def upsert(
         return 0
     keys = [c.name for c in table.primary_key.columns]
     columns = list(rows[0])
-    stmt = insert_for(conn, table)
-    if conn.dialect.name == "postgresql" and len(rows) >= PG_COPY_MIN_ROWS:
-        staging = _pg_copy_to_staging(conn, table, columns, rows)
-        stmt = stmt.from_select(columns, sa.select(*(staging.c[c] for c in columns)))
-        conn.execute(_on_conflict(stmt, table, keys, columns, newer_than, update))
-        return len(rows)
-    stmt = _on_conflict(stmt, table, keys, columns, newer_than, update)
-    if conn.dialect.name == "sqlite":
-        _sqlite_executemany(conn, stmt, columns, rows)
-        return len(rows)
-    for start in range(0, len(rows), UPSERT_CHUNK_ROWS):
-        conn.execute(stmt, list(rows[start : start + UPSERT_CHUNK_ROWS]))
+    backend_of(conn).load_rows(
+        conn,
+        table,
+        columns,
+        rows,
+        lambda stmt: _on_conflict(stmt, table, keys, columns, newer_than, update),
+    )
     return len(rows)
-
-
-def _sqlite_executemany(
-    conn: Connection, stmt: Any, columns: list[str], rows: Sequence[dict[str, Any]]
-) -> None:
-    """SQLite's fast path: compile once, convert each value with its column type's own bind
-    processor, and hand positional tuples to the driver's executemany. The same SQL and the same
-    stored values as `conn.execute(stmt, rows)`, without SQLAlchemy's per-row parameter
-    bookkeeping, which cost three times the driver's own work on log ingest."""
-    compiled = stmt.compile(dialect=conn.dialect, column_keys=columns, for_executemany=True)
-    names = compiled.positiontup or []
-    unknown = set(names) - set(columns)
-    if unknown:  # a bind that is not a row value: never expected from _on_conflict
-        raise ValueError(f"upsert statement binds non-row parameter(s): {sorted(unknown)}")
-    dialect = conn.dialect
-    convert = [
-        (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-        for name in names
-    ]
-    for start in range(0, len(rows), UPSERT_CHUNK_ROWS):
-        params = [
-            tuple(row[name] if to_db is None else to_db(row[name]) for name, to_db in convert)
-            for row in rows[start : start + UPSERT_CHUNK_ROWS]
-        ]
-        conn.exec_driver_sql(compiled.string, params)
 
 
 def _on_conflict(
@@ -283,47 +244,6 @@ def _on_conflict(
     values = {c: stmt.excluded[c] for c in columns if c not in keys}
     where = table.c[newer_than] <= stmt.excluded[newer_than] if newer_than else None
     return stmt.on_conflict_do_update(index_elements=keys, set_=values, where=where)
-
-
-PG_COPY_MIN_ROWS = 1_000
-
-
-def _copy_text(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, dt.datetime):
-        text = value.isoformat(sep=" ")
-    elif isinstance(value, dt.date):
-        text = value.isoformat()
-    else:
-        text = str(value)
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def _pg_copy_to_staging(
-    conn: Connection, table: sa.Table, columns: list[str], rows: Sequence[dict[str, Any]]
-) -> sa.TableClause:
-    """COPY rows into a transaction-scoped temp table shaped like `table` (PostgreSQL's fast path:
-    one round trip instead of one statement per row), ready for a set-based upsert."""
-    # One temp table per target and column list, so chunks of one transaction reuse it.
-    name = f"_load_{table.name}_{hashlib.md5(','.join(columns).encode()).hexdigest()[:8]}"
-    quoted = ", ".join(f'"{c}"' for c in columns)
-    conn.exec_driver_sql(
-        f'CREATE TEMP TABLE IF NOT EXISTS "{name}" ON COMMIT DROP AS '
-        f'SELECT {quoted} FROM "{table.schema}"."{table.name}" WITH NO DATA'
-    )
-    conn.exec_driver_sql(f'TRUNCATE "{name}"')
-    buffer = io.StringIO()
-    for row in rows:
-        buffer.write("\t".join(_copy_text(row[c]) for c in columns))
-        buffer.write("\n")
-    buffer.seek(0)
-    cursor = conn.connection.cursor()
-    try:
-        cursor.copy_expert(f'COPY "{name}" ({quoted}) FROM STDIN', buffer)
-    finally:
-        cursor.close()
-    return sa.table(name, *(sa.column(c) for c in columns))
 
 
 def resolve_subjects(

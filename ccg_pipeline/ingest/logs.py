@@ -71,7 +71,7 @@ def parse_clf_time(raw: str) -> dt.datetime:
     try:
         if len(raw) != 26 or raw[2] != "/" or raw[6] != "/" or raw[11] != ":" or raw[20] != " ":
             raise ValueError
-        local = dt.datetime(
+        local = dt.datetime(  # noqa: DTZ001 - the line's own wall clock; its offset follows
             int(raw[7:11]),
             _MONTHS[raw[3:6]],
             int(raw[0:2]),

@@ -1,7 +1,7 @@
 """Validated models of the privacy notice and the data map.
 
 The notice is encoded once, as YAML data beside this module; these models are the schema that
-data must satisfy. Every rule carries the clause id of DESIGN.md that it implements, and every
+data must satisfy. Every rule carries the clause id of docs/DESIGN.md that it implements, and every
 period the notice leaves open ("as long as necessary") says who decided it.
 """
 
@@ -39,7 +39,7 @@ class Strict(BaseModel):
 
 
 class Cited(Strict):
-    clause: str = Field(description="Clause id from DESIGN.md section 2")
+    clause: str = Field(description="Clause id from docs/DESIGN.md section 2")
 
     @field_validator("clause")
     @classmethod

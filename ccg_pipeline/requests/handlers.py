@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ccg_pipeline.config import Settings
-from ccg_pipeline.evidence.oracles import erasure_leftovers
+from ccg_pipeline.oracles import erasure_leftovers
 from ccg_pipeline.personal_model import TABLES, Erasure, Requester, personal_tables
 from ccg_pipeline.policy import load_data_map, load_notice
 from ccg_pipeline.private_files import private_dir, write_private

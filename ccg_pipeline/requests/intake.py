@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ccg_pipeline.ingest.common import pseudonym
+from ccg_pipeline.identity import pseudonym
 from ccg_pipeline.private_files import copy_private, private_dir, write_private
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import write_transaction
@@ -133,6 +133,37 @@ def _text(name: str, raw: object, limit: int) -> str:
     return value
 
 
+def _export_name(raw: object) -> str:
+    """An access request's export name: it becomes a file name, so no path may hide in it."""
+    if not isinstance(raw, str) or not EXPORT_NAME.fullmatch(raw):
+        raise RequestError(
+            "bad_export_name",
+            "export_name must be 1-64 letters, digits, '-' or '_' (no paths)",
+        )
+    return raw
+
+
+def _corrections(raw: object) -> dict[str, str]:
+    """A rectify request's corrections: only rectifiable fields, each value text made of the
+    characters such a field uses."""
+    if not isinstance(raw, dict) or not raw:
+        raise RequestError("bad_payload", "rectify needs a non-empty corrections object")
+    fields = sorted(set(raw) - set(RECTIFIABLE))
+    if fields:
+        raise RequestError(
+            "bad_payload", f"fields that cannot be rectified: {_field_names(fields)}"
+        )
+    corrections: dict[str, str] = {}
+    for name, value in sorted(raw.items()):
+        text = _text(f"corrections.{name}", value, MAX_VALUE_CHARS)
+        if not CORRECTION_CHARS[name].fullmatch(text):
+            raise RequestError(
+                "bad_payload", f"corrections.{name} holds characters a {name} does not use"
+            )
+        corrections[name] = text
+    return corrections
+
+
 def validate_payload(request_type: str, payload: object) -> dict[str, Any]:
     """The payload of one request type, checked field by field and normalised."""
     if payload is None:
@@ -149,30 +180,9 @@ def validate_payload(request_type: str, payload: object) -> dict[str, Any]:
     if "note" in payload:
         out["note"] = _text("note", payload["note"], MAX_NOTE_CHARS)
     if request_type == "access" and "export_name" in payload:
-        name = payload["export_name"]
-        if not isinstance(name, str) or not EXPORT_NAME.fullmatch(name):
-            raise RequestError(
-                "bad_export_name",
-                "export_name must be 1-64 letters, digits, '-' or '_' (no paths)",
-            )
-        out["export_name"] = name
+        out["export_name"] = _export_name(payload["export_name"])
     if request_type == "rectify":
-        corrections = payload.get("corrections")
-        if not isinstance(corrections, dict) or not corrections:
-            raise RequestError("bad_payload", "rectify needs a non-empty corrections object")
-        fields = sorted(set(corrections) - set(RECTIFIABLE))
-        if fields:
-            raise RequestError(
-                "bad_payload", f"fields that cannot be rectified: {_field_names(fields)}"
-            )
-        out["corrections"] = {}
-        for name, value in sorted(corrections.items()):
-            text = _text(f"corrections.{name}", value, MAX_VALUE_CHARS)
-            if not CORRECTION_CHARS[name].fullmatch(text):
-                raise RequestError(
-                    "bad_payload", f"corrections.{name} holds characters a {name} does not use"
-                )
-            out["corrections"][name] = text
+        out["corrections"] = _corrections(payload.get("corrections"))
     if request_type == "object":
         scope = payload.get("scope", "marketing")
         if scope not in OBJECTION_SCOPES:

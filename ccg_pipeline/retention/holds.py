@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ccg_pipeline.ingest.common import normalise_email, pseudonym
+from ccg_pipeline.identity import normalise_email, pseudonym
 from ccg_pipeline.warehouse import schema
 from ccg_pipeline.warehouse.engine import write_transaction
 from ccg_pipeline.warehouse.sql import audit

@@ -351,8 +351,8 @@ def is_inactive_prospect(contact_id: sa.ColumnElement[Any], dates: SweepDates) -
 # --- targets ----------------------------------------------------------------------------------------
 
 Predicate = Callable[[SweepDates], sa.ColumnElement[bool]]
-# (rows to read: the table, or the rows a DELETE ... RETURNING just removed; predicate; dialect)
-Anonymiser = Callable[[Any, sa.ColumnElement[bool], str], sa.Select]
+# (rows to read: the table, or the rows a DELETE ... RETURNING just removed; predicate)
+Anonymiser = Callable[[Any, sa.ColumnElement[bool]], sa.Select]
 
 
 @dataclass(frozen=True)
@@ -398,9 +398,9 @@ def _subject_held(table: sa.Table) -> Predicate:
     )
 
 
-def _anon_invoices(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
+def _anon_invoices(rows: Any, pred: sa.ColumnElement[bool]) -> sa.Select:
     i, c, o = rows, s.companies, s.orders
-    month = month_label(i.c.issued_on, dialect)
+    month = month_label(i.c.issued_on)
     country = sa.func.coalesce(
         sa.select(c.c.country).where(c.c.company_id == i.c.company_id).scalar_subquery(), "??"
     )
@@ -420,9 +420,9 @@ def _anon_invoices(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa.
     )
 
 
-def _anon_contracts(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
+def _anon_contracts(rows: Any, pred: sa.ColumnElement[bool]) -> sa.Select:
     k = rows
-    quarter = quarter_label(k.c.starts_on, dialect)
+    quarter = quarter_label(k.c.starts_on)
     return (
         sa.select(
             quarter.label("start_quarter"),
@@ -436,11 +436,11 @@ def _anon_contracts(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa
     )
 
 
-def _anon_customers(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
+def _anon_customers(rows: Any, pred: sa.ColumnElement[bool]) -> sa.Select:
     c = rows
     ceased = sa.func.coalesce(c.c.closed_at, c.c.updated_at)
-    quarter = quarter_label(ceased, dialect)
-    started = quarter_label(c.c.created_at, dialect)
+    quarter = quarter_label(ceased)
+    started = quarter_label(c.c.created_at)
     sector = sa.func.coalesce(c.c.sector, "unknown")
     return (
         sa.select(
@@ -455,9 +455,9 @@ def _anon_customers(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa
     )
 
 
-def _anon_prospects(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
+def _anon_prospects(rows: Any, pred: sa.ColumnElement[bool]) -> sa.Select:
     c = rows
-    quarter = quarter_label(c.c.created_at, dialect)
+    quarter = quarter_label(c.c.created_at)
     country = sa.func.coalesce(c.c.country, "??")
     return (
         sa.select(
@@ -471,9 +471,9 @@ def _anon_prospects(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa
     )
 
 
-def _anon_auth(rows: Any, pred: sa.ColumnElement[bool], dialect: str) -> sa.Select:
+def _anon_auth(rows: Any, pred: sa.ColumnElement[bool]) -> sa.Select:
     a = rows
-    day = day_label(a.c.occurred_at, dialect)
+    day = day_label(a.c.occurred_at)
     return (
         sa.select(day.label("day"), a.c.event, a.c.outcome, sa.func.count().label("events"))
         .where(pred)

@@ -38,7 +38,8 @@ from ccg_pipeline.retention.rules import (
     targets,
 )
 from ccg_pipeline.warehouse import schema as s
-from ccg_pipeline.warehouse.engine import checkpoint, write_transaction
+from ccg_pipeline.warehouse.backend import backend_of
+from ccg_pipeline.warehouse.engine import write_transaction
 from ccg_pipeline.warehouse.rollups import roll_up_missing_web_files
 from ccg_pipeline.warehouse.sql import IdQuery, add_into, audit, insert_for, upsert_row
 
@@ -153,10 +154,8 @@ def _prepare(conn: Connection, dates: SweepDates, run_id: str) -> None:
     )
     conn.execute(suppress.on_conflict_do_nothing(index_elements=["subject_key"]))
     roll_up_missing_web_files(conn)
-    if conn.dialect.name == "postgresql":
-        # Fresh statistics for the chunk queries that join the worklist: on a never-analysed
-        # table PostgreSQL guesses its size and can pick a plan that rescans it per row.
-        conn.exec_driver_sql("ANALYZE personal.retention_worklist")
+    # Fresh planner statistics for the chunk queries that join the worklist.
+    backend_of(conn).analyze(conn, "personal.retention_worklist")
 
 
 def _key_chunks(
@@ -189,48 +188,21 @@ def _physical_chunks(
     range scans). Every row is read once, in storage order, as one bulk DELETE would read them,
     instead of hopping through an index. The last range is open-ended, so rows stored past the
     end while sweeping are included."""
-    name = f"{table.schema}.{table.name}"
     with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            low, high = conn.execute(sa.text(f"SELECT min(rowid), max(rowid) FROM {name}")).one()
-            position: sa.ColumnElement[Any] = sa.literal_column("rowid")
-            unit, step = None, chunk_rows
-        else:
-            pages, tuples = conn.execute(
-                sa.text(
-                    "SELECT greatest(relpages, 1), greatest(reltuples, 1) FROM pg_class WHERE oid = CAST(:t AS regclass)"
-                ),
-                {"t": name},
-            ).one()
-            high = conn.execute(
-                sa.text(
-                    "SELECT pg_relation_size(CAST(:t AS regclass)) / current_setting('block_size')::int"
-                ),
-                {"t": name},
-            ).scalar_one()
-            low, position, unit = 0, sa.literal_column("ctid"), "tid"
-            # A table never analysed reports no tuples: assume 50 rows a page rather than 1.
-            rows_per_page = tuples / pages if tuples > 1 else 50.0
-            step = max(1, int(chunk_rows / max(rows_per_page, 1.0)))
-    if low is None:  # empty table
+        ranges = backend_of(engine).physical_ranges(
+            conn, f"{table.schema}.{table.name}", chunk_rows
+        )
+    if ranges is None:  # empty table
         return
-
-    start = low
-    while start <= high:
-        lower = position >= _physical(start, unit)
+    start, step, position = ranges.low, ranges.step, ranges.position
+    while start <= ranges.high:
+        lower = position >= ranges.bound(start)
         yield (
             sa.and_(unheld, lower)
-            if start + step > high
-            else sa.and_(unheld, lower, position < _physical(start + step, unit))
+            if start + step > ranges.high
+            else sa.and_(unheld, lower, position < ranges.bound(start + step))
         )
         start += step
-
-
-def _physical(value: int, unit: str | None) -> sa.ColumnElement[Any]:
-    """A rowid, or the first tuple of a heap page as a PostgreSQL `tid`."""
-    if unit is None:
-        return sa.literal(value)
-    return sa.literal_column(f"CAST('({int(value)},0)' AS tid)")
 
 
 def _retire_keys(
@@ -261,13 +233,11 @@ def _apply_chunk(
         # Rows of source systems that keep them (portal, CRM); event logs are time-guarded at
         # ingest instead.
         _retire_keys(conn, target, chunk, as_of)
-    if target.anonymiser is not None and conn.dialect.name == "postgresql":
+    if target.anonymiser is not None and backend_of(conn).deletes_into_anonymised:
         return _delete_and_anonymise_in_one_pass(conn, target, chunk)
     if target.action == "delete":
         if target.anonymiser is not None and target.anonymise_into is not None:
-            add_into(
-                conn, target.anonymise_into, target.anonymiser(table, chunk, conn.dialect.name)
-            )
+            add_into(conn, target.anonymise_into, target.anonymiser(table, chunk))
         return conn.execute(sa.delete(table).where(chunk)).rowcount
     return conn.execute(
         sa.update(table).where(chunk).values(dict.fromkeys(target.null_columns))
@@ -317,7 +287,7 @@ def _delete_and_anonymise_in_one_pass(
     so the expired rows are read once, and anonymised exactly as they are deleted."""
     assert target.anonymiser is not None and target.anonymise_into is not None
     gone = sa.delete(target.table).where(chunk).returning(*target.table.c).cte("gone")
-    rows = target.anonymiser(gone, sa.true(), "postgresql")
+    rows = target.anonymiser(gone, sa.true())
     anon = target.anonymise_into
     keys = [c.name for c in anon.primary_key.columns]
     columns = [c.name for c in rows.selected_columns]
@@ -441,7 +411,7 @@ def sweep(
             accumulate=True,  # a retried run finds none left: it adds 0 to what it deleted
         )
         _record_checks(conn, run_id, as_of, outcomes)
-    checkpoint(engine)
+    backend_of(engine).checkpoint(engine)
     failed = [o for o in outcomes if not o.passed]
     if failed:
         detail = ", ".join(f"{o.rule_id}/{o.table}: {o.expired_unheld_remaining}" for o in failed)
@@ -484,24 +454,8 @@ def vacuum_personal_zone(engine: Engine, *, rewrite: bool = False) -> list[str]:
     copies of rows that B-tree rebalancing moved to another page earlier stay in the old page's
     unused space. With `rewrite`, `VACUUM` rebuilds the personal zone's file from its live rows,
     and the WAL is checkpointed and truncated."""
-    if engine.dialect.name != "postgresql":
-        if not rewrite:
-            return []
-        raw = engine.raw_connection()  # VACUUM cannot run inside a transaction
-        try:
-            raw.cursor().execute(f"VACUUM {s.PERSONAL}")
-        finally:
-            raw.close()
-        checkpoint(engine)
-        return [s.PERSONAL]
     if rewrite:
         names = sorted(t.name for t in s.metadata.sorted_tables if t.schema == s.PERSONAL)
     else:
         names = sorted({t.table.name for t in targets()} | {"subjects"})
-    options = "FULL, ANALYZE" if rewrite else "ANALYZE"
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        for name in names:
-            conn.exec_driver_sql(f'VACUUM ({options}) {s.PERSONAL}."{name}"')
-        if rewrite:
-            conn.exec_driver_sql("VACUUM (FULL) pg_catalog.pg_statistic")
-    return names
+    return backend_of(engine).reclaim_space(engine, s.PERSONAL, names, rewrite=rewrite)

@@ -611,7 +611,7 @@ class _Builder:
         referrer = referrers[rng.integers(0, 4, count)]
         agent = np.array(USER_AGENTS, dtype=object)[rng.integers(0, len(USER_AGENTS), count)]
         ip = ips[rng.integers(0, len(ips), count)]
-        start = dt.datetime(1970, 1, 1) + dt.timedelta(days=int(day))
+        start = dt.datetime(1970, 1, 1) + dt.timedelta(days=int(day))  # noqa: DTZ001 - naive UTC
         stamps = [
             (start + dt.timedelta(seconds=s)).strftime("%d/%b/%Y:%H:%M:%S +0000")
             for s in range(DAY)

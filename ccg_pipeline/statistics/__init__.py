@@ -1,11 +1,10 @@
-"""The statistics zone (N-AGG, N-ANON): build in staging, validate, then publish in one swap.
+"""The statistics zone (N-AGG, N-ANON): build in staging, then publish in one swap.
 
-`build_statistics` writes every table to `staging.build_*` with a manifest naming the run;
-`validate_statistics` runs the validation gate (`ccg_pipeline.validation`: a GX suite per table,
-for columns, types, ranges, identifiers, k and small cells) and records the outcome in
-`ops.statistics_reports` and `ops.validation_results`; `publish_statistics` copies the staged
-tables over the published ones in a single transaction, only when this run's tables all passed,
-so analysts see the old version or the new one, never a mix and never an unvalidated one.
+`build_in_staging` writes every table to `staging.build_*` with a manifest naming the run;
+`publish` copies the staged tables over the published ones in a single transaction, only when
+this run's tables all passed the validation gate, so analysts see the old version or the new
+one, never a mix and never an unvalidated one. The stage as the DAG runs it (build, the gate,
+publish, under the stage lock) is `ccg_pipeline.publication`, above this package and the gate.
 """
 
 from __future__ import annotations
@@ -14,8 +13,6 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,15 +23,9 @@ from sqlalchemy.engine import Connection, Engine
 from ccg_pipeline import faults
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
-from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse import schema as s
-from ccg_pipeline.warehouse.engine import (
-    checkpoint,
-    create_warehouse_engine,
-    is_sqlite,
-    write_transaction,
-)
-from ccg_pipeline.warehouse.locks import stage_lock
+from ccg_pipeline.warehouse.backend import backend_of
+from ccg_pipeline.warehouse.engine import create_warehouse_engine, write_transaction
 from ccg_pipeline.warehouse.sql import audit, upsert_row
 
 log = logging.getLogger(__name__)
@@ -92,7 +83,7 @@ def build_in_staging(
         ctx = StatisticsContext.create(conn, notice, as_of, secret)
         for name, builder in BUILDERS.items():
             built = freeze.release(conn, builder(ctx), as_of)
-            faults.reach(f"statistics.build.{name}", conn)
+            faults.reach(f"statistics.build.{name}", conn, backend_of(conn).cut_connection)
             conn.execute(sa.delete(built.build))
             if len(built.frame):
                 conn.execute(sa.insert(built.build), _records(built.frame))
@@ -141,7 +132,6 @@ def _assert_publishable(conn: Connection, run_id: str) -> dt.date:
 def publish(engine: Engine, run_id: str, *, export_to: Path | None = None) -> Publication:
     """Swap the validated staging tables in, all in one transaction."""
     from ccg_pipeline.statistics import freeze
-    from ccg_pipeline.statistics.access import ensure_analyst_role
 
     notice = load_notice()
     tables: dict[str, int] = {}
@@ -178,10 +168,10 @@ def publish(engine: Engine, run_id: str, *, export_to: Path | None = None) -> Pu
             row_count=sum(tables.values()),
             at=dt.datetime.combine(as_of, dt.time()),
         )
-        ensure_analyst_role(conn)
+        backend_of(conn).set_up_analyst_access(conn)
     analyst_file = None
-    if engine.dialect.name == "sqlite":
-        checkpoint(engine)
+    if backend_of(engine).analyst_receives_a_file:
+        backend_of(engine).checkpoint(engine)
         analyst_file = export_statistics_file(engine, export_to) if export_to else None
     log.info(
         "published statistics as of %s for run %s: %s; %d period(s) final from now on",
@@ -199,64 +189,16 @@ def analyst_file(settings: Settings) -> Path:
 
 
 def export_statistics_file(engine: Engine, target: Path) -> Path:
-    """SQLite: a self-contained copy of the statistics zone for analysts (`VACUUM INTO`, then an
-    atomic rename), so they never receive another zone or a half-written file."""
+    """Where zones are files (SQLite): a self-contained copy of the statistics zone for analysts,
+    then an atomic rename, so they never receive another zone or a half-written file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
-    raw = engine.raw_connection()
-    try:
-        raw.cursor().execute(f"VACUUM {s.STATISTICS} INTO ?", (str(partial),))
-    finally:
-        raw.close()
+    if not backend_of(engine).export_zone(engine, s.STATISTICS, partial):
+        raise ValueError(f"the {backend_of(engine).name} warehouse keeps no zone in a file")
     faults.reach("statistics.export")
     os.replace(partial, target)
     return target
-
-
-@contextmanager
-def _statistics_run(settings: Settings) -> Iterator[Engine]:
-    """The warehouse, for one statistics step at a time: staging holds one build."""
-    url = settings.warehouse_url
-    with stage_lock(url, "statistics"), migrate.migrated(url) as engine:
-        yield engine
-
-
-def current_release_day(settings: Settings) -> dt.date | None:
-    """The as-of day of the newest publication (None before the first): what a rebuild for a
-    changed population (an erasure, a restriction, an objection) is for. Rebuilding as of the
-    request run's own day would date the release, and the evidence after it, ahead of the
-    daily cycle: before 03:00 UTC that day's retention sweep has not run yet."""
-    engine = create_warehouse_engine(settings.warehouse_url)
-    try:
-        with engine.connect() as conn:
-            day = conn.execute(sa.select(sa.func.max(s.publications.c.as_of))).scalar()
-    finally:
-        engine.dispose()
-    return None if day is None else dt.date.fromisoformat(str(day)[:10])
-
-
-def build_statistics(settings: Settings, as_of: dt.date, run_id: str) -> dict[str, int]:
-    with _statistics_run(settings) as engine:
-        return build_in_staging(engine, as_of, run_id, cell_key_secret=settings.pseudonym_key)
-
-
-def validate_statistics(settings: Settings, run_id: str) -> dict[str, Any]:
-    """The validation gate on this run's staging build; raises `ValidationGateFailed`."""
-    from ccg_pipeline.validation.gate import validate_staging
-
-    with _statistics_run(settings) as engine:
-        return validate_staging(engine, run_id, settings.home).summary()
-
-
-def publish_statistics(settings: Settings, run_id: str) -> dict[str, Any]:
-    with _statistics_run(settings) as engine:
-        publication = publish(engine, run_id, export_to=analyst_file(settings))
-    return {
-        "as_of": publication.as_of.isoformat(),
-        "tables": publication.tables,
-        "analyst_file": str(publication.analyst_file) if publication.analyst_file else None,
-    }
 
 
 def run_example(settings: Settings, table: str | None = None) -> tuple[str, list[str], list[tuple]]:
@@ -270,7 +212,7 @@ def run_example(settings: Settings, table: str | None = None) -> tuple[str, list
     if name not in EXAMPLES:
         raise ValueError(f"no example for table {name!r}; known: {sorted(EXAMPLES)}")
     title, query = EXAMPLES[name]
-    if is_sqlite(settings.warehouse_url):
+    if backend_of(settings.warehouse_url).analyst_receives_a_file:
         path = analyst_file(settings)
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist yet: publish statistics first")

@@ -331,10 +331,9 @@ def revenue_by_service_month(ctx: StatisticsContext) -> BuiltTable:
     """Invoices and revenue per month and service. Read invoice by invoice, because the cell key
     sums the invoices' record keys and the sum's noise scales with the largest company's share."""
     i, o, anon = s.invoices, s.orders, s.anon_invoices
-    dialect = ctx.conn.dialect.name
     invoices = ctx.frame(
         sa.select(
-            month_label(i.c.issued_on, dialect).label("month"),
+            month_label(i.c.issued_on).label("month"),
             sa.func.coalesce(o.c.service, "unknown").label("service"),
             i.c.company_id,
             i.c.invoice_id,
@@ -431,12 +430,11 @@ def _months(first: str, last: str) -> list[str]:
 
 def marketing_consent_monthly(ctx: StatisticsContext) -> BuiltTable:
     a, cc = s.crm_activities, s.crm_contacts
-    dialect = ctx.conn.dialect.name
     held = restricted_subject_ids(ctx.dates)
     kind = sa.case((a.c.activity_type.in_(CONSENT_TYPES), "consents"), else_="opt_outs")
     events = ctx.frame(
         sa.select(
-            month_label(a.c.occurred_at, dialect).label("month"),
+            month_label(a.c.occurred_at).label("month"),
             kind.label("kind"),
             a.c.activity_id,
         ).where(
@@ -446,7 +444,7 @@ def marketing_consent_monthly(ctx: StatisticsContext) -> BuiltTable:
         )
     )
     contacts = ctx.frame(
-        sa.select(month_label(cc.c.created_at, dialect).label("month"), cc.c.crm_contact_id).where(
+        sa.select(month_label(cc.c.created_at).label("month"), cc.c.crm_contact_id).where(
             cc.c.created_at < ctx.end, cc.c.subject_id.not_in(held)
         )
     )

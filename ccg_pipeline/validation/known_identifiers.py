@@ -22,8 +22,6 @@ hands it over (see `validation.expectations`).
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ccg_pipeline.identity import normalise, phone_keys
 from ccg_pipeline.personal_model import TABLES, personal_tables
 
 # Shorter normalised identifiers ("li", "ab ltd") would match ordinary words and labels; a
@@ -39,26 +38,6 @@ from ccg_pipeline.personal_model import TABLES, personal_tables
 MIN_IDENTIFIER_CHARS = 5
 # Longest identifier, in words, that containment looks for (long company names are cut to it).
 MAX_NGRAM_WORDS = 8
-PHONE_KEY_DIGITS = 9
-
-_NON_ALNUM = re.compile(r"[^0-9a-z]+")
-_PHONE_RUN = re.compile(r"\+?\d[\d\s().\-/]{7,}\d")
-
-
-def normalise(text: str) -> str:
-    """Accents folded, case folded, punctuation and spaces collapsed to single spaces."""
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().casefold()
-    return _NON_ALNUM.sub(" ", folded).strip()
-
-
-def phone_keys(text: str) -> set[str]:
-    """The last nine digits of every phone-like run of digits and separators in `text`."""
-    keys = set()
-    for run in _PHONE_RUN.findall(text):
-        number = re.sub(r"\D", "", run)
-        if len(number) >= PHONE_KEY_DIGITS:
-            keys.add(number[-PHONE_KEY_DIGITS:])
-    return keys
 
 
 def ngrams(normalised: str, longest: int) -> Iterator[str]:

@@ -109,18 +109,3 @@ def _without_jit(dbapi_connection: Any, _record: Any) -> None:
     finally:
         cursor.close()
     dbapi_connection.commit()
-
-
-def checkpoint(engine: Engine) -> None:
-    """Fold the WAL into the database files (after deletes, so freed pages leave the WAL too)."""
-    if not is_sqlite(engine):
-        return
-    # Outside any transaction (a checkpoint inside BEGIN reports the table as locked).
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        for schema_name in ("main", *ZONES):
-            cursor.execute(f"PRAGMA {schema_name}.wal_checkpoint(TRUNCATE)")
-        cursor.close()
-    finally:
-        raw.close()

@@ -17,7 +17,7 @@ from ccg_pipeline.warehouse.sql import day_label, insert_for
 
 def _web_counts(conn: Connection, where: sa.ColumnElement[bool]) -> sa.Select:
     w = s.web_access
-    day = day_label(w.c.requested_at, conn.dialect.name)
+    day = day_label(w.c.requested_at)
     status_class = sa.cast(w.c.status // 100, sa.Text) + "xx"
     return (
         sa.select(

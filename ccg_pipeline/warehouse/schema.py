@@ -1,12 +1,18 @@
 """Table definitions of the warehouse zones, in SQLAlchemy Core.
 
-Zones follow DESIGN.md section 3: `personal` holds identifiable data and is read only by the
+Zones follow docs/DESIGN.md section 3: `personal` holds identifiable data and is read only by the
 pipeline; `staging` and `statistics` hold anonymised outputs; `ops` holds evidence and never a
 raw identifier (subjects appear there only as keyed pseudonyms). On PostgreSQL a zone is a schema;
 on SQLite it is a database file attached under the zone's name.
 
 Conventions: timestamps are naive UTC; money is integer minor units (pence) so sums are exact on
 both backends.
+
+This is the schema the code reads and writes; the migrations under `migrations/versions/` build
+it, each revision with its own frozen copy of what it creates. A change here needs a new
+revision: `tests/integration/test_migrations.py` compares a migrated warehouse with this module
+on both backends and fails on any difference (tables, columns, types, defaults, indexes,
+comments).
 """
 
 from __future__ import annotations
@@ -314,8 +320,8 @@ audit_ledger = sa.Table(
     comment="Every action on personal data: rule, table, count, run id, keyed pseudonym.",
 )
 
-# Tables created by migration 0001, in dependency order.
-BASELINE_TABLES = (
+# The tables ingest writes, parents first.
+INGESTED_TABLES = (
     subjects,
     companies,
     portal_users,
@@ -466,19 +472,6 @@ anon_prospects = _anon(
     ],
     ["prospects"],
     "Retired prospects by the quarter they were created, country and stage.",
-)
-
-RETENTION_TABLES = (
-    legal_holds,
-    marketing_suppression,
-    retention_worklist,
-    retention_checks,
-    anon_web_traffic,
-    anon_auth_events,
-    anon_customers,
-    anon_invoices,
-    anon_contracts,
-    anon_prospects,
 )
 
 
@@ -833,16 +826,6 @@ PUBLISHED = (
     (build_customer_profiles, customer_profiles),
 )
 
-STATISTICS_TABLES = (
-    subject_requests,
-    statistics_reports,
-    build_manifest,
-    *(table for pair in PUBLISHED for table in pair),
-    publications,
-)
-
-# Added by migration 0009 (closed periods frozen).
-FREEZE_TABLES = (frozen_periods,)
 
 release_audits = sa.Table(
     "release_audits",
@@ -892,14 +875,6 @@ profile_margins = sa.Table(
     "only.",
 )
 
-# Added by migration 0010 (the release audit).
-AUDIT_TABLES = (release_audits, profile_margins)
-
-# Added by migration 0005 (the validation gate).
-VALIDATION_TABLES = (validation_results,)
-
-# Added by migration 0006 (subject requests).
-REQUEST_TABLES = (request_payloads, erasure_tombstones, crm_outbox, processing_objections)
 
 # --- compliance evidence (migration 0007) -------------------------------------------------------
 
@@ -933,5 +908,3 @@ evidence_reports = sa.Table(
     schema=OPS,
     comment="One row per evidence run: the clause-by-clause report an auditor is handed.",
 )
-
-EVIDENCE_TABLES = (clause_evidence, evidence_reports)

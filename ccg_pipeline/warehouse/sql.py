@@ -6,19 +6,22 @@ import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from ccg_pipeline import faults
 from ccg_pipeline.warehouse import schema
+from ccg_pipeline.warehouse.backend import backend_of
 
 # A query of ids: a SELECT, or a UNION of several (usable with `in_`, `not_in` and `subquery`).
 IdQuery = sa.Select[Any] | sa.CompoundSelect[Any]
 
 
 def insert_for(conn: Connection, table: sa.Table) -> Any:
-    """An INSERT that supports ON CONFLICT on the connection's dialect."""
-    return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)
+    """An INSERT that supports ON CONFLICT on the connection's backend."""
+    return backend_of(conn).insert(table)
 
 
 def add_into(conn: Connection, table: sa.Table, rows: sa.Select) -> None:
@@ -56,7 +59,7 @@ def audit(
 ) -> None:
     """Write the audit-ledger row for (run, action, rule, table, subject); with `accumulate` the
     count adds to what the run already recorded (chunked work), else it replaces it (reruns)."""
-    faults.reach(f"audit.{action}", conn)
+    faults.reach(f"audit.{action}", conn, backend_of(conn).cut_connection)
     ledger = schema.audit_ledger
     stmt = insert_for(conn, ledger).values(
         run_id=run_id,
@@ -76,21 +79,75 @@ def audit(
     )
 
 
-def month_label(column: Any, dialect: str) -> Any:
-    if dialect == "sqlite":
-        return sa.func.strftime("%Y-%m", column)
-    return sa.func.to_char(column, "YYYY-MM")
+# Period labels of a date or timestamp column, one SQL construct each, compiled per backend
+# (SQLite stores dates as ISO text): callers never name a dialect.
 
 
-def day_label(column: Any, dialect: str) -> Any:
-    """The calendar day of a timestamp (SQLite stores ISO text, so its first ten characters)."""
-    if dialect == "sqlite":
-        return sa.func.substr(column, 1, 10)
-    return sa.func.date(column)
+class month_label(FunctionElement[str]):
+    """'YYYY-MM' of a date or timestamp."""
+
+    type = sa.Text()
+    inherit_cache = True
 
 
-def quarter_label(column: Any, dialect: str) -> Any:
-    if dialect == "sqlite":
-        quarter = (sa.cast(sa.func.strftime("%m", column), sa.Integer) + 2) // 3
-        return sa.func.strftime("%Y", column) + "-Q" + sa.cast(quarter, sa.Text)
-    return sa.func.to_char(column, 'YYYY-"Q"Q')
+class day_label(FunctionElement[str]):
+    """The calendar day of a timestamp ('YYYY-MM-DD' on SQLite, a date on PostgreSQL)."""
+
+    type = sa.Text()
+    inherit_cache = True
+
+
+class quarter_label(FunctionElement[str]):
+    """'YYYY-Qn' of a date or timestamp."""
+
+    type = sa.Text()
+    inherit_cache = True
+
+
+class day_after(FunctionElement[Any]):
+    """The timestamp one day after a date or timestamp."""
+
+    inherit_cache = True
+
+
+@compiles(day_after, "sqlite")
+def _day_after_sqlite(element: day_after, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(sa.func.datetime(*element.clauses, "+1 day"), **kw)
+
+
+@compiles(day_after)
+def _day_after(element: day_after, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    return compiler.process(column + sa.text("interval '1 day'"), **kw)
+
+
+@compiles(month_label, "sqlite")
+def _month_sqlite(element: month_label, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(sa.func.strftime("%Y-%m", *element.clauses), **kw)
+
+
+@compiles(month_label)
+def _month(element: month_label, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(sa.func.to_char(*element.clauses, "YYYY-MM"), **kw)
+
+
+@compiles(day_label, "sqlite")
+def _day_sqlite(element: day_label, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(sa.func.substr(*element.clauses, 1, 10), **kw)
+
+
+@compiles(day_label)
+def _day(element: day_label, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(sa.func.date(*element.clauses), **kw)
+
+
+@compiles(quarter_label, "sqlite")
+def _quarter_sqlite(element: quarter_label, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    quarter = (sa.cast(sa.func.strftime("%m", column), sa.Integer) + 2) // 3
+    return compiler.process(sa.func.strftime("%Y", column) + "-Q" + sa.cast(quarter, sa.Text), **kw)
+
+
+@compiles(quarter_label)
+def _quarter(element: quarter_label, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(sa.func.to_char(*element.clauses, 'YYYY-"Q"Q'), **kw)

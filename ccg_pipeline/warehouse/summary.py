@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ccg_pipeline.warehouse import schema
+from ccg_pipeline.warehouse.clause_status import status_of
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,6 @@ def summarise(engine: Engine) -> WarehouseSummary:
             (r.table_name, int(r.passed), int(r.evaluated), r.suite_version)
             for r in conn.execute(newest_gate_by_table())
         ]
-        from ccg_pipeline.evidence import status_of  # the evidence stage reads this module
-
         evidence = [
             (r.clause, status_of(r.passed, r.figures))
             for r in conn.execute(newest_evidence_clauses())

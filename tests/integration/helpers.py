@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from ccg_pipeline.warehouse import schema
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
-PERSONAL_TABLES = [t for t in schema.BASELINE_TABLES if t.schema == schema.PERSONAL]
+PERSONAL_TABLES = [t for t in schema.INGESTED_TABLES if t.schema == schema.PERSONAL]
 
 
 def run_dag(

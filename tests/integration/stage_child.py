@@ -35,11 +35,11 @@ def run(stage: str, run_id: str, env: dict[str, str] | None = None) -> None:
         chunk_rows = int((os.environ if env is None else env).get("CCG_TEST_CHUNK_ROWS", "0"))
         run_retention(settings, AS_OF, run_id, chunk_rows=chunk_rows or None)
     elif stage == "statistics":
-        from ccg_pipeline import statistics
+        from ccg_pipeline import publication
 
-        statistics.build_statistics(settings, AS_OF, run_id)
-        statistics.validate_statistics(settings, run_id)
-        statistics.publish_statistics(settings, run_id)
+        publication.build_statistics(settings, AS_OF, run_id)
+        publication.validate_statistics(settings, run_id)
+        publication.publish_statistics(settings, run_id)
     elif stage == "requests":
         from ccg_pipeline.requests import run_processing
 

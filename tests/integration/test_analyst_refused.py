@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ccg_pipeline.statistics.access import ANALYST_ROLE
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
+from ccg_pipeline.warehouse.roles import ANALYST_ROLE
 
 pytestmark = pytest.mark.integration
 CLOSED = (s.PERSONAL, s.STAGING, s.OPS)
@@ -28,7 +28,7 @@ def test_the_analyst_role_has_no_privilege_on_any_personal_staging_or_ops_table(
     try:
         migrate.upgrade(engine)
         with engine.begin() as conn:
-            from ccg_pipeline.statistics.access import ensure_analyst_role
+            from ccg_pipeline.warehouse.roles import ensure_analyst_role
 
             assert ensure_analyst_role(conn)
         with engine.connect() as conn:

@@ -15,8 +15,8 @@ from retention_world import World, midday
 
 from ccg_pipeline.config import DEV_PSEUDONYM_KEY
 from ccg_pipeline.evidence.checks import CheckContext, check_retention
-from ccg_pipeline.evidence.oracles import judge_retention
 from ccg_pipeline.ingest.common import pseudonym
+from ccg_pipeline.oracles import judge_retention
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.retention import rules
 from ccg_pipeline.retention.sweep import plan, sweep

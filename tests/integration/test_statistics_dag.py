@@ -13,19 +13,19 @@ from helpers import env_for, fingerprint, query, run_dag, state_of
 
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
+from ccg_pipeline.publication import current_release_day
 from ccg_pipeline.statistics import (
     PublicationRefused,
     build_in_staging,
-    current_release_day,
     publish,
     run_example,
 )
-from ccg_pipeline.statistics.access import ANALYST_ROLE
 from ccg_pipeline.statistics.build import StatisticsContext, customer_profiles
 from ccg_pipeline.statistics.dictionary import EXAMPLES, analyst_tables, render
 from ccg_pipeline.validation.gate import ValidationGateFailed, data_docs_index, validate_staging
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
+from ccg_pipeline.warehouse.roles import ANALYST_ROLE
 
 pytestmark = pytest.mark.integration
 RUN = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)  # as of 23 Nov

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from alembic import context
 
-from ccg_pipeline.warehouse.engine import is_sqlite
+from ccg_pipeline.warehouse.backend import backend_of
 from ccg_pipeline.warehouse.schema import ZONES, metadata
 
 engine = context.config.attributes["engine"]
 
 with engine.connect() as connection:
-    if not is_sqlite(engine):
-        # Schemas must exist before Alembic creates its version table in `ops`.
-        for zone in ZONES:
-            connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {zone}")
-        connection.commit()
+    # Zones must exist before Alembic creates its version table in `ops`.
+    backend_of(engine).create_zones(connection, ZONES)
+    connection.commit()
     context.configure(
         connection=connection,
         target_metadata=metadata,

@@ -257,9 +257,20 @@ def _judge_profiles(conn: Connection, world: _World, flag: Any) -> None:
 
 
 def _judge_crm(conn: Connection, world: _World, report: RetentionOracle, flag: Any) -> None:
-    cc, ca, cr = s.crm_contacts, s.crm_activities, s.crm_companies
+    due_contacts, named, former_subjects = _judge_crm_contacts(conn, world, report, flag)
+    _judge_crm_activities(conn, world, report, flag, due_contacts, former_subjects)
+    _judge_crm_companies(conn, world, report, flag, named)
+
+
+def _judge_crm_contacts(
+    conn: Connection, world: _World, report: RetentionOracle, flag: Any
+) -> tuple[set[int], set[str], set[int]]:
+    """Flags the CRM contacts past their deadline. Returns what judging their activities and
+    companies needs: the contacts found due, the company names contacts give (lower case) and
+    the subjects who are former customers."""
+    cc = s.crm_contacts
     has_login = set(conn.execute(sa.select(s.portal_users.c.subject_id).distinct()).scalars())
-    contacts: dict[int, str] = {}  # contact id -> "due" or "kept"
+    due_contacts: set[int] = set()
     named: set[str] = set()
     former_subjects: set[int] = set()
     query = sa.select(
@@ -278,20 +289,33 @@ def _judge_crm(conn: Connection, world: _World, report: RetentionOracle, flag: A
         status = world.customer_status(subject_id, company_name, country)
         if subject_id in has_login and status != "former":
             status = "customer"
-        due_rule = None
         if status == "former":
             former_subjects.add(subject_id)
-            if world.still_in_contact is None or world.passed(world.still_in_contact, _day(last)):
-                due_rule = "customer_basic"
         elif status == "none":
             # A prospect, or a contact marked customer whose company nothing held names.
             report.customer_contacts_unlinked += stage == "customer"
-            if world.passed("prospect_inactive", _day(last)):
-                due_rule = "prospect_inactive"
+        due_rule = _contact_due_rule(world, status, last)
         if due_rule and not held:
             flag(due_rule, "personal.crm_contacts")
-            contacts[contact_id] = "due"
+            due_contacts.add(contact_id)
+    return due_contacts, named, former_subjects
 
+
+def _contact_due_rule(world: _World, status: str, last: dt.date | dt.datetime | None) -> str | None:
+    """The rule under which a CRM contact with customer status `status` and last activity
+    `last` is past its deadline, or None while it is not (a current customer's never is)."""
+    if status == "former":
+        if world.still_in_contact is None or world.passed(world.still_in_contact, _day(last)):
+            return "customer_basic"
+    elif status == "none" and world.passed("prospect_inactive", _day(last)):
+        return "prospect_inactive"
+    return None
+
+
+def _opted_out(conn: Connection, world: _World) -> set[int]:
+    """Subjects whose last word on marketing is an opt-out whose period has passed. An opt-in
+    at the same moment as an opt-out wins."""
+    ca = s.crm_activities
     last_word: dict[int, tuple[dt.datetime, str]] = {}
     opt_out_query = sa.select(ca.c.subject_id, ca.c.occurred_at, ca.c.activity_type).where(
         ca.c.activity_type.in_(sorted(MARKETING)), ca.c.subject_id.is_not(None)
@@ -301,18 +325,33 @@ def _judge_crm(conn: Connection, world: _World, report: RetentionOracle, flag: A
         word = "out" if kind in OPT_OUTS else "in"
         if seen is None or occurred > seen[0] or (occurred == seen[0] and word == "in"):
             last_word[subject_id] = (occurred, word)
-    opted_out = {
+    return {
         subj
         for subj, (when, word) in last_word.items()
         if word == "out" and world.passed("marketing_after_opt_out", _day(when))
     }
+
+
+def _judge_crm_activities(
+    conn: Connection,
+    world: _World,
+    report: RetentionOracle,
+    flag: Any,
+    due_contacts: set[int],
+    former_subjects: set[int],
+) -> None:
+    """Flags the CRM activities past their deadline, unless their subject is held: those of a
+    contact found due, a former customer's once customer_basic has passed, marketing ones after
+    an opt-out, and those without a subject once prospect_inactive has passed."""
+    ca = s.crm_activities
+    opted_out = _opted_out(conn, world)
     query = sa.select(ca.c.crm_contact_id, ca.c.subject_id, ca.c.activity_type, ca.c.occurred_at)
     for contact_id, subject_id, kind, occurred in _stream(conn, query):
         report.rows_judged["personal.crm_activities"] += 1
         if subject_id in world.held_subjects:
             continue
         day = _day(occurred)
-        if contacts.get(contact_id) == "due":
+        if contact_id in due_contacts:
             flag(
                 "customer_basic" if subject_id in former_subjects else "prospect_inactive",
                 "personal.crm_activities",
@@ -324,6 +363,13 @@ def _judge_crm(conn: Connection, world: _World, report: RetentionOracle, flag: A
         elif subject_id is None and world.passed("prospect_inactive", day):
             flag("prospect_inactive", "personal.crm_activities")
 
+
+def _judge_crm_companies(
+    conn: Connection, world: _World, report: RetentionOracle, flag: Any, named: set[str]
+) -> None:
+    """Flags the CRM companies past their deadline: those whose portal companies are all due,
+    and prospects (named by no portal company and no contact) inactive long enough."""
+    cr = s.crm_companies
     for name, country, created in conn.execute(sa.select(cr.c.name, cr.c.country, cr.c.created_at)):
         report.rows_judged["personal.crm_companies"] += 1
         ids = world.company_names.get((name.strip().lower(), country or ""), set())

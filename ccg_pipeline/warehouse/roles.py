@@ -1,5 +1,6 @@
 """Analyst access (N-AGG): on PostgreSQL a read-only role that sees the statistics schema and
 nothing else; on SQLite the statistics zone is its own file, which is what an analyst receives.
+Part of the warehouse layer: migration 0004 and the statistics build both set the role up.
 """
 
 from __future__ import annotations
@@ -34,13 +35,12 @@ def analyst_role_sql() -> str:
 
 
 def ensure_analyst_role(conn: Connection) -> bool:
-    """Create the `ccg_analyst` role if missing and grant it SELECT on statistics only.
+    """PostgreSQL (through `backend_of(conn).set_up_analyst_access`): create the `ccg_analyst`
+    role if missing and grant it SELECT on statistics only.
 
     Idempotent. Runs in a savepoint: a pipeline user without CREATEROLE gets a warning naming the
     SQL to hand to a DBA (`ccg statistics role-sql`), not a failed migration. Returns whether it ran.
     """
-    if conn.dialect.name != "postgresql":
-        return False
     try:
         with conn.begin_nested():
             for statement in analyst_role_sql().split(";\n"):

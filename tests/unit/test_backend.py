@@ -1,0 +1,72 @@
+"""The backend adapter (`warehouse/backend.py`): one object per backend, and no other runtime
+module asks which backend it runs on."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ccg_pipeline.warehouse.backend import PostgresBackend, SQLiteBackend, backend_of
+from ccg_pipeline.warehouse.sql import day_after, day_label, month_label, quarter_label
+
+ROOT = Path(__file__).resolve().parents[2]
+# Where the backends are told apart: the adapter, engine creation, and reading an Airflow
+# connection's type into a URL (configuration, before any backend exists).
+ADAPTER = {
+    "ccg_pipeline/warehouse/backend.py",
+    "ccg_pipeline/warehouse/engine.py",
+    "ccg_pipeline/dag_support.py",
+}
+DIALECT_TEST = re.compile(
+    r"dialect\.name|get_backend_name|is_sqlite\(|startswith\(\"(sqlite|postgres)|"
+    r"==\s*\"(sqlite|postgresql)\""
+)
+
+
+def test_a_backend_is_found_from_a_url_an_engine_or_a_connection(tmp_path: Path) -> None:
+    assert isinstance(backend_of("sqlite:///x/main.db"), SQLiteBackend)
+    assert isinstance(backend_of("postgresql+psycopg2://u@h/db"), PostgresBackend)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'main.db'}")
+    with engine.connect() as conn:
+        assert backend_of(engine) is backend_of(conn) is backend_of("sqlite://")
+    engine.dispose()
+
+
+def test_an_unsupported_backend_is_named() -> None:
+    with pytest.raises(ValueError, match="unsupported warehouse backend 'mysql'"):
+        backend_of("mysql://u@h/db")
+
+
+def test_period_labels_compile_per_backend() -> None:
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(
+                month_label(sa.literal("2026-03-05 10:00:00")),
+                day_label(sa.literal("2026-03-05 10:00:00")),
+                quarter_label(sa.literal("2026-12-31")),
+                day_after(sa.literal("2026-02-28")),
+            )
+        ).one()
+    assert tuple(row) == ("2026-03", "2026-03-05", "2026-Q4", "2026-03-01 00:00:00")
+    pg = sa.dialects.postgresql.dialect()
+    column = sa.column("at")
+    assert "to_char(at" in str(month_label(column).compile(dialect=pg))
+    assert "interval '1 day'" in str(day_after(column).compile(dialect=pg))
+
+
+def test_no_runtime_module_tests_the_backend_outside_the_adapter() -> None:
+    files = [*(ROOT / "ccg_pipeline").rglob("*.py"), *(ROOT / "dags").glob("*.py")]
+    runtime = [p for p in files if "devtools" not in p.parts]
+    assert len(runtime) > 50
+    found = {
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in runtime
+        if str(path.relative_to(ROOT)) not in ADAPTER
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if DIALECT_TEST.search(line)
+    }
+    assert found == set()
