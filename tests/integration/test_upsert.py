@@ -7,8 +7,9 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from ccg_pipeline.ingest.common import PG_COPY_MIN_ROWS, upsert
+from ccg_pipeline.ingest.common import upsert
 from ccg_pipeline.warehouse import migrate, schema
+from ccg_pipeline.warehouse.backend import PG_COPY_MIN_ROWS
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
 pytestmark = pytest.mark.integration

@@ -26,7 +26,8 @@ from ccg_pipeline.retention import run_retention
 from ccg_pipeline.retention.sweep import vacuum_personal_zone
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse import schema as s
-from ccg_pipeline.warehouse.engine import checkpoint, create_warehouse_engine
+from ccg_pipeline.warehouse.backend import backend_of
+from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
 pytestmark = pytest.mark.integration
 NOW = dt.datetime(2026, 11, 24, 1)
@@ -145,7 +146,7 @@ def test_sqlite_erased_identifiers_leave_tables_and_file_bytes(
     assert _live_hits(url, needles) == []
     engine = create_warehouse_engine(url)
     vacuum_personal_zone(engine, rewrite=True)  # the ccg_retention DAG's last task
-    checkpoint(engine)
+    backend_of(engine).checkpoint(engine)
     engine.dispose()
     files = sorted((tmp_path / "warehouse").iterdir())
     assert {p.name for p in files} >= {"personal.db", "ops.db", "staging.db", "statistics.db"}
