@@ -321,15 +321,20 @@ def _cmd_breach_impact(args: argparse.Namespace) -> int:
 
 
 def _cmd_evidence(args: argparse.Namespace) -> int:
-    """The clause-by-clause compliance report. Read-only unless --record."""
+    """The clause-by-clause compliance report. Read-only unless --record (which also runs the
+    special-category sweep first, as the DAG does)."""
     from ccg_pipeline import evidence
     from ccg_pipeline.evidence.render import RENDERERS
     from ccg_pipeline.warehouse.migrate import migrated
 
     settings = args.settings
     run_id = args.run_id or f"manual__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
+    if args.record:  # as the DAG does: the special-category sweep, then the read-only checks
+        from ccg_pipeline.retention.special import run_special_category_sweep
+
+        run_special_category_sweep(settings, args.as_of, run_id)
     with migrated(settings.warehouse_url) as engine:
-        report = evidence.collect(engine, settings, args.as_of, run_id, apply=args.record)
+        report = evidence.collect(engine, settings, args.as_of, run_id)
         if args.record:
             files = evidence.store(settings, report)
             evidence.record(engine, report, files["html"])
@@ -498,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     evidence.add_argument(
         "--record",
         action="store_true",
-        help="store the report and the results in ops, and quarantine special-category finds",
+        help="run the special-category sweep first (as the DAG does), then store the report and the results in ops",
     )
     evidence.add_argument("--run-id", help="run id to record under (default manual__<time>)")
     evidence.add_argument(

@@ -14,11 +14,13 @@ marketing extracts in `$CCG_HOME/exports/marketing/`, and on PostgreSQL the data
 **Writes:** `ops.clause_evidence` (one row per run and clause: pass, fail or no data,
 figures as JSON) and
 `ops.evidence_reports`; the report as HTML, Markdown and JSON in `$CCG_HOME/evidence/` (plus
-`latest.*`, which the Airflow privacy view links to). Special-category notes found in
-`personal.crm_activities` are moved to `personal.quarantine` (reason `special_category`), their
-keys retired so a re-ingest does not load them again, with an audit row.
+`latest.*`, which the Airflow privacy view links to). The first task moves special-category
+notes found in `personal.crm_activities` to `personal.quarantine` (reason `special_category`),
+their keys retired so a re-ingest does not load them again, with an audit row; every check after
+it only reads.
 
-**Tasks:** `check_clauses` (N-CAT, N-NOSPECIAL, N-AGG, N-MKT, N-XFER, N-SEC, N-RET, N-RIGHTS,
+**Tasks:** `quarantine_special_categories` (the sweep of `ccg_pipeline/retention/special.py`,
+under retention's stage lock) -> `check_clauses` (N-CAT, N-NOSPECIAL, N-AGG, N-MKT, N-XFER, N-SEC, N-RET, N-RIGHTS,
 N-CHILD; each figure with the SQL behind it) -> `alert_on_failed_clauses`: a failing clause is a
 finding for the data protection manager, not a broken pipeline, so the run succeeds and raises a
 `CCG ALERT` (log line and the `ccg_alerts` webhook) naming the failed clause ids and the report.
@@ -49,8 +51,18 @@ from ccg_pipeline.dag_support import STATISTICS_URI, triggered_dag
 )
 def ccg_evidence() -> None:
     @task
-    def check_clauses(**context) -> dict:
-        """Check every clause, quarantine special-category finds, record and store the report."""
+    def quarantine_special_categories(**context) -> dict:
+        """Move free text with special-category content from processing to quarantine."""
+        from ccg_pipeline.dag_support import evidence_as_of, task_settings
+        from ccg_pipeline.retention.special import run_special_category_sweep
+
+        return run_special_category_sweep(
+            task_settings(), evidence_as_of(context), str(context["run_id"])
+        )
+
+    @task
+    def check_clauses(_swept: dict, **context) -> dict:
+        """Check every clause (read-only), record and store the report."""
         from ccg_pipeline.dag_support import evidence_as_of, task_settings
         from ccg_pipeline.evidence import run_evidence
 
@@ -70,7 +82,7 @@ def ccg_evidence() -> None:
             )
         return failed
 
-    alert_on_failed_clauses(check_clauses())
+    alert_on_failed_clauses(check_clauses(quarantine_special_categories()))
 
 
 ccg_evidence_dag = ccg_evidence()

@@ -1,8 +1,8 @@
 """Compliance evidence: every clause of the privacy notice that the data can answer, checked
 against the data as of a date, with the figures and the queries behind them.
 
-`collect()` runs the checks in `checks.CHECKS` (read-only unless `apply=True`, which lets the
-N-NOSPECIAL check quarantine what it finds). `record()` writes the outcome to
+`collect()` runs the checks in `checks.CHECKS`, read-only (the special-category sweep that
+moves N-NOSPECIAL's finds to quarantine is `retention.special`, its own task before this one). `record()` writes the outcome to
 `ops.clause_evidence` and `ops.evidence_reports`; `store()` writes the report as Markdown, JSON
 and HTML under `$CCG_HOME/evidence/`. `run_evidence()` is the daily step (`ccg_evidence` DAG).
 
@@ -140,18 +140,17 @@ def collect(
     as_of: dt.date,
     run_id: str,
     *,
-    apply: bool = False,
     at: dt.datetime | None = None,
 ) -> EvidenceReport:
-    """Run every check as of `as_of`. With `apply`, findings that must leave processing
-    (special-category notes) are quarantined in the same transaction as their check."""
+    """Run every check as of `as_of`, read-only."""
     from ccg_pipeline.evidence.checks import CHECKS, NOT_CHECKED, CheckContext
 
     notice = load_notice()
     results = []
     for check in CHECKS:
-        with write_transaction(engine) as conn:
-            ctx = CheckContext(conn, settings, notice, as_of, run_id, apply=apply)
+        # One read transaction per check: a consistent view, and no write lock held.
+        with engine.connect() as conn:
+            ctx = CheckContext(conn, settings, notice, as_of, run_id)
             result = check(ctx)
         log.info(
             "evidence %s: %s %s",
@@ -229,9 +228,9 @@ def record(engine: Engine, report: EvidenceReport, report_file: Path | None) -> 
 
 
 def run_evidence(settings: Settings, as_of: dt.date, run_id: str) -> dict[str, Any]:
-    """The daily step: check, quarantine special-category findings, record, store the report."""
+    """The daily step: check every clause (read-only), record, store the report."""
     with migrated(settings.warehouse_url) as engine:
-        report = collect(engine, settings, as_of, run_id, apply=True)
+        report = collect(engine, settings, as_of, run_id)
         files = store(settings, report)
         record(engine, report, files["html"])
     return {**report.summary(), "report": str(files["html"])}

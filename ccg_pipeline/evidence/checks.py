@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from sqlalchemy.engine import Connection
 from ccg_pipeline.config import Settings
 from ccg_pipeline.evidence import NO_DATA_FIGURE, ClauseResult
 from ccg_pipeline.policy.models import Notice
+from ccg_pipeline.retention import special
 from ccg_pipeline.retention.deadlines import end_of_day
 from ccg_pipeline.validation import release_audit
 from ccg_pipeline.warehouse import schema as s
@@ -57,7 +57,6 @@ class CheckContext:
     notice: Notice
     as_of: dt.date
     run_id: str
-    apply: bool = False
 
     @property
     def as_of_end(self) -> dt.datetime:
@@ -518,34 +517,12 @@ def _stream(ctx: CheckContext, query: sa.Select) -> Iterator[Any]:
 
 def check_special_categories(ctx: CheckContext) -> ClauseResult:
     """Free text (CRM notes and enquiries) scanned for special-category and criminal-offence
-    content; hits leave processing for quarantine (with `apply`) and are reported as counts."""
-    from ccg_pipeline.scan.special import special_categories
-
-    a, q = s.crm_activities, s.quarantine
-    text_query = sa.select(
-        a.c.activity_id,
-        a.c.crm_contact_id,
-        a.c.subject_id,
-        a.c.subject_line,
-        a.c.body,
-        a.c.occurred_at,
-        a.c.export_date,
-    ).where(sa.or_(a.c.body.is_not(None), a.c.subject_line.is_not(None)))
-    by_category: Counter[str] = Counter()
-    hits: list[tuple[Any, set[str]]] = []
-    scanned = 0
-    for row in _stream(ctx, text_query):
-        scanned += 1
-        found = special_categories(row.subject_line) | special_categories(row.body)
-        if found:
-            hits.append((row, found))
-            by_category.update(found)
-    quarantined_now = _quarantine_activities(ctx, hits) if ctx.apply and hits else 0
-    # A retried run must not pass because its first attempt already moved the hits away.
-    earlier_attempt = (
-        ctx.scalar(_count(q, q.c.source_ref == _evidence_ref(ctx), q.c.run_id == ctx.run_id))
-        - quarantined_now
-    )
+    content, read-only; the daily sweep (`retention.special`, run before this check) moves hits
+    to quarantine, and a hit it moved in this run still fails the clause: the content was in
+    processing until then. Counts only."""
+    q = s.quarantine
+    scan = special.scan_free_text(ctx.conn)
+    moved_this_run = ctx.scalar(_count(q, q.c.source_ref == special.sweep_ref(ctx.run_id)))
     at_ingest_query = (
         sa.select(q.c.reason, sa.func.count())
         .where(q.c.reason.like("special_category:%"))
@@ -556,102 +533,45 @@ def check_special_categories(ctx: CheckContext) -> ClauseResult:
         for category in reason.split(":", 1)[1].split(","):
             at_ingest[category.strip()] += n
     figures = {
-        "free_text_records_scanned": scanned,
-        "live_records_with_special_categories": len(hits),
-        "live_hits_by_category": dict(sorted(by_category.items())),
-        "quarantined_now": quarantined_now,
-        "quarantined_by_an_earlier_attempt_of_this_run": earlier_attempt,
+        "free_text_records_scanned": scan.scanned,
+        "live_records_with_special_categories": len(scan.hits),
+        "live_hits_by_category": dict(sorted(scan.by_category.items())),
+        "moved_to_quarantine_by_this_run": moved_this_run,
         "in_quarantine_by_category": dict(sorted(at_ingest.items())),
     }
     findings = []
-    if hits:
-        action = "quarantined" if quarantined_now else "NOT quarantined (read-only check)"
+    if scan.hits:
         findings.append(
-            f"{len(hits)} CRM record(s) in processing held special-category or criminal-offence "
-            f"content ({', '.join(f'{k} {v}' for k, v in sorted(by_category.items()))}): {action}"
+            f"{len(scan.hits)} CRM record(s) in processing hold special-category or "
+            "criminal-offence content ("
+            + ", ".join(f"{k} {v}" for k, v in sorted(scan.by_category.items()))
+            + "): not yet quarantined"
+        )
+    if moved_this_run:
+        findings.append(
+            f"{moved_this_run} CRM record(s) with special-category or criminal-offence content "
+            "were in processing until this run's sweep moved them to quarantine"
         )
     if at_ingest:
         findings.append(
-            f"{sum(at_ingest.values())} record(s) stopped at ingest are in quarantine, deleted "
-            "30 days after (rule quarantine_raw)"
+            f"{sum(at_ingest.values())} record(s) stopped at ingest or by the sweep are in "
+            "quarantine, deleted 30 days after (rule quarantine_raw)"
         )
-    passed = not hits and not earlier_attempt
+    passed = not scan.hits and not moved_this_run
     return ClauseResult(
         "N-NOSPECIAL",
         "No special-category or criminal-offence data in processing",
         passed=passed,
         figures=figures,
-        no_data=_nothing_to_judge(passed, {"free_text_records_scanned": scanned}, figures),
+        no_data=_nothing_to_judge(passed, {"free_text_records_scanned": scan.scanned}, figures),
         queries={
             "free text scanned (English and Swedish lexicon, ccg_pipeline/scan/special.py)": (
-                ctx.sql(text_query)
+                ctx.sql(special.free_text_query())
             ),
             "quarantined at ingest": ctx.sql(at_ingest_query),
         },
         findings=findings,
     )
-
-
-def _evidence_ref(ctx: CheckContext) -> str:
-    return f"evidence {ctx.run_id}"
-
-
-def _quarantine_activities(ctx: CheckContext, hits: list[tuple[Any, set[str]]]) -> int:
-    """Move hits to the quarantine, delete them from processing, and retire their keys so a
-    re-ingest of the same export does not load them again."""
-    from ccg_pipeline.warehouse.sql import audit, insert_for
-
-    a, q, rk = s.crm_activities, s.quarantine, s.retired_keys
-    now = ctx.as_of_end
-    rows = [
-        {
-            "source": "crm.activities",
-            "source_ref": _evidence_ref(ctx),
-            "record_ref": str(row.activity_id),
-            "reason": "special_category: " + ", ".join(sorted(found)),
-            "raw_record": json.dumps(
-                {k: None if v is None else str(v) for k, v in row._mapping.items()}
-            ),
-            "run_id": ctx.run_id,
-            "quarantined_at": now,
-        }
-        for row, found in hits
-    ]
-    ctx.conn.execute(
-        insert_for(ctx.conn, q).on_conflict_do_nothing(
-            index_elements=["source", "source_ref", "record_ref"]
-        ),
-        rows,
-    )
-    ctx.conn.execute(
-        insert_for(ctx.conn, rk).on_conflict_do_nothing(index_elements=["table_name", "key"]),
-        [
-            {
-                "table_name": a.name,
-                "key": str(row.activity_id),
-                "rule_id": "special_category",
-                # Ingest reloads a row that changed after its retirement day; an event dated
-                # after the as-of day must not count as changed.
-                "retired_on": max(ctx.as_of, row.occurred_at.date()),
-            }
-            for row, _ in hits
-        ],
-    )
-    ids = [row.activity_id for row, _ in hits]
-    deleted = sum(
-        ctx.conn.execute(sa.delete(a).where(a.c.activity_id.in_(ids[i : i + ID_CHUNK]))).rowcount
-        for i in range(0, len(ids), ID_CHUNK)
-    )
-    audit(
-        ctx.conn,
-        run_id=ctx.run_id,
-        action="quarantine",
-        table_name=f"{a.schema}.{a.name}",
-        row_count=deleted,
-        at=now,
-        rule_id="special_category",
-    )
-    return deleted
 
 
 def check_children(ctx: CheckContext) -> ClauseResult:

@@ -24,6 +24,7 @@ from ccg_pipeline.config import Settings
 from ccg_pipeline.evidence import checks
 from ccg_pipeline.ingest.common import normalise_email, pseudonym
 from ccg_pipeline.policy import load_notice
+from ccg_pipeline.retention import special
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
@@ -164,14 +165,9 @@ class World:
         }
         self.insert(s.subject_requests, **{**base, **row})
 
-    def check(
-        self, check: checks.Check, as_of: dt.date = AS_OF, apply: bool = False, run_id: str = "t"
-    ):
+    def check(self, check: checks.Check, as_of: dt.date = AS_OF, run_id: str = "t"):
         with self.engine.begin() as conn:
-            ctx = checks.CheckContext(
-                conn, self.settings, load_notice(), as_of, run_id, apply=apply
-            )
-            return check(ctx)
+            return check(checks.CheckContext(conn, self.settings, load_notice(), as_of, run_id))
 
     def sql(self, statement: str) -> None:
         with self.engine.begin() as conn:
@@ -506,20 +502,24 @@ def test_mkt_fails_when_the_consent_history_is_incomplete(world: World) -> None:
 
 
 def test_nospecial_finds_quarantines_and_retires_special_category_notes(world: World) -> None:
+    """The check only reads; the sweep before it moves the finds to quarantine, and the clause
+    fails for the run whose sweep moved anything."""
     person = world.subject("note@prospect.example")
     contact = world.contact(person, "note@prospect.example", "Non-marketing contact")
     world.activity(contact, person, "NOTE", body="Asked for a quote on the AEO audit.")
     assert world.check(checks.check_special_categories).passed
     sick = world.activity(contact, person, "NOTE", body="Off on sick leave, cancer diagnosis.")
     world.activity(contact, person, "NOTE", body="Är fackligt aktiv.")
-    read_only = world.check(checks.check_special_categories)
-    assert not read_only.passed
-    assert read_only.figures["live_hits_by_category"] == {"health": 1, "trade_union": 1}
-    assert read_only.figures["quarantined_now"] == 0
-    assert len(query(world.url, "SELECT 1 FROM personal.crm_activities")) == 3
-    applied = world.check(checks.check_special_categories, apply=True)
-    assert not applied.passed and applied.figures["quarantined_now"] == 2
     url = world.url
+    found = world.check(checks.check_special_categories)
+    assert not found.passed
+    assert found.figures["live_hits_by_category"] == {"health": 1, "trade_union": 1}
+    assert found.figures["moved_to_quarantine_by_this_run"] == 0
+    assert len(query(url, "SELECT 1 FROM personal.crm_activities")) == 3  # the check only reads
+
+    swept = special.quarantine_special_categories(world.engine, AS_OF, "t")
+    assert swept["moved_to_quarantine"] == 2
+    assert swept["by_category"] == {"health": 1, "trade_union": 1}
     assert len(query(url, "SELECT 1 FROM personal.crm_activities")) == 1
     assert query(url, f"SELECT key, rule_id FROM personal.retired_keys WHERE key = '{sick}'") == [
         (str(sick), "special_category")
@@ -527,10 +527,16 @@ def test_nospecial_finds_quarantines_and_retires_special_category_notes(world: W
     assert query(url, "SELECT row_count FROM ops.audit_ledger WHERE action = 'quarantine'") == [
         (2,)
     ]
-    # A retry of the same run still fails (its first attempt moved the rows); the next run passes.
-    retry = world.check(checks.check_special_categories, apply=True)
-    assert not retry.passed
-    assert retry.figures["quarantined_by_an_earlier_attempt_of_this_run"] == 2
+    # The run whose sweep moved the notes fails (they were in processing until then), a retry of
+    # its sweep moves nothing more and it still fails; the next run passes.
+    after_sweep = world.check(checks.check_special_categories)
+    assert not after_sweep.passed
+    assert after_sweep.figures["live_records_with_special_categories"] == 0
+    assert after_sweep.figures["moved_to_quarantine_by_this_run"] == 2
+    assert (
+        special.quarantine_special_categories(world.engine, AS_OF, "t")["moved_to_quarantine"] == 0
+    )
+    assert not world.check(checks.check_special_categories).passed
     after = world.check(checks.check_special_categories, run_id="next")
     assert after.passed
     assert after.figures["in_quarantine_by_category"] == {"health": 1, "trade_union": 1}

@@ -134,6 +134,7 @@ def test_an_unperturbed_release_waved_through_the_gate_is_caught_by_the_attacker
     gate is bypassed, so the release goes out. The soak's attacker (devtools.attacks, which
     knows only the notice's published method) must find counts pinned down on the first
     release."""
+    from ccg_pipeline import publication
     from ccg_pipeline import statistics as statistics_zone
     from ccg_pipeline.policy import load_notice
     from ccg_pipeline.policy.models import Perturbation
@@ -153,7 +154,7 @@ def test_an_unperturbed_release_waved_through_the_gate_is_caught_by_the_attacker
         return gate.GateReport(run_id)
 
     monkeypatch.setattr(statistics_zone, "load_notice", lambda: unsafe)
-    monkeypatch.setattr(gate, "validate_staging", waved_through)
+    monkeypatch.setattr(publication, "validate_staging", waved_through)
     profile = quick_profile()
     soak = Soak(profile, f"sqlite:///{soak_home / 'warehouse' / 'main.db'}", soak_home)
 
