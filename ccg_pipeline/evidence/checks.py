@@ -25,13 +25,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ccg_pipeline.config import Settings
-from ccg_pipeline.evidence import NO_DATA_FIGURE, ClauseResult
+from ccg_pipeline.evidence.report import ClauseResult
 from ccg_pipeline.policy.models import Notice
 from ccg_pipeline.retention import special
 from ccg_pipeline.retention.deadlines import end_of_day
 from ccg_pipeline.validation import release_audit
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.backend import backend_of
+from ccg_pipeline.warehouse.clause_status import NO_DATA_FIGURE
 from ccg_pipeline.warehouse.sql import day_after
 
 # The clauses no query can settle, and why: they are reviewed by people against the policy.

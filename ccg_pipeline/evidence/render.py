@@ -7,7 +7,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ccg_pipeline.evidence import NO_DATA, NO_DATA_FIGURE, ClauseResult, EvidenceReport
+from ccg_pipeline.evidence.report import ClauseResult, EvidenceReport
+from ccg_pipeline.warehouse.clause_status import NO_DATA, NO_DATA_FIGURE
 
 COUNTS_ONLY = "Figures are counts, dates and ids only; no value from the personal data appears."
 NO_DATA_MEANS = (

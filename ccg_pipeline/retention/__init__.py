@@ -4,73 +4,14 @@
 command call; both return counts only.
 """
 
-from __future__ import annotations
+from ccg_pipeline.retention.stage import (
+    plan_retention,
+    render_plan,
+    run_retention,
+)
 
-import datetime as dt
-from dataclasses import asdict
-from typing import Any
-
-from ccg_pipeline.config import Settings
-from ccg_pipeline.policy import load_notice
-from ccg_pipeline.warehouse import migrate
-from ccg_pipeline.warehouse.locks import stage_lock
-
-
-def _summary(outcomes: list[Any]) -> dict[str, Any]:
-    return {
-        "targets": [asdict(o) for o in outcomes],
-        "due": sum(o.due for o in outcomes),
-        "held": sum(o.held for o in outcomes),
-        "deleted": sum(o.deleted for o in outcomes),
-        "anonymised": sum(o.anonymised for o in outcomes),
-        "expired_unheld_remaining": sum(o.expired_unheld_remaining for o in outcomes),
-    }
-
-
-def plan_retention(
-    settings: Settings, as_of: dt.date, *, align_to_year_end: bool | None = None
-) -> dict[str, Any]:
-    from ccg_pipeline.retention.sweep import plan
-
-    with migrate.migrated(settings.warehouse_url) as engine:
-        return _summary(plan(engine, load_notice(), as_of, align_to_year_end=align_to_year_end))
-
-
-def run_retention(
-    settings: Settings,
-    as_of: dt.date,
-    run_id: str,
-    *,
-    chunk_rows: int | None = None,
-    align_to_year_end: bool | None = None,
-) -> dict[str, Any]:
-    from ccg_pipeline.retention.sweep import DEFAULT_CHUNK_ROWS, sweep
-
-    with (
-        stage_lock(settings.warehouse_url, "retention"),
-        migrate.migrated(settings.warehouse_url) as engine,
-    ):
-        outcomes = sweep(
-            engine,
-            load_notice(),
-            as_of,
-            run_id,
-            chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS,
-            align_to_year_end=align_to_year_end,
-        )
-    return _summary(outcomes)
-
-
-def render_plan(summary: dict[str, Any], as_of: dt.date) -> str:
-    lines = [
-        f"Retention plan as of {as_of} (counts only; nothing changed)",
-        f"{'rule':<24} {'table':<26} {'due':>8} {'held':>6} {'anonymise':>10} {'delete':>8}",
-    ]
-    for t in summary["targets"]:
-        lines.append(
-            f"{t['rule_id']:<24} {t['table']:<26} {t['due']:>8,} {t['held']:>6,} {t['anonymised']:>10,} {t['deleted']:>8,}"
-        )
-    lines.append(
-        f"{'total':<51} {summary['due']:>8,} {summary['held']:>6,} {summary['anonymised']:>10,} {summary['deleted']:>8,}"
-    )
-    return "\n".join(lines)
+__all__ = [
+    "plan_retention",
+    "render_plan",
+    "run_retention",
+]
