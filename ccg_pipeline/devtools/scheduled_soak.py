@@ -220,7 +220,7 @@ def run_scheduled(days: int, out: Path, *, timeout: float = 5400, progress: bool
             catch_up_seconds = time.monotonic() - unpaused
             # The operator verifies the requests the catch-up took in; one manual run of the
             # request queue must then handle every one of them.
-            soak._operator(today - dt.timedelta(days=1))
+            soak.operate(today - dt.timedelta(days=1))
             api.post(
                 "/api/v2/dags/ccg_subject_requests/dagRuns",
                 json={"dag_run_id": "operator__after_catch_up", "logical_date": None},
@@ -285,21 +285,11 @@ def _judge(soak: Soak, runs: dict[str, list[dict]], wanted: dict[str, list[dt.da
     for dag_id in ("ccg_statistics", "ccg_evidence", "ccg_subject_requests"):
         if not runs[dag_id]:
             raise Violation(last, "runs", f"{dag_id} never ran")
-    soak._run_ids = {r["dag_run_id"] for rs in runs.values() for r in rs}
     _check_verified_handled(soak, last)
     # Retention's last decision is the day the state is judged as of.
     as_of = max(wanted["ccg_retention"])
-    checks = soak._check_day(as_of, published=False)
-    with soak.engine.connect() as conn:
-        import sqlalchemy as sa
-
-        published = conn.execute(sa.text("SELECT max(as_of) FROM statistics.publications"))
-        release_day = published.scalar()
-    if release_day is None:
-        raise Violation(as_of, "N-AGG", "no release was published")
-    checks += soak._check_release(dt.date.fromisoformat(str(release_day)[:10]))
-    soak._check_evidence(as_of)
-    return {"as_of": as_of.isoformat(), "checks": checks + 1}
+    checks = soak.judge(as_of, {r["dag_run_id"] for rs in runs.values() for r in rs})
+    return {"as_of": as_of.isoformat(), "checks": checks}
 
 
 def _check_verified_handled(soak: Soak, day: dt.date) -> None:

@@ -426,7 +426,7 @@ class Soak:
         self._dag(index, day, "ccg_retention", midnight, align)
         # The operator verifies what was taken in on earlier days; the run then takes in the
         # day's files and handles the verified requests.
-        self._operator(day)
+        self.operate(day)
         self._dag(index, day, "ccg_subject_requests", midnight)
         runs = len(self.result.days) + 1
         last = index == self.profile.days - 1
@@ -529,7 +529,7 @@ class Soak:
             raise Violation(day, "runs", f"{dag_id} ran no task for {when:%Y-%m-%d %H:%M}")
         return _state(run)
 
-    def _operator(self, day: dt.date) -> None:
+    def operate(self, day: dt.date) -> None:
         """The operator verifies each request the day after it was taken in, and extends every
         fifth one by a month on the day of verification."""
         from ccg_pipeline import requests
@@ -551,6 +551,25 @@ class Soak:
             if len(self.verified) % 5 == 0:
                 requests.extend(self.engine, request_id, 1, "complex request", at.date())
                 self.extended[source_ref] = 1
+
+    def judge(self, as_of: dt.date, run_ids: set[str]) -> int:
+        """The oracles on a warehouse that another driver ran (the real scheduler of
+        `devtools.scheduled_soak`), as of retention's last day: the day's invariants, the
+        attacks on the latest release, evidence agreement, the leak scan of `run_ids`' XCom.
+        Returns the checks passed."""
+        self._run_ids = set(run_ids)
+        checks = self._check_day(as_of, published=False)
+        with self.engine.connect() as conn:
+            newest = conn.execute(
+                sa.select(sa.func.max(sa.column("as_of"))).select_from(
+                    sa.table("publications", schema="statistics")
+                )
+            ).scalar()
+        if newest is None:
+            raise Violation(as_of, "N-AGG", "no release was published")
+        checks += self._check_release(dt.date.fromisoformat(str(newest)[:10]))
+        self._check_evidence(as_of)
+        return checks + 1
 
     # --- oracles --------------------------------------------------------------------------------
 
