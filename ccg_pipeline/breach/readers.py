@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import gzip
 import io
 import json
 import re
@@ -23,6 +22,7 @@ import pyarrow.compute as pc
 
 from ccg_pipeline.breach.report import BreachInputError
 from ccg_pipeline.scan import ScanInputError, read_file
+from ccg_pipeline.scan.files import csv_delimiter, file_kind, open_binary
 
 LOG_COLUMNS = ("ip", "ident", "user", "time", "url", "status", "bytes", "referrer", "user_agent")
 # Columns this module adds to a file's table: the text of lines that are not records, and a
@@ -50,32 +50,13 @@ DATE_COLUMN_SHARE = 0.9  # of a column's non-empty cells that must parse as date
 DECODE_CHUNK_BYTES = 1 << 20
 
 
-def _is_gzip(path: Path) -> bool:
-    return path.name.lower().endswith(".gz")
-
-
-def _file_kind(path: Path) -> str:
-    name = path.name.lower().removesuffix(".gz")
-    if name.endswith((".parquet", ".pq")):
-        return "parquet"
-    if name.endswith((".csv", ".tsv")):
-        return "csv"
-    if name.endswith((".jsonl", ".ndjson", ".json")):
-        return "json"
-    return "log"
-
-
-def _open_binary(path: Path):
-    return gzip.open(path, "rb") if _is_gzip(path) else path.open("rb")
-
-
 def _check_utf8(path: Path) -> int:
     """Decode the file as a stream; refuse it, naming the offset, if it is not UTF-8. Returns
     its size in characters (0: empty)."""
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
     offset = chars = 0
     try:
-        with _open_binary(path) as handle:
+        with open_binary(path) as handle:
             while chunk := handle.read(DECODE_CHUNK_BYTES):
                 try:
                     chars += len(decoder.decode(chunk))
@@ -97,7 +78,7 @@ def _check_utf8(path: Path) -> int:
 
 def _read_text(path: Path) -> str:
     _check_utf8(path)
-    with _open_binary(path) as handle:
+    with open_binary(path) as handle:
         return codecs.decode(handle.read(), "utf-8-sig")
 
 
@@ -186,7 +167,7 @@ def _unique(names: list[str]) -> list[str]:
 
 def _tolerant_csv(path: Path, notes: list[str]) -> pa.Table:
     """CSV read row by row: short rows are padded, extra fields kept as one text column."""
-    delimiter = "\t" if ".tsv" in path.name.lower() else ","
+    delimiter = csv_delimiter(path)
     handle = io.StringIO(_read_text(path), newline="")
     reader = csv.reader(handle, delimiter=delimiter)
     try:
@@ -219,7 +200,7 @@ def _read_leak(path: Path, notes: list[str]) -> tuple[pa.Table, str]:
         raise BreachInputError(f"{path}: no such file")
     if not path.is_file():
         raise BreachInputError(f"{path}: not a file")
-    kind = _file_kind(path)
+    kind = file_kind(path)
     if kind == "parquet":
         try:
             return _strings(read_file(path)), kind

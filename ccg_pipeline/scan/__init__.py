@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ccg_pipeline.scan.detectors import DETECTORS, Detector, find, mask
+from ccg_pipeline.scan.files import csv_delimiter, file_kind, is_gzip, open_binary
 
 
 class ScanInputError(ValueError):
@@ -74,11 +75,13 @@ def scan_frame(frame: pd.DataFrame, detectors: tuple[Detector, ...] = DETECTORS)
 
 
 def _csv_header(path: Path, delimiter: str) -> list[str]:
+    """The header row, read only to type every column as text; a byte that is not UTF-8 is left
+    for the CSV reader to refuse."""
     import csv
-    import gzip
+    import io
 
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as handle:
+    binary = open_binary(path)
+    with io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline="") as handle:
         return next(csv.reader(handle, delimiter=delimiter), [])
 
 
@@ -89,12 +92,13 @@ def read_file(path: Path) -> pa.Table:
 
     if not path.is_file():
         raise ScanInputError(f"{path}: no such file")
-    name = path.name.lower()
+    kind = file_kind(path)
     try:
-        if name.endswith((".parquet", ".pq")):
+        # Parquet compresses its own pages: a gzipped Parquet file is not a format read here.
+        if kind == "parquet" and not is_gzip(path):
             return pq.read_table(path)
-        if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
-            delimiter = "\t" if ".tsv" in name else ","
+        if kind == "csv":
+            delimiter = csv_delimiter(path)
             header = _csv_header(path, delimiter)
             return pacsv.read_csv(
                 path,
