@@ -14,7 +14,6 @@ import io
 import json
 import re
 import zlib
-from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,7 +21,7 @@ import pyarrow.compute as pc
 
 from ccg_pipeline.breach.report import BreachInputError
 from ccg_pipeline.scan import ScanInputError, read_file
-from ccg_pipeline.scan.files import csv_delimiter, file_kind, open_binary
+from ccg_pipeline.scan.files import csv_delimiter, file_kind, open_binary, unique_names
 
 LOG_COLUMNS = ("ip", "ident", "user", "time", "url", "status", "bytes", "referrer", "user_agent")
 # Columns this module adds to a file's table: the text of lines that are not records, and a
@@ -155,16 +154,6 @@ def _log_table(text: str, notes: list[str]) -> pa.Table:
 _REPEAT_SUFFIX = re.compile(r" #\d+$")
 
 
-def _unique(names: list[str]) -> list[str]:
-    """Header names made unique (`Email`, `Email #2`), so every column can be addressed."""
-    seen: Counter[str] = Counter()
-    unique = []
-    for name in names:
-        seen[name] += 1
-        unique.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
-    return unique
-
-
 def _tolerant_csv(path: Path, notes: list[str]) -> pa.Table:
     """CSV read row by row: short rows are padded, extra fields kept as one text column."""
     delimiter = csv_delimiter(path)
@@ -191,7 +180,7 @@ def _tolerant_csv(path: Path, notes: list[str]) -> pa.Table:
             f"{ragged:,} row(s) do not have as many fields as the header; fields past the "
             "header's were scanned as text"
         )
-    names = [*_unique(header), LINE]
+    names = [*unique_names(header), LINE]
     return pa.table({n: pa.array(v, type=pa.string()) for n, v in zip(names, columns, strict=True)})
 
 
@@ -215,7 +204,7 @@ def _read_leak(path: Path, notes: list[str]) -> tuple[pa.Table, str]:
         except ScanInputError:
             # Arrow refuses a file with ragged rows; a leaked export may well have some.
             return _tolerant_csv(path, notes), kind
-        return table.rename_columns(_unique(table.column_names)), kind
+        return table.rename_columns(unique_names(table.column_names)), kind
     text = _read_text(path)
     if kind == "json":
         return _json_table(path, text, notes), kind

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ccg_pipeline.scan.detectors import DETECTORS, Detector, find, mask
-from ccg_pipeline.scan.files import csv_delimiter, file_kind, is_gzip, open_binary
+from ccg_pipeline.scan.files import csv_delimiter, file_kind, is_gzip, open_binary, unique_names
 
 
 class ScanInputError(ValueError):
@@ -81,7 +81,8 @@ def _csv_header(path: Path, delimiter: str) -> list[str]:
     import io
 
     binary = open_binary(path)
-    with io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline="") as handle:
+    # utf-8-sig: a byte-order mark is not part of the first name (the CSV reader drops it too).
+    with io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="") as handle:
         return next(csv.reader(handle, delimiter=delimiter), [])
 
 
@@ -100,13 +101,15 @@ def read_file(path: Path) -> pa.Table:
         if kind == "csv":
             delimiter = csv_delimiter(path)
             header = _csv_header(path, delimiter)
-            return pacsv.read_csv(
+            table = pacsv.read_csv(
                 path,
                 parse_options=pacsv.ParseOptions(delimiter=delimiter),
                 convert_options=pacsv.ConvertOptions(
                     column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=True
                 ),
             )
+            # A repeated header name (two `Email` columns) would make a column unaddressable.
+            return table.rename_columns(unique_names(table.column_names))
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
         # The exception text can quote the offending row, so only its kind is reported.
         raise ScanInputError(f"{path}: cannot be read ({type(exc).__name__})") from None

@@ -53,3 +53,13 @@ def csv_delimiter(path: Path) -> str:
     """Tab when `.tsv` is anywhere in the (lower-cased) name, so `x.tsv.gz` is tab-separated;
     else comma."""
     return "\t" if ".tsv" in path.name.lower() else ","
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Header names made unique (`Email`, `Email #2`), so every column can be addressed."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+    return unique

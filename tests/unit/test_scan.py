@@ -65,3 +65,20 @@ def test_scan_command_exit_codes_and_json(tmp_path: Path, capsys) -> None:
     parquet = tmp_path / "leaky.parquet"
     pd.DataFrame({"n": ["4111 1111 1111 1111"]}).to_parquet(parquet)
     assert main(["scan", str(parquet)]) == 1
+
+
+def test_a_repeated_header_name_is_scanned_as_its_own_column(tmp_path: Path, capsys) -> None:
+    """Two `Email` columns: both are read and named apart, neither is lost or a crash."""
+    path = tmp_path / "export.csv"
+    path.write_text("Email,Email\nnobody,anna@example.com\n", encoding="utf-8")
+    assert main(["scan", str(path), "--format", "json"]) == 1
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    assert [(f["column"], f["detector"]) for f in findings] == [("Email #2", "email")]
+
+
+def test_leading_zeros_survive_a_byte_order_mark(tmp_path: Path) -> None:
+    from ccg_pipeline.scan import read_file
+
+    path = tmp_path / "ids.csv"
+    path.write_bytes("\ufeffid,name\n007,x\n".encode())
+    assert read_file(path).column("id").to_pylist() == ["007"]
