@@ -51,52 +51,37 @@ def test_quick_profile_keeps_every_promise_for_sixty_days(soak_home: Path) -> No
     assert all(result.people_judged.values())
 
 
-def test_retention_one_day_late_is_caught_on_the_day_it_affects(
-    soak_home: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("unit", "day", "detail"),
+    [
+        # With this seed the first customer deadline inside the soak falls on its fourth day.
+        pytest.param("years", 3, "six-year deadline", id="six-year-rule"),
+        # The world closed an account so that its three months end on day 6.
+        pytest.param("months", 6, "profile_after_closure", id="profile-after-closure"),
+    ],
+)
+def test_a_period_one_day_late_is_caught_on_the_day_it_affects(
+    soak_home: Path, monkeypatch: pytest.MonkeyPatch, unit: str, day: int, detail: str
 ) -> None:
-    """A planted bug: the six-year rule's deadline one day late, in the pipeline's own date
-    arithmetic (its sweep and its evidence both use it). The soak's oracle does its own."""
+    """A planted bug: periods counted in `unit` end one day late in the pipeline's own date
+    arithmetic (its sweep and its evidence both use it). The soak's oracles do their own, from
+    the world's truth, and must stop on the first day a row is held too long."""
     original = deadlines.add_period
 
-    def one_day_late(day: dt.date, period) -> dt.date:  # type: ignore[no-untyped-def]
-        shifted = original(day, period)
-        return shifted + dt.timedelta(days=1) if period.years else shifted
+    def one_day_late(start: dt.date, period) -> dt.date:  # type: ignore[no-untyped-def]
+        shifted = original(start, period)
+        return shifted + dt.timedelta(days=1) if getattr(period, unit) else shifted
 
     monkeypatch.setattr(deadlines, "add_period", one_day_late)
     profile = quick_profile()
     soak = Soak(profile, f"sqlite:///{soak_home / 'warehouse' / 'main.db'}", soak_home)
 
     with pytest.raises(Violation) as caught:
-        soak.run(days=10)
-
-    # With this seed the first customer deadline inside the soak falls on its fourth day.
-    assert caught.value.clause == "N-RET", str(caught.value)
-    assert caught.value.day == profile.world.start + dt.timedelta(days=3)
-    assert "six-year deadline" in caught.value.detail
-
-
-def test_profile_data_kept_one_day_too_long_is_caught_on_its_day(
-    soak_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A planted bug in a people rule: periods counted in months end one day late in the
-    pipeline's arithmetic. The world closed an account so that its three months end on day 6;
-    the oracle reads the closure from the portal's truth and must see the hash still held."""
-    original = deadlines.add_period
-
-    def one_day_late(day: dt.date, period) -> dt.date:  # type: ignore[no-untyped-def]
-        shifted = original(day, period)
-        return shifted + dt.timedelta(days=1) if period.months else shifted
-
-    monkeypatch.setattr(deadlines, "add_period", one_day_late)
-    profile = quick_profile()
-    soak = Soak(profile, f"sqlite:///{soak_home / 'warehouse' / 'main.db'}", soak_home)
-
-    with pytest.raises(Violation) as caught:
-        soak.run(days=8)
+        soak.run(days=day + 2)
 
     assert caught.value.clause == "N-RET", str(caught.value)
-    assert caught.value.day == profile.world.start + dt.timedelta(days=6)
-    assert "profile_after_closure" in caught.value.detail
+    assert caught.value.day == profile.world.start + dt.timedelta(days=day)
+    assert detail in caught.value.detail
 
 
 def test_an_address_in_a_task_log_is_caught_the_same_day(
