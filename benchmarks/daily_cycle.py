@@ -1,6 +1,6 @@
 """The daily cycle at scale: ingest -> retention -> statistics -> validation gate -> publish.
 
-For each scale (`ccg_pipeline.sources.bulk.SCALES`; S is a tenth of M on every source), writes
+For each scale (`ccg_pipeline.devtools.bulk.SCALES`; S is a tenth of M on every source), writes
 the sources with the fast numpy generator, then runs, on a fresh SQLite warehouse and on a fresh
 PostgreSQL one (a throw-away server, when the machine has the binaries), the functions the DAGs'
 tasks call, in the DAGs' order:
@@ -42,7 +42,7 @@ from typing import Any
 from results_io import RESULTS, save
 from warehouses import warehouse_urls
 
-from ccg_pipeline.sources.bulk import SCALES, BulkScale
+from ccg_pipeline.devtools.bulk import SCALES, BulkScale
 
 AS_OF = dt.date(2026, 11, 23)
 WINDOW_END = dt.datetime.combine(AS_OF + dt.timedelta(days=1), dt.time())
@@ -100,7 +100,7 @@ def _staged_rows(url: str) -> int:
 
 
 def step_generate(out: str, scale: str) -> dict[str, Any]:
-    from ccg_pipeline.sources.bulk import generate_bulk
+    from ccg_pipeline.devtools.bulk import generate_bulk
 
     t0 = time.perf_counter()
     report = generate_bulk(Path(out), _scale(scale), as_of=AS_OF)

@@ -52,9 +52,9 @@ OLD_MIN_CELL = 10
 
 
 def build_demo_warehouse(root: Path, companies: int, prospects: int) -> Settings:
+    from ccg_pipeline.devtools.generate import GenerateOptions, generate
     from ccg_pipeline.ingest import ingest_source
     from ccg_pipeline.retention import run_retention
-    from ccg_pipeline.sources.generate import GenerateOptions, generate
     from ccg_pipeline.warehouse import migrate
 
     sources = root / "sources"

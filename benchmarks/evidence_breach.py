@@ -72,7 +72,7 @@ def _settings(home: Path, sources: Path, url: str) -> Settings:
 
 
 def generate_sources(out: Path, companies: int) -> dict[str, int]:
-    from ccg_pipeline.sources.generate import GenerateOptions, generate
+    from ccg_pipeline.devtools.generate import GenerateOptions, generate
 
     report = generate(
         GenerateOptions(

@@ -26,8 +26,8 @@ from results_io import save
 from warehouses import warehouse_urls
 
 from ccg_pipeline.config import Settings
+from ccg_pipeline.devtools.generate import GenerateOptions, _web_lines, generate, write_web_log
 from ccg_pipeline.ingest import ingest_source
-from ccg_pipeline.sources.generate import GenerateOptions, _web_lines, generate, write_web_log
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 

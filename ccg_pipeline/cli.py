@@ -34,7 +34,7 @@ def _positive(value: str) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from ccg_pipeline.sources.generate import GenerateOptions, generate
+    from ccg_pipeline.devtools.generate import GenerateOptions, generate
 
     report = generate(
         GenerateOptions(

@@ -23,13 +23,14 @@ class Settings:
     home: Path
     warehouse_url: str
     portal_url: str
-    crm_dir: Path
-    web_log_dir: Path
-    auth_log_dir: Path
+    # Where file-based sources land: each one's folder under `source_dir`, unless its variable
+    # (named in the data map, e.g. CCG_WEB_LOG_DIR) moves it; see `source_folder`.
+    source_dir: Path
     pseudonym_key: str = field(repr=False)
     environment: str = "dev"
     # Drop folder of JSON subject requests (what a portal form writes); default $CCG_HOME/requests.
     request_inbox: Path | None = None
+    folder_overrides: dict[str, Path] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -42,13 +43,20 @@ class Settings:
                 "CCG_WAREHOUSE_URL", f"sqlite:///{home / 'warehouse' / 'main.db'}"
             ),
             portal_url=env.get("CCG_PORTAL_URL", f"sqlite:///{sources / 'portal.db'}"),
-            crm_dir=Path(env.get("CCG_CRM_DIR", str(sources / "crm"))),
-            web_log_dir=Path(env.get("CCG_WEB_LOG_DIR", str(sources / "logs" / "web"))),
-            auth_log_dir=Path(env.get("CCG_AUTH_LOG_DIR", str(sources / "logs" / "auth"))),
+            source_dir=sources,
+            folder_overrides={
+                name: Path(value)
+                for name, value in env.items()
+                if name.startswith("CCG_") and name.endswith("_DIR") and name != "CCG_SOURCE_DIR"
+            },
             pseudonym_key=env.get("CCG_PSEUDONYM_KEY", DEV_PSEUDONYM_KEY),
             environment=env.get("CCG_ENV", "dev"),
             request_inbox=Path(env.get("CCG_REQUEST_INBOX", str(home / "requests" / "inbox"))),
         )
+
+    def source_folder(self, relative: str, variable: str) -> Path:
+        """A file source's folder: its own variable if set, else `relative` under the sources."""
+        return self.folder_overrides.get(variable, self.source_dir / relative)
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -4,9 +4,10 @@
 **Schedule:** daily, one run per UTC day (data interval `[day, day + 1)`); no catch-up by default,
 `max_active_runs=1`.
 
-**Reads:** the customer-portal database (connection `ccg_portal`, or `CCG_PORTAL_URL`), CRM
-exports (`CCG_CRM_DIR`), web access logs (`CCG_WEB_LOG_DIR`) and portal authentication logs
-(`CCG_AUTH_LOG_DIR`).
+**Reads:** the customer-portal database (connection `ccg_portal`, or `CCG_PORTAL_URL`), then one
+task per file lane that `ccg_pipeline/policy/data_map.yaml` registers (its `ingest` entries):
+CRM exports (`CCG_CRM_DIR`), web access logs (`CCG_WEB_LOG_DIR`) and portal authentication logs
+(`CCG_AUTH_LOG_DIR`), each under `CCG_SOURCE_DIR` by default.
 
 **Writes:** the personal zone (identifiable rows, IPs cut to a network prefix), quarantined
 records in `personal.quarantine`, and counts in `ops.ingest_batches`, `ops.quarantine_summary`
@@ -30,8 +31,10 @@ from __future__ import annotations
 from airflow.sdk import Asset, Param, dag, task
 
 from ccg_pipeline.dag_support import PERSONAL_ZONE_URI, daily_dag
+from ccg_pipeline.policy import load_data_map
 
 PERSONAL_ZONE = Asset(PERSONAL_ZONE_URI)
+INGEST_LANES = load_data_map().ingest_lanes()
 
 
 @dag(
@@ -87,15 +90,16 @@ def ccg_ingest() -> None:
         }
         return totals
 
+    # One task per lane: the portal, then each file lane the data map registers. A lane that
+    # links to subjects through another (auth events through portal accounts) waits for it.
     migrated = migrate_warehouse()
-    portal, crm, web_logs, auth_logs = (
-        make_ingest_task(source)() for source in ("portal", "crm", "web_logs", "auth_logs")
-    )
-    # Auth events link to subjects through portal accounts, so they load after the portal.
-    migrated >> [portal, crm, web_logs]
-    portal >> auth_logs
-    loads = [portal, crm, web_logs, auth_logs]
-    publish_personal_zone(loads)
+    loads = {lane.name: make_ingest_task(lane.name)() for lane in INGEST_LANES}
+    for lane in INGEST_LANES:
+        if lane.after:
+            [loads[name] for name in lane.after] >> loads[lane.name]
+        else:
+            migrated >> loads[lane.name]
+    publish_personal_zone(list(loads.values()))
 
 
 ccg_ingest_dag = ccg_ingest()

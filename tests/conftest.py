@@ -71,7 +71,7 @@ def airflow_db() -> Path:
 @pytest.fixture(scope="session")
 def demo_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Small generated sources, shared read-only by the tests (copy before changing)."""
-    from ccg_pipeline.sources.generate import GenerateOptions, generate
+    from ccg_pipeline.devtools.generate import GenerateOptions, generate
 
     out = tmp_path_factory.mktemp("sources")
     generate(

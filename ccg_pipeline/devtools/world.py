@@ -34,13 +34,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ccg_pipeline.sources.generate import (
-    COUNTRY_WEIGHTS,
-    ENQUIRY_TEXTS,
-    JOB_TITLES,
-    NOTE_TEXTS,
-    PORTAL_DDL,
-    SERVICES,
+from ccg_pipeline.devtools.generate import (
     GenerateOptions,
     _auth_lines,
     _email_variant,
@@ -50,6 +44,14 @@ from ccg_pipeline.sources.generate import (
     company_domain,
     company_record,
     crm_company_record,
+)
+from ccg_pipeline.devtools.scenario import (
+    COUNTRY_WEIGHTS,
+    ENQUIRY_TEXTS,
+    JOB_TITLES,
+    NOTE_TEXTS,
+    PORTAL_DDL,
+    SERVICES,
 )
 
 PORTAL_TABLES = ("companies", "users", "contracts", "orders", "invoices", "payments")

@@ -5,12 +5,6 @@ and raises `IngestFailed` afterwards if any batch was refused, so valid data is 
 still fails loudly.
 """
 
-from ccg_pipeline.ingest.stage import (
-    SOURCES,
-    ingest_source,
-)
+from ccg_pipeline.ingest.stage import ingest_source, lane_names
 
-__all__ = [
-    "SOURCES",
-    "ingest_source",
-]
+__all__ = ["ingest_source", "lane_names"]

@@ -207,3 +207,9 @@ def make_loader(kind: str) -> Callable[[Connection, IngestContext, Path, BatchRe
             )
 
     return load
+
+
+# The loaders the data map names for the three exports (`ingest.loader`).
+load_contacts = make_loader("contacts")
+load_companies = make_loader("companies")
+load_activities = make_loader("activities")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import logging
 from typing import Any
 
@@ -11,38 +12,42 @@ import sqlalchemy as sa
 
 from ccg_pipeline.config import Settings
 from ccg_pipeline.ingest.common import BatchResult, IngestContext, IngestFailed
+from ccg_pipeline.ingest.files import FileLoader
 from ccg_pipeline.policy import load_data_map, load_notice
+from ccg_pipeline.policy.models import DATABASE_LANE, FileFeed, IngestLane
 from ccg_pipeline.warehouse.backend import backend_of
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 from ccg_pipeline.warehouse.locks import stage_lock
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("portal", "crm", "web_logs", "auth_logs")
+
+def lane_names() -> tuple[str, ...]:
+    """The ingest lanes by name; `ingest_<name>` is each one's DAG task."""
+    return tuple(lane.name for lane in load_data_map().ingest_lanes())
 
 
-def _run(source: str, ctx: IngestContext, settings: Settings) -> list[BatchResult]:
-    from ccg_pipeline.ingest import crm, files, logs, portal
+def _loader(feed: FileFeed) -> FileLoader:
+    module, _, function = feed.loader.partition(":")
+    loader: FileLoader = getattr(importlib.import_module(module), function)
+    return loader
 
-    if source == "portal":
+
+def _run(lane: IngestLane, ctx: IngestContext, settings: Settings) -> list[BatchResult]:
+    from ccg_pipeline.ingest import files, portal
+
+    if lane.name == DATABASE_LANE:
         portal_engine = sa.create_engine(settings.portal_url, hide_parameters=True)
         try:
             return portal.ingest_portal(ctx, portal_engine)
         finally:
             portal_engine.dispose()
-    if source == "crm":
-        results = []
-        for kind in crm.EXPORTS:  # contacts before activities, so activities find their subject
-            found = files.eligible_files(settings.crm_dir, (f"{kind}_*.csv",), ctx.window_end)
-            results += files.ingest_files(ctx, crm.EXPORTS[kind][0], found, crm.make_loader(kind))
-        return results
-    if source == "web_logs":
-        found = files.eligible_files(settings.web_log_dir, ("*access*.log*",), ctx.window_end)
-        return files.ingest_files(ctx, logs.WEB_SOURCE, found, logs.load_web_log)
-    if source == "auth_logs":
-        found = files.eligible_files(settings.auth_log_dir, ("auth*.jsonl*",), ctx.window_end)
-        return files.ingest_files(ctx, logs.AUTH_SOURCE, found, logs.load_auth_log)
-    raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
+    results = []
+    for source, feed in lane.feeds:
+        folder = settings.source_folder(feed.folder, feed.folder_variable)
+        found = files.eligible_files(folder, tuple(feed.files), ctx.window_end)
+        results += files.ingest_files(ctx, source, found, _loader(feed))
+    return results
 
 
 def ingest_source(
@@ -54,9 +59,11 @@ def ingest_source(
     window_end: dt.datetime,
     full_refresh: bool = False,
 ) -> dict[str, Any]:
-    """Ingest one source for a data interval; returns counts only (safe for XCom and logs)."""
-    if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
+    """Ingest one lane (`ingest_lanes`) for a data interval; returns counts only (safe for XCom
+    and logs)."""
+    lanes = {lane.name: lane for lane in load_data_map().ingest_lanes()}
+    if source not in lanes:
+        raise ValueError(f"unknown source {source!r}; expected one of {tuple(lanes)}")
     settings.check_production()
     engine = create_warehouse_engine(settings.warehouse_url)
     try:
@@ -77,7 +84,7 @@ def ingest_source(
         single = backend_of(settings.warehouse_url).single_writer
         lock = "ingest" if single else f"ingest.{source}"
         with stage_lock(settings.warehouse_url, lock):
-            results = _run(source, ctx, settings)
+            results = _run(lanes[source], ctx, settings)
     finally:
         engine.dispose()
     summary = {

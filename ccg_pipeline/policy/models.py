@@ -8,6 +8,7 @@ period the notice leaves open ("as long as necessary") says who decided it.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
@@ -392,11 +393,54 @@ class ColumnTag(Strict):
         return self
 
 
+DATABASE_LANE = "portal"
+
+
+class FileFeed(Strict):
+    """How ingest finds and loads a file-based source: the data map is the source registry, so a
+    new file source is its loader module plus this entry (see ARCHITECTURE.md)."""
+
+    lane: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="the DAG task ingest_<lane>; the sources of one lane load in data-map order",
+    )
+    folder: str = Field(description="where the files land, relative to CCG_SOURCE_DIR")
+    folder_env: str | None = Field(
+        None,
+        pattern=r"^CCG_[A-Z0-9_]+_DIR$",
+        description="environment variable that moves the folder; default CCG_<LANE>_DIR",
+    )
+    files: list[str] = Field(min_length=1, description="glob patterns of the files to load")
+    loader: str = Field(
+        pattern=r"^[a-z_][a-z0-9_.]*:[a-z_][a-z0-9_]*$",
+        description="module:function taking (connection, context, path, batch result)",
+    )
+    after: list[str] = Field(
+        default=[], description="lanes that must have loaded first (e.g. for subject links)"
+    )
+
+    @property
+    def folder_variable(self) -> str:
+        return self.folder_env or f"CCG_{self.lane.upper()}_DIR"
+
+
+@dataclass(frozen=True)
+class IngestLane:
+    """One ingest task: the portal database, or the file sources the data map puts in a lane."""
+
+    name: str
+    after: tuple[str, ...] = ()
+    feeds: tuple[tuple[str, FileFeed], ...] = ()
+
+
 class SourceMap(Strict):
     description: str
     clause: str = "N-SRC"
     origin: str = Field(description="N-SRC source kind, e.g. direct interaction, server logs")
     columns: dict[str, ColumnTag]
+    ingest: FileFeed | None = Field(
+        None, description="for a file-based source: its lane, folder, file patterns and loader"
+    )
 
 
 class DataMap(Strict):
@@ -404,6 +448,43 @@ class DataMap(Strict):
 
     version: int
     sources: dict[str, SourceMap]
+
+    @model_validator(mode="after")
+    def _lanes_agree(self) -> DataMap:
+        """The sources of one lane share its folder and its order; `after` names earlier lanes."""
+        shape: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+        problems: list[str] = []
+        for name, source in self.sources.items():
+            feed = source.ingest
+            if feed is None:
+                continue
+            if feed.lane == DATABASE_LANE:
+                problems.append(f"{name}: lane {DATABASE_LANE!r} is the portal database's")
+            this = (feed.folder, feed.folder_variable, tuple(feed.after))
+            if shape.setdefault(feed.lane, this) != this:
+                problems.append(f"{name}: lane {feed.lane!r} has another folder or order")
+        # A lane may wait only for the portal or for a lane mapped before it: no cycles.
+        earlier = {DATABASE_LANE}
+        for lane, (_folder, _variable, after) in shape.items():
+            unknown = [a for a in after if a not in earlier]
+            if unknown:
+                problems.append(f"lane {lane!r}: after names no earlier lane: {unknown}")
+            earlier.add(lane)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def ingest_lanes(self) -> list[IngestLane]:
+        """The ingest tasks: the portal database first, then each file lane in first-mention
+        order, with its sources in data-map order."""
+        feeds: dict[str, list[tuple[str, FileFeed]]] = {}
+        for name, source in self.sources.items():
+            if source.ingest is not None:
+                feeds.setdefault(source.ingest.lane, []).append((name, source.ingest))
+        return [IngestLane(DATABASE_LANE)] + [
+            IngestLane(lane, tuple(pairs[0][1].after), tuple(pairs))
+            for lane, pairs in feeds.items()
+        ]
 
     def check_columns(self, source: str, columns: list[str]) -> list[str]:
         """Return the columns the map does not know for `source` (empty list when all known)."""

@@ -24,10 +24,10 @@ def run(stage: str, run_id: str, env: dict[str, str] | None = None) -> None:
 
     settings = Settings.from_env(env)
     if stage == "ingest" or stage.startswith("ingest:"):
-        from ccg_pipeline.ingest import SOURCES, ingest_source
+        from ccg_pipeline.ingest import ingest_source, lane_names
 
         # Every source (portal before auth_logs, as in the DAG), or the one named.
-        for source in SOURCES if stage == "ingest" else (stage.partition(":")[2],):
+        for source in lane_names() if stage == "ingest" else (stage.partition(":")[2],):
             ingest_source(settings, source, run_id=run_id, window_start=None, window_end=END)
     elif stage == "retention":
         from ccg_pipeline.retention import run_retention

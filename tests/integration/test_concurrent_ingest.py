@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import stage_child
 from helpers import env_for
 
-from ccg_pipeline.sources.bulk import BulkScale, generate_bulk
+from ccg_pipeline.devtools.bulk import BulkScale, generate_bulk
 from ccg_pipeline.warehouse import migrate, schema
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 

@@ -57,3 +57,42 @@ def test_full_shared_log_parsed_versus_quarantined(tmp_path: Path) -> None:
     summary, _ = _ingest(SHARED_LOG, tmp_path)
     assert summary["rows_read"] == 10_000
     assert (summary["rows_loaded"], summary["rows_quarantined"]) == (9_999, 1)
+
+
+def test_a_source_added_only_in_the_data_map_is_ingested_by_its_own_lane(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ARCHITECTURE.md's recipe: a second web server's logs become a lane with no code change."""
+    import yaml
+
+    from ccg_pipeline import policy
+
+    raw = yaml.safe_load(policy.DATA_MAP_FILE.read_text(encoding="utf-8"))
+    edge = dict(raw["sources"]["logs.web_access"], description="Edge proxy access log")
+    edge["ingest"] = {
+        "lane": "edge_logs",
+        "folder": "logs/edge",
+        "files": ["edge-*.log*"],
+        "loader": "ccg_pipeline.ingest.logs:load_web_log",
+    }
+    raw["sources"]["logs.edge_access"] = edge
+    data_map = tmp_path / "data_map.yaml"
+    data_map.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    monkeypatch.setattr(policy, "DATA_MAP_FILE", data_map)
+
+    sources = tmp_path / "sources"
+    (sources / "logs" / "edge").mkdir(parents=True)
+    shutil.copy(EXCERPT, sources / "logs" / "edge" / "edge-2015-05-20.log")
+    url = f"sqlite:///{tmp_path / 'wh' / 'main.db'}"
+    migrate.upgrade(create_warehouse_engine(url))
+    settings = Settings.from_env(
+        {"CCG_HOME": str(tmp_path), "CCG_WAREHOUSE_URL": url, "CCG_SOURCE_DIR": str(sources)}
+    )
+    summary = ingest_source(
+        settings, "edge_logs", run_id="edge", window_start=None, window_end=dt.datetime(2015, 5, 22)
+    )
+    assert (summary["rows_loaded"], summary["rows_quarantined"]) == (150, 1)
+    assert query(url, "SELECT source, rows_loaded FROM ops.ingest_batches") == [
+        ("logs.edge_access", 150)
+    ]
+    assert query(url, "SELECT count(*) FROM personal.web_access") == [(150,)]

@@ -20,7 +20,7 @@ from helpers import query
 
 from ccg_pipeline import requests
 from ccg_pipeline.config import Settings
-from ccg_pipeline.ingest import SOURCES, ingest_source
+from ccg_pipeline.ingest import ingest_source, lane_names
 from ccg_pipeline.requests.intake import parse_submission, submit
 from ccg_pipeline.retention import run_retention
 from ccg_pipeline.retention.sweep import vacuum_personal_zone
@@ -109,7 +109,7 @@ def _erase_and_sweep(url: str, sources: Path, home: Path) -> tuple[Settings, lis
     )
     with migrate.migrated(url):
         pass
-    for source in SOURCES:
+    for source in lane_names():
         ingest_source(settings, source, run_id="load", window_start=None, window_end=NOW)
     engine = create_warehouse_engine(url)
     vacuum_personal_zone(engine)  # planner statistics sample the columns, as autovacuum would

@@ -12,10 +12,10 @@ import pytest
 from source_digest import folder_digest
 
 from ccg_pipeline.config import Settings
+from ccg_pipeline.devtools.bulk import SCALES, BulkScale, generate_bulk
 from ccg_pipeline.ingest import ingest_source
 from ccg_pipeline.ingest.common import normalise_email
 from ccg_pipeline.policy import load_data_map
-from ccg_pipeline.sources.bulk import SCALES, BulkScale, generate_bulk
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from source_digest import folder_digest
 
+from ccg_pipeline.devtools.generate import GenerateOptions, generate
+from ccg_pipeline.devtools.scenario import add_years as _add_years
 from ccg_pipeline.ingest.common import normalise_email
-from ccg_pipeline.sources.generate import GenerateOptions, _add_years, generate
 
 pytestmark = pytest.mark.unit
 AS_OF = dt.date(2026, 11, 23)

@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ccg_pipeline.devtools.scenario import ENQUIRY_TEXTS, NOTE_TEXTS
 from ccg_pipeline.scan.special import (
     CHILD_EMAIL_DOMAIN,
     SPECIAL_CATEGORY_TERMS,
     child_indicators,
     special_categories,
 )
-from ccg_pipeline.sources.generate import ENQUIRY_TEXTS, NOTE_TEXTS
 
 SPECIAL = [
     ("She is on sick leave after a cancer diagnosis.", {"health"}),

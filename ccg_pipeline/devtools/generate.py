@@ -28,108 +28,21 @@ from pathlib import Path
 
 from faker import Faker
 
-LOCALES = {
-    "GB": "en_GB",
-    "IE": "en_IE",
-    "SE": "sv_SE",
-    "DE": "de_DE",
-    "FR": "fr_FR",
-    "NL": "nl_NL",
-    "PL": "pl_PL",
-    "ES": "es_ES",
-}
-COUNTRY_WEIGHTS = {"GB": 45, "IE": 5, "SE": 20, "DE": 10, "FR": 6, "NL": 6, "PL": 4, "ES": 4}
-SECTORS = [
-    "Freight forwarding",
-    "Manufacturing",
-    "Retail",
-    "Wholesale",
-    "Food and drink",
-    "Pharmaceuticals",
-    "Automotive",
-    "E-commerce",
-]
-SERVICES = {
-    "customs-declarations": 240_000,
-    "customs-software-licence": 480_000,
-    "tariff-classification": 120_000,
-    "aeo-consultancy": 360_000,
-    "training": 60_000,
-}
-JOB_TITLES = [
-    "Customs Manager",
-    "Head of Logistics",
-    "Finance Director",
-    "Import Coordinator",
-    "Export Administrator",
-    "Supply Chain Analyst",
-    "Operations Director",
-    "Trade Compliance Officer",
-    "Chief Executive",
-    "Accounts Payable Clerk",
-]
-INTERESTS = ["brexit", "aeo", "tariffs", "ncts", "cds", "excise", "safety-security", "training"]
-USER_AGENTS = [
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/18.1 Safari/605.1.15",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:132.0) Gecko/20100101 Firefox/132.0",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
-    "Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Mobile Safari/537.36",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
-    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-    "curl/8.5.0",
-]
-WEB_PATHS = [
-    "/",
-    "/services/customs-declarations",
-    "/services/tariff-classification",
-    "/services/aeo-consultancy",
-    "/software/features",
-    "/software/pricing",
-    "/blog/ncts-phase-5-explained",
-    "/blog/windsor-framework-guide",
-    "/contact-us",
-    "/portal/login",
-    "/portal/dashboard",
-    "/portal/declarations",
-    "/assets/css/site.css",
-    "/assets/js/app.js",
-    "/favicon.ico",
-]
-NOTE_TEXTS = [
-    "Called about renewal, wants a quote for the full licence.",
-    "Asked about CDS migration timelines; sent the guide.",
-    "Interested in AEO consultancy next quarter.",
-    "Invoice query resolved, credit note issued.",
-    "Prefers email contact in the mornings.",
-    "Requested training for two new staff members.",
-    "Ringde om tullklassificering, skickade offert.",
-    "Vill ha demo av portalen nästa vecka.",
-]
-ENQUIRY_TEXTS = [
-    "Hello, we import machinery from Germany and need help with customs declarations.",
-    "Could you send pricing for the customs software licence?",
-    "We need advice on the Windsor Framework for goods to Northern Ireland.",
-    "Hej, vi behöver hjälp med tulldeklarationer för export till Storbritannien.",
-    "Do you offer AEO certification support?",
-]
-
-# Customer cases: (name, weight). Offsets are applied relative to the as-of date.
-CUSTOMER_CASES = [
-    ("active", 40),
-    ("ceased_2y", 10),
-    ("ceased_5y", 10),
-    ("ceased_just_under_6y", 8),
-    ("ceased_just_over_6y", 8),
-    ("ceased_7y_plus", 12),
-    ("ceased_at_year_end", 8),
-    ("trial_only", 4),
-]
+from ccg_pipeline.devtools.scenario import (
+    CASES_BY_NAME,
+    COUNTRY_WEIGHTS,
+    CUSTOMER_CASES,
+    ENQUIRY_TEXTS,
+    INTERESTS,
+    JOB_TITLES,
+    LOCALES,
+    NOTE_TEXTS,
+    PORTAL_DDL,
+    SECTORS,
+    SERVICES,
+    USER_AGENTS,
+    WEB_PATHS,
+)
 
 
 @dataclass(frozen=True)
@@ -166,35 +79,14 @@ def _midday(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(12, 0))
 
 
-def _add_years(day: dt.date, years: int) -> dt.date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
-
-
 def _ceased_on(rng: random.Random, case: str, as_of: dt.date) -> dt.date | None:
-    """The day a customer ceased, placed relative to the six-year line and the 5 April year end."""
-    six_years_ago = _add_years(as_of, -6)
-    match case:
-        case "active":
-            return None
-        case "ceased_2y":
-            return _add_years(as_of, -2) - dt.timedelta(days=rng.randrange(0, 120))
-        case "ceased_5y":
-            return _add_years(as_of, -5) - dt.timedelta(days=rng.randrange(0, 120))
-        case "ceased_just_under_6y":
-            return six_years_ago + dt.timedelta(days=rng.randrange(1, 40))
-        case "ceased_just_over_6y":
-            return six_years_ago - dt.timedelta(days=rng.randrange(1, 40))
-        case "ceased_7y_plus":
-            return _add_years(as_of, -rng.randrange(7, 11)) - dt.timedelta(days=rng.randrange(365))
-        case "ceased_at_year_end":
-            year = as_of.year - rng.choice([5, 6, 7])
-            return dt.date(year, 4, 5) + dt.timedelta(days=rng.choice([-1, 0, 1]))
-        case "trial_only":
-            return as_of - dt.timedelta(days=rng.randrange(60, 900))
-    raise ValueError(f"unknown customer case {case!r}")
+    """The day a customer of `case` ceased (`scenario.CUSTOMER_CASES`), one draw at a time."""
+    rule = CASES_BY_NAME[case].ceasing
+    if rule is None:
+        return None
+    years = rule.years[0] if rule.years[1] - rule.years[0] == 1 else rng.randrange(*rule.years)
+    days = rng.randrange(*rule.days)
+    return rule.anchor(as_of, years) + dt.timedelta(days=rule.sign * days)
 
 
 def _email_variant(rng: random.Random, email: str) -> str:
@@ -287,7 +179,7 @@ class _Population:
 
     def build(self) -> None:
         rng = self.rng
-        cases, weights = zip(*CUSTOMER_CASES, strict=True)
+        cases, weights = zip(*((c.name, c.weight) for c in CUSTOMER_CASES), strict=True)
         countries, cweights = zip(*COUNTRY_WEIGHTS.items(), strict=True)
         for company_id in range(1, self.o.companies + 1):
             case = rng.choices(cases, weights)[0]
@@ -551,25 +443,6 @@ class _Population:
                     "Body": body,
                 }
             )
-
-
-PORTAL_DDL = """
-CREATE TABLE companies (id INTEGER PRIMARY KEY, name TEXT, company_number TEXT, vat_number TEXT,
-  country_code TEXT, sector TEXT, employee_count INTEGER, annual_revenue INTEGER, address_line TEXT,
-  postcode TEXT, city TEXT, created_at TEXT, closed_at TEXT, updated_at TEXT);
-CREATE TABLE users (id INTEGER PRIMARY KEY, company_id INTEGER REFERENCES companies(id), email TEXT,
-  username TEXT, first_name TEXT, last_name TEXT, job_title TEXT, phone TEXT, password_hash TEXT,
-  interests TEXT, timezone TEXT, created_at TEXT, closed_at TEXT, last_login_at TEXT, updated_at TEXT);
-CREATE TABLE contracts (id INTEGER PRIMARY KEY, company_id INTEGER, licence_type TEXT, service TEXT,
-  start_date TEXT, end_date TEXT, annual_fee NUMERIC, updated_at TEXT);
-CREATE TABLE orders (id INTEGER PRIMARY KEY, company_id INTEGER, user_id INTEGER, service TEXT,
-  ordered_at TEXT, amount NUMERIC, updated_at TEXT);
-CREATE TABLE invoices (id INTEGER PRIMARY KEY, company_id INTEGER, order_id INTEGER,
-  invoice_number TEXT, issued_on TEXT, due_on TEXT, amount NUMERIC, vat NUMERIC, status TEXT,
-  updated_at TEXT);
-CREATE TABLE payments (id INTEGER PRIMARY KEY, invoice_id INTEGER, paid_at TEXT, amount NUMERIC,
-  method TEXT, card_number_masked TEXT, bank_account_masked TEXT, updated_at TEXT);
-"""
 
 
 # What the notice says CCG never collects, as it still turns up in free text (N-NOSPECIAL,

@@ -1,6 +1,6 @@
 """Large synthetic sources for benchmarks, fast: columns sampled from value pools with numpy.
 
-`ccg generate` (sources.generate) builds a few thousand customers one Faker call at a time, which
+`ccg generate` (devtools.generate) builds a few thousand customers one Faker call at a time, which
 is right for the demo and the tests but takes hours at a million people. This module writes the
 same files in the same formats (the portal database, CRM exports, web and auth logs, so the real
 ingest reads them) from seeded numpy draws: Faker is only asked once per pool (a few hundred
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from faker import Faker
 
-from ccg_pipeline.sources.generate import (
+from ccg_pipeline.devtools.scenario import (
     COUNTRY_WEIGHTS,
     CUSTOMER_CASES,
     ENQUIRY_TEXTS,
@@ -172,31 +172,26 @@ class _Builder:
     # --- portal ---------------------------------------------------------------------------
 
     def ceased_days(self, cases: np.ndarray) -> np.ndarray:
-        """Day (since the epoch) each customer ceased; -1 for active customers."""
-        rng, today, n = self.rng, self.today, len(cases)
-        six = self.today - 6 * 365 - 1  # the six-year line, within a day of the calendar's
-        offsets = {
-            "active": np.full(n, -1),
-            "ceased_2y": today - 730 - rng.integers(0, 120, n),
-            "ceased_5y": today - 1826 - rng.integers(0, 120, n),
-            "ceased_just_under_6y": six + rng.integers(1, 40, n),
-            "ceased_just_over_6y": six - rng.integers(1, 40, n),
-            "ceased_7y_plus": today - rng.integers(7 * 365 + 2, 11 * 365, n),
-            "trial_only": today - rng.integers(60, 900, n),
-        }
-        year_ends = np.array(
-            [(dt.date(self.as_of.year - y, 4, 5) - dt.date(1970, 1, 1)).days for y in (5, 6, 7)]
-        )
-        offsets["ceased_at_year_end"] = rng.choice(year_ends, n) + rng.integers(-1, 2, n)
-        out = np.full(n, -1, dtype=np.int64)
-        for case, values in offsets.items():
-            mask = cases == case
-            out[mask] = values[mask]
+        """Day (since the epoch) each customer ceased; -1 for active customers. The same case
+        rules as `generate` (`scenario.CUSTOMER_CASES`), drawn a column at a time."""
+        rng, epoch = self.rng, dt.date(1970, 1, 1)
+        out = np.full(len(cases), -1, dtype=np.int64)
+        for case in CUSTOMER_CASES:
+            rule, mask = case.ceasing, cases == case.name
+            n = int(mask.sum())
+            if rule is None or n == 0:
+                continue
+            # Calendar anchors, exact, for the few distinct year counts.
+            anchors = np.array(
+                [(rule.anchor(self.as_of, y) - epoch).days for y in range(*rule.years)]
+            )
+            years = rng.integers(0, len(anchors), n)
+            out[mask] = anchors[years] + rule.sign * rng.integers(*rule.days, n)
         return out
 
     def companies(self) -> dict[str, np.ndarray]:
         rng, n = self.rng, self.s.companies
-        names, weights = zip(*CUSTOMER_CASES, strict=True)
+        names, weights = zip(*((c.name, c.weight) for c in CUSTOMER_CASES), strict=True)
         p = np.array(weights, dtype=float) / sum(weights)
         cases = np.array(names, dtype=object)[rng.choice(len(names), n, p=p)]
         locale = rng.choice(len(self.countries), n, p=self.country_p)
