@@ -43,7 +43,6 @@ from ccg_pipeline.breach.report import (
     BreachInputError,
 )
 from ccg_pipeline.breach.report import FINANCIAL as FINANCIAL
-from ccg_pipeline.breach.report import ID_CHUNK as ID_CHUNK
 from ccg_pipeline.breach.report import IP_DETECTORS as IP_DETECTORS
 from ccg_pipeline.breach.report import PHONE_DETECTORS as PHONE_DETECTORS
 from ccg_pipeline.breach.report import READ_CHUNK_ROWS as READ_CHUNK_ROWS

@@ -32,9 +32,7 @@ from ccg_pipeline.breach.readers import (
 from ccg_pipeline.breach.report import (
     READ_CHUNK_ROWS,
     BreachImpact,
-    _financial,
     _merge,
-    _ordered,
 )
 from ccg_pipeline.personal_model import WEB_LOG_SOURCE
 from ccg_pipeline.policy import DataMap, load_data_map
@@ -116,8 +114,7 @@ def assess_file(
     addresses = _distinct_addresses(table, tags, text.ips)
     if best:
         notes.append(f"headers read as the data map's {best} columns where they match")
-    financial, evidence = _financial(categories)
-    return BreachImpact(
+    return BreachImpact.from_findings(
         source=str(path),
         kind="file",
         rows_total=rows_total,
@@ -133,10 +130,8 @@ def assess_file(
         identifiers_matched=matched,
         identifiers_unmatched=unmatched,
         countries=countries,
-        categories=_ordered(categories),
-        financial=financial,
-        financial_evidence=evidence,
-        detector_cells=dict(sorted(text.cells.items())),
+        categories=categories,
+        detector_cells=text.cells,
         unmapped_columns=[labels[n] for n in names if n not in tags and n not in INTERNAL_LABELS],
         notes=notes,
     )

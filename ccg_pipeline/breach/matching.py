@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -20,7 +20,6 @@ from sqlalchemy.engine import Connection
 
 from ccg_pipeline.breach.report import (
     DETECTOR_CATEGORIES,
-    ID_CHUNK,
     IP_DETECTORS,
     PHONE_DETECTORS,
     UNKNOWN_COUNTRY,
@@ -29,6 +28,7 @@ from ccg_pipeline.identity import normalise, phone_keys
 from ccg_pipeline.scan import scan_arrow
 from ccg_pipeline.scan.detectors import BY_NAME, find
 from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.backend import in_chunks
 
 # A whole address, also written `(at)`/`[dot]`: the email detector's lazy domain part can stop
 # early (`a@b.co` of `a@b.co.uk`), enough to flag a cell but not to match the address.
@@ -155,11 +155,6 @@ def _matches(
     )
 
 
-def _chunks(values: list[int], size: int = ID_CHUNK) -> Iterator[list[int]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
 def country_of_subject() -> tuple[sa.ColumnElement[str], sa.Table]:
     """Per subject: the country of a company they are a portal user of, else the country on
     their CRM contact record, else `unknown` (the smallest code when there are several)."""
@@ -184,7 +179,7 @@ def _countries(conn: Connection, ids: set[int]) -> dict[str, int]:
     """Subjects per country code, by grouped SQL over chunks of the (distinct) subject ids."""
     expression, subj = country_of_subject()
     counts: Counter[str] = Counter()
-    for chunk in _chunks(sorted(ids)):
+    for chunk in in_chunks(sorted(ids)):
         per = sa.select(expression.label("country")).where(subj.c.subject_id.in_(chunk)).subquery()
         query = sa.select(per.c.country, sa.func.count()).group_by(per.c.country)
         counts.update({country: n for country, n in conn.execute(query)})

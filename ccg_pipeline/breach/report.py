@@ -12,6 +12,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from ccg_pipeline.policy import load_notice
 
@@ -21,7 +22,6 @@ COUNTS_ONLY = (
 UNKNOWN_COUNTRY = "unknown"
 FINANCIAL = "financial"
 # Bound parameters per IN list, under SQLite's historical limit of 999 variables.
-ID_CHUNK = 900
 READ_CHUNK_ROWS = 50_000
 
 
@@ -83,6 +83,21 @@ class BreachImpact:
     unmapped_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     counts_only: str = COUNTS_ONLY
+
+    @classmethod
+    def from_findings(
+        cls, *, categories: dict[str, list[str]], detector_cells: Mapping[str, int], **fields: Any
+    ) -> BreachImpact:
+        """The report of a table or a file: categories in the notice's order, the financial
+        verdict derived from them, detector counts sorted by detector."""
+        financial, evidence = _financial(categories)
+        return cls(
+            categories=_ordered(categories),
+            financial=financial,
+            financial_evidence=evidence,
+            detector_cells=dict(sorted(detector_cells.items())),
+            **fields,
+        )
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)

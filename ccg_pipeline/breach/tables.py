@@ -22,9 +22,7 @@ from ccg_pipeline.breach.report import (
     READ_CHUNK_ROWS,
     BreachImpact,
     BreachInputError,
-    _financial,
     _merge,
-    _ordered,
 )
 from ccg_pipeline.personal_model import (
     RECORD_SOURCE,
@@ -163,8 +161,7 @@ def assess_table(engine: Engine, qualified: str, since: dt.date | None = None) -
         via = "email addresses and phone numbers in free text"
     else:
         via = spec.reach + ("; and identifiers in free text" if further else "")
-    financial, evidence = _financial(categories)
-    return BreachImpact(
+    return BreachImpact.from_findings(
         source=key,
         kind="table",
         rows_total=rows_total,
@@ -180,10 +177,8 @@ def assess_table(engine: Engine, qualified: str, since: dt.date | None = None) -
         identifiers_matched=matched,
         identifiers_unmatched=unmatched,
         countries=countries,
-        categories=_ordered(categories),
-        financial=financial,
-        financial_evidence=evidence,
-        detector_cells=dict(sorted(text.cells.items())),
+        categories=categories,
+        detector_cells=text.cells,
         unmapped_columns=unmapped,
         notes=notes,
     )

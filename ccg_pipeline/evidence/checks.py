@@ -31,7 +31,7 @@ from ccg_pipeline.retention import special
 from ccg_pipeline.retention.deadlines import end_of_day
 from ccg_pipeline.validation import release_audit
 from ccg_pipeline.warehouse import schema as s
-from ccg_pipeline.warehouse.backend import backend_of
+from ccg_pipeline.warehouse.backend import STREAM_CHUNK_ROWS, backend_of
 from ccg_pipeline.warehouse.clause_status import NO_DATA_FIGURE
 from ccg_pipeline.warehouse.sql import day_after
 
@@ -46,9 +46,6 @@ NOT_CHECKED = {
     "N-ANON": "Covered by N-AGG and the validation gate: only anonymised aggregates leave the "
     "personal zone.",
 }
-
-CHUNK_ROWS = 20_000
-ID_CHUNK = 900  # bound parameters per IN list, under SQLite's historical limit of 999
 
 
 @dataclass
@@ -513,7 +510,7 @@ def check_marketing(ctx: CheckContext) -> ClauseResult:
 
 def _stream(ctx: CheckContext, query: sa.Select) -> Iterator[Any]:
     # A statement option: on the connection it would stay on for later statements.
-    yield from ctx.conn.execute(query.execution_options(yield_per=CHUNK_ROWS))
+    yield from ctx.conn.execute(query.execution_options(yield_per=STREAM_CHUNK_ROWS))
 
 
 def check_special_categories(ctx: CheckContext) -> ClauseResult:

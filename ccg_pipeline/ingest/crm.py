@@ -33,9 +33,9 @@ from ccg_pipeline.ingest.common import (
 from ccg_pipeline.ingest.files import has_bad_encoding, name_date, open_text
 from ccg_pipeline.scan.special import special_categories
 from ccg_pipeline.warehouse import schema
+from ccg_pipeline.warehouse.backend import STREAM_CHUNK_ROWS
 
 MAX_FIELD_CHARS = 10_000
-CHUNK_ROWS = 20_000
 csv.field_size_limit(1 << 24)  # read oversized fields so they can be quarantined by name
 
 RowParser = Callable[[dict[str, str], IngestContext, dt.date], dict[str, Any]]
@@ -192,7 +192,7 @@ def make_loader(kind: str) -> Callable[[Connection, IngestContext, Path, BatchRe
             if unknown:
                 raise UnknownColumnsError(source, path.name, unknown)
             reader.fieldnames = header
-            for chunk in chunked(_records(reader), CHUNK_ROWS):
+            for chunk in chunked(_records(reader), STREAM_CHUNK_ROWS):
                 parsed = parse_records(result, chunk, parse_row, raw_text)
                 load_chunk(conn, ctx, result, table, parsed, newer_than="export_date")
         if kind == "activities":

@@ -29,11 +29,11 @@ from ccg_pipeline.ingest.common import (
 from ccg_pipeline.ingest.files import has_bad_encoding, lines
 from ccg_pipeline.retention.deadlines import end_of_day, expired_cutoff
 from ccg_pipeline.warehouse import schema
+from ccg_pipeline.warehouse.backend import STREAM_CHUNK_ROWS
 from ccg_pipeline.warehouse.rollups import roll_up_web_file
 
 WEB_SOURCE = "logs.web_access"
 AUTH_SOURCE = "logs.auth"
-CHUNK_ROWS = 20_000
 MAX_LINE_CHARS = 16_384
 
 # host ident user [time] "request" status bytes ["referrer" "user agent"]; quoted fields may
@@ -148,7 +148,7 @@ def _load_lines(
         return row
 
     records = ((f"line {n}", (n, line)) for n, line in lines(path) if line.strip())
-    for chunk in chunked(records, CHUNK_ROWS):
+    for chunk in chunked(records, STREAM_CHUNK_ROWS):
         parsed = parse_records(result, chunk, parse_line, lambda raw: raw[1][:MAX_LINE_CHARS])
         load_chunk(conn, ctx, result, table, parsed, expired_before=expired_before)
 

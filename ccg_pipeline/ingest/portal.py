@@ -34,10 +34,10 @@ from ccg_pipeline.ingest.common import (
     record_batch,
 )
 from ccg_pipeline.warehouse import schema
+from ccg_pipeline.warehouse.backend import STREAM_CHUNK_ROWS
 from ccg_pipeline.warehouse.engine import write_transaction
 
 log = logging.getLogger(__name__)
-CHUNK_ROWS = 20_000
 
 Row = dict[str, Any]
 
@@ -273,9 +273,9 @@ def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
         if lower is not None:
             query = query.where(src.c.updated_at >= _bound(src.c.updated_at, lower))
         with portal.connect() as source_conn, write_transaction(ctx.engine) as conn:
-            stream = source_conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS)
+            stream = source_conn.execution_options(stream_results=True, yield_per=STREAM_CHUNK_ROWS)
             found = stream.execute(query.order_by(src.c.id)).mappings()
-            for chunk in found.partitions(CHUNK_ROWS):
+            for chunk in found.partitions(STREAM_CHUNK_ROWS):
                 records = ((f"id {raw.get('id')}", dict(raw)) for raw in chunk)
                 parsed = parse_records(
                     result, records, functools.partial(parse, end=ctx.window_end), raw_json

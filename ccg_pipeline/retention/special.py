@@ -28,15 +28,13 @@ from ccg_pipeline.config import Settings
 from ccg_pipeline.retention.deadlines import end_of_day
 from ccg_pipeline.scan.special import special_categories
 from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.backend import STREAM_CHUNK_ROWS, in_chunks
 from ccg_pipeline.warehouse.engine import write_transaction
 from ccg_pipeline.warehouse.locks import stage_lock
 from ccg_pipeline.warehouse.migrate import migrated
 from ccg_pipeline.warehouse.sql import audit, insert_for
 
 log = logging.getLogger(__name__)
-
-SCAN_CHUNK_ROWS = 20_000
-ID_CHUNK = 900  # bound parameters per IN list, under SQLite's historical limit of 999
 
 
 def sweep_ref(run_id: str) -> str:
@@ -69,7 +67,7 @@ def scan_free_text(conn: Connection) -> FreeTextScan:
     """Every CRM note and enquiry in processing, read through the special-category lexicon."""
     scan = FreeTextScan()
     # A statement option: on the connection it would stay on for later statements.
-    query = free_text_query().execution_options(yield_per=SCAN_CHUNK_ROWS)
+    query = free_text_query().execution_options(yield_per=STREAM_CHUNK_ROWS)
     for row in conn.execute(query):
         scan.scanned += 1
         found = special_categories(row.subject_line) | special_categories(row.body)
@@ -142,8 +140,8 @@ def _move_to_quarantine(
     )
     ids = [row.activity_id for row, _ in hits]
     deleted = sum(
-        conn.execute(sa.delete(a).where(a.c.activity_id.in_(ids[i : i + ID_CHUNK]))).rowcount
-        for i in range(0, len(ids), ID_CHUNK)
+        conn.execute(sa.delete(a).where(a.c.activity_id.in_(chunk))).rowcount
+        for chunk in in_chunks(ids)
     )
     audit(
         conn,

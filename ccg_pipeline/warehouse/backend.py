@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,10 +39,22 @@ from ccg_pipeline.warehouse.roles import ensure_analyst_role
 from ccg_pipeline.warehouse.schema import ZONES
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Rows per executemany round on either backend; below PG_COPY_MIN_ROWS PostgreSQL uses it too.
 UPSERT_CHUNK_ROWS = 5_000
+# Bound parameters per IN list: under SQLite's historical limit of 999 host parameters.
+IN_LIST_CHUNK = 900
+# Rows a streaming read (`yield_per`, `partitions`) or a parse batch holds at once.
+STREAM_CHUNK_ROWS = 20_000
 PG_COPY_MIN_ROWS = 1_000
+
+
+def in_chunks(values: Sequence[T], size: int = IN_LIST_CHUNK) -> Iterator[Sequence[T]]:
+    """`values` in slices small enough for one IN list on every backend."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
 
 # What turns a plain INSERT into the upsert the caller wants (ON CONFLICT ...).
 Finish = Callable[[Any], Any]
