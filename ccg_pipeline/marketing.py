@@ -25,9 +25,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ccg_pipeline import purposes
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
+from ccg_pipeline.policy.models import LawfulBasis
 from ccg_pipeline.private_files import private_dir, write_private
+from ccg_pipeline.purposes import Kind, declare
 from ccg_pipeline.retention.deadlines import end_of_day
 from ccg_pipeline.retention.rules import (
     CONSENT_TYPES,
@@ -36,6 +39,7 @@ from ccg_pipeline.retention.rules import (
     restricted_subject_ids,
 )
 from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.engine import write_transaction
 from ccg_pipeline.warehouse.migrate import migrated
 from ccg_pipeline.warehouse.sql import IdQuery
 
@@ -43,6 +47,25 @@ log = logging.getLogger(__name__)
 
 MARKETING_CONTACT = "Marketing contact"
 EXTRACT_HEADER = ("email", "first_name", "basis")
+
+# N-BASIS: promotional offers to the people on the marketing list (li16). It uses a name and an
+# address; whether someone may be on the list at all is read from their consents, opt-outs and
+# purchases (N-MKT), which is the basis's evidence, not use for the purpose.
+MARKETING_LIST = declare(
+    "marketing.list",
+    purpose="suggestions_and_recommendations",
+    basis=LawfulBasis.LEGITIMATE_INTEREST,
+    kind=Kind.MARKETING,
+    categories=("identity", "contact"),
+    description="who may receive marketing on a date: email, first name and the basis",
+    basis_evidence=(
+        "personal.crm_activities.activity_type",
+        "personal.crm_activities.occurred_at",
+        "personal.crm_contacts.lifecycle_stage",
+        "personal.crm_contacts.marketing_status",
+        "personal.invoices.issued_on",
+    ),
+)
 
 
 def marketing_exports(settings: Settings) -> Path:
@@ -118,8 +141,15 @@ def marketing_list(conn: Connection, as_of: dt.date) -> list[dict[str, Any]]:
 
 def write_marketing_list(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     """Write `marketing-list-<date>.csv` (0600, atomic) and return counts and the path."""
-    with migrated(settings.warehouse_url) as engine, engine.connect() as conn:
-        rows = marketing_list(conn, as_of)
+    run_id = f"marketing-list-{as_of.isoformat()}"
+    with (
+        migrated(settings.warehouse_url) as engine,
+        purposes.violations_recorded(engine, run_id, as_of),
+        write_transaction(engine) as conn,
+    ):
+        with purposes.scope(MARKETING_LIST) as read:
+            rows = marketing_list(conn, as_of)
+        purposes.record(conn, read, run_id=run_id, as_of=as_of)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=EXTRACT_HEADER, lineterminator="\n")
     writer.writeheader()

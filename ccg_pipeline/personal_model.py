@@ -42,6 +42,10 @@ class From:
     column: str
 
 
+# The CRM's marketing-consent vocabulary (`crm_activities.activity_type`).
+OPT_OUT_TYPES = ("MARKETING_OPT_OUT", "MARKETING_CONSENT_WITHDRAWN", "MAILING_LIST_UNSUBSCRIBE")
+CONSENT_TYPES = ("MARKETING_CONSENT_GRANTED", "MAILING_LIST_SUBSCRIBE")
+
 # quarantine.raw_record: the whole rejected record, so every category of its source.
 RECORD_SOURCE = "record_source"
 

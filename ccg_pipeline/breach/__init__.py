@@ -58,6 +58,8 @@ from ccg_pipeline.personal_model import (
 from ccg_pipeline.personal_model import WEB_LOG_SOURCE as WEB_LOG_SOURCE
 from ccg_pipeline.personal_model import PersonalTable as PersonalTable
 from ccg_pipeline.personal_model import category_of as category_of
+from ccg_pipeline.policy.models import LawfulBasis
+from ccg_pipeline.purposes import ALL_CATEGORIES, Kind, declare, scope
 
 # --- entry point ------------------------------------------------------------------------------
 
@@ -80,13 +82,26 @@ def parse_since(value: str) -> dt.date:
         raise BreachInputError(f"--since {value!r} is not a date (YYYY-MM-DD)") from None
 
 
+# N-BASIS: assessing a breach reads whatever the leaked table or file holds, to report it to
+# the ICO and the people affected where the law requires (s.7).
+BREACH_IMPACT = declare(
+    "breach.impact",
+    purpose="security_and_accountability",
+    basis=LawfulBasis.LEGAL_OBLIGATION,
+    kind=Kind.STAGE,
+    categories=ALL_CATEGORIES,
+    description="who and what a leaked table or file affects, in counts",
+)
+
+
 def assess(source: str, engine: Engine | None, since: dt.date | None = None) -> BreachImpact:
     """A file path (existing, or named like one) or a warehouse table `zone.table`."""
-    if looks_like_file(source):
-        return assess_file(Path(source), engine, since)
-    if engine is None:
-        raise BreachInputError(f"{source!r} names a table, but no warehouse was given")
-    return assess_table(engine, source, since)
+    with scope(BREACH_IMPACT):
+        if looks_like_file(source):
+            return assess_file(Path(source), engine, since)
+        if engine is None:
+            raise BreachInputError(f"{source!r} names a table, but no warehouse was given")
+        return assess_table(engine, source, since)
 
 
 # The main API. The names imported above `as` themselves are re-exported as well, so that every

@@ -39,8 +39,6 @@ from ccg_pipeline.warehouse.sql import day_after
 NOT_CHECKED = {
     "N-SRC": "Sources are a property of the collection channels; the data map records each "
     "source's origin (`ccg ropa`).",
-    "N-BASIS": "A lawful basis is a legal judgement recorded in the policy (`ccg ropa`), not a "
-    "property of rows.",
     "N-SHARE": "Disclosures to recipients happen outside the warehouse; the recipients register "
     "is in the policy (`ccg ropa`).",
     "N-ANON": "Covered by N-AGG and the validation gate: only anonymised aggregates leave the "

@@ -13,10 +13,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ccg_pipeline import purposes
 from ccg_pipeline.config import Settings
 from ccg_pipeline.evidence.report import EvidenceReport
 from ccg_pipeline.policy import load_notice
+from ccg_pipeline.policy.models import LawfulBasis
 from ccg_pipeline.private_files import private_dir, write_private
+from ccg_pipeline.purposes import ALL_CATEGORIES, Kind, declare
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.backend import backend_of
 from ccg_pipeline.warehouse.engine import write_transaction
@@ -24,6 +27,17 @@ from ccg_pipeline.warehouse.migrate import migrated
 from ccg_pipeline.warehouse.sql import upsert_row
 
 log = logging.getLogger(__name__)
+
+# N-BASIS: the evidence reads every category to show the notice's promises are kept (s.7), under
+# the legal obligation (accountability).
+EVIDENCE = declare(
+    "evidence.clauses",
+    purpose="security_and_accountability",
+    basis=LawfulBasis.LEGAL_OBLIGATION,
+    kind=Kind.STAGE,
+    categories=ALL_CATEGORIES,
+    description="checks every notice clause against the data, as of a date",
+)
 
 
 def collect(
@@ -35,11 +49,12 @@ def collect(
     at: dt.datetime | None = None,
 ) -> EvidenceReport:
     """Run every check as of `as_of`, read-only."""
+    from ccg_pipeline.evidence.basis import check_basis
     from ccg_pipeline.evidence.checks import CHECKS, NOT_CHECKED, CheckContext
 
     notice = load_notice()
     results = []
-    for check in CHECKS:
+    for check in (*CHECKS, check_basis):
         # One read transaction per check: a consistent view, and no write lock held.
         with engine.connect() as conn:
             ctx = CheckContext(conn, settings, notice, as_of, run_id)
@@ -121,10 +136,16 @@ def record(engine: Engine, report: EvidenceReport, report_file: Path | None) -> 
 
 def run_evidence(settings: Settings, as_of: dt.date, run_id: str) -> dict[str, Any]:
     """The daily step: check every clause (read-only), record, store the report."""
-    with migrated(settings.warehouse_url) as engine:
-        report = collect(engine, settings, as_of, run_id)
+    with (
+        migrated(settings.warehouse_url) as engine,
+        purposes.violations_recorded(engine, run_id, as_of),
+    ):
+        with purposes.scope(EVIDENCE) as read:
+            report = collect(engine, settings, as_of, run_id)
         files = store(settings, report)
         record(engine, report, files["html"])
+        with write_transaction(engine) as conn:
+            purposes.record(conn, read, run_id=run_id, as_of=as_of)
     return {**report.summary(), "report": str(files["html"])}
 
 

@@ -34,7 +34,9 @@ from ccg_pipeline.config import Settings
 from ccg_pipeline.oracles import erasure_leftovers
 from ccg_pipeline.personal_model import TABLES, Erasure, Requester, personal_tables
 from ccg_pipeline.policy import load_data_map, load_notice
+from ccg_pipeline.policy.models import LawfulBasis
 from ccg_pipeline.private_files import private_dir, write_private
+from ccg_pipeline.purposes import ALL_CATEGORIES, Kind, Processing, declare
 from ccg_pipeline.retention import holds
 from ccg_pipeline.retention.rules import ERASURE_RESTRICTION
 from ccg_pipeline.warehouse import schema as s
@@ -530,6 +532,29 @@ def suppress_marketing(
 
 
 Handler = Callable[[Settings, Connection, Request, dt.datetime], dict]
+
+
+def _rights(request_type: str, description: str) -> Processing:
+    """Answering a right reaches every category the requester's rows hold (s.9, Schedule 1
+    part 3), under the legal obligation to answer."""
+    return declare(
+        f"request.{request_type}",
+        purpose="legal_rights",
+        basis=LawfulBasis.LEGAL_OBLIGATION,
+        kind=Kind.REQUEST,
+        categories=ALL_CATEGORIES,
+        description=description,
+    )
+
+
+PROCESSINGS: dict[str, Processing] = {
+    "access": _rights("access", "the requester's rows of every table, as a private export"),
+    "rectify": _rights("rectify", "corrects the requester's rectifiable columns"),
+    "erase": _rights("erase", "deletes, or restricts tax records of, the requester's rows"),
+    "restrict": _rights("restrict", "holds the requester's rows out of processing"),
+    "object": _rights("object", "records an objection: suppression, and legitimate interest"),
+    "withdraw-consent": _rights("withdraw-consent", "suppresses marketing to the requester"),
+}
 HANDLERS: dict[str, Handler] = {
     "access": write_export,
     "rectify": rectify,

@@ -13,10 +13,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ccg_pipeline import purposes
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.requests import clock
-from ccg_pipeline.requests.handlers import HANDLERS, Request, note_portal_logins
+from ccg_pipeline.requests.handlers import HANDLERS, PROCESSINGS, Request, note_portal_logins
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import write_transaction
 from ccg_pipeline.warehouse.locks import stage_lock
@@ -148,37 +149,44 @@ def process_requests(engine: Engine, settings: Settings, at: dt.datetime) -> Pro
     r = s.subject_requests
     for request in pending:
         try:
-            if request.request_type == "erase":
-                note_portal_logins(engine, settings, request, at)
-            with write_transaction(engine) as conn:
-                counts = HANDLERS[request.request_type](settings, conn, request, at)
-                waiting = request.request_type == "erase" and counts.get("crm_outbox")
-                status = s.AWAITING_CRM if waiting else s.COMPLETED
-                conn.execute(
-                    sa.update(r)
-                    .where(r.c.request_id == request.request_id)
-                    .values(
-                        status=status,
-                        completed_at=None if waiting else at,
-                        outcome=json.dumps(counts, sort_keys=True, default=str),
-                        updated_at=at,
+            # Within the legal-rights purpose (N-BASIS), statement by statement.
+            with purposes.scope(PROCESSINGS[request.request_type]) as read:
+                if request.request_type == "erase":
+                    note_portal_logins(engine, settings, request, at)
+                with write_transaction(engine) as conn:
+                    counts = HANDLERS[request.request_type](settings, conn, request, at)
+                    purposes.record(
+                        conn, read, run_id=f"request-{request.request_id}", as_of=at.date()
                     )
-                )
-                conn.execute(
-                    sa.delete(s.request_payloads).where(
-                        s.request_payloads.c.request_id == request.request_id
+                    waiting = request.request_type == "erase" and counts.get("crm_outbox")
+                    status = s.AWAITING_CRM if waiting else s.COMPLETED
+                    conn.execute(
+                        sa.update(r)
+                        .where(r.c.request_id == request.request_id)
+                        .values(
+                            status=status,
+                            completed_at=None if waiting else at,
+                            outcome=json.dumps(counts, sort_keys=True, default=str),
+                            updated_at=at,
+                        )
                     )
-                )
-                audit(
-                    conn,
-                    run_id=f"request-{request.request_id}",
-                    action=f"request_{request.request_type}",
-                    table_name="ops.subject_requests",
-                    row_count=1,
-                    subject_pseudonym=request.subject_key,
-                    at=at,
-                )
+                    conn.execute(
+                        sa.delete(s.request_payloads).where(
+                            s.request_payloads.c.request_id == request.request_id
+                        )
+                    )
+                    audit(
+                        conn,
+                        run_id=f"request-{request.request_id}",
+                        action=f"request_{request.request_type}",
+                        table_name="ops.subject_requests",
+                        row_count=1,
+                        subject_pseudonym=request.subject_key,
+                        at=at,
+                    )
         except Exception as exc:  # one bad request must not block the queue
+            if isinstance(exc, purposes.PurposeViolation):
+                purposes.record_violation(engine, exc, f"request-{request.request_id}", at.date())
             log.error(
                 "request %s (%s) failed: %s",
                 request.request_id,

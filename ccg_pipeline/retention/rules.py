@@ -31,6 +31,8 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from ccg_pipeline import personal_model
+from ccg_pipeline.personal_model import CONSENT_TYPES as CONSENT_TYPES
+from ccg_pipeline.personal_model import OPT_OUT_TYPES as OPT_OUT_TYPES
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.policy.models import Notice, RetentionTrigger
 from ccg_pipeline.retention.deadlines import end_of_day, expired_cutoff
@@ -44,8 +46,6 @@ MARKETING_ACTIVITY_TYPES = (
     "MARKETING_OPT_OUT",
     "MARKETING_CONSENT_WITHDRAWN",
 )
-OPT_OUT_TYPES = ("MARKETING_OPT_OUT", "MARKETING_CONSENT_WITHDRAWN", "MAILING_LIST_UNSUBSCRIBE")
-CONSENT_TYPES = ("MARKETING_CONSENT_GRANTED", "MAILING_LIST_SUBSCRIBE")
 
 
 @dataclass(frozen=True)

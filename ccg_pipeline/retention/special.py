@@ -24,7 +24,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ccg_pipeline import purposes
 from ccg_pipeline.config import Settings
+from ccg_pipeline.policy.models import LawfulBasis
+from ccg_pipeline.purposes import ALL_CATEGORIES, Kind, declare
 from ccg_pipeline.retention.deadlines import end_of_day
 from ccg_pipeline.scan.special import special_categories
 from ccg_pipeline.warehouse import schema as s
@@ -77,12 +80,31 @@ def scan_free_text(conn: Connection) -> FreeTextScan:
     return scan
 
 
+# N-BASIS: reading free text to find what s.2 says is never collected, and quarantining it, keeps
+# the notice's promise (s.2, s.7) under the legal obligation.
+SPECIAL_CATEGORY_SWEEP = declare(
+    "retention.special_categories",
+    purpose="security_and_accountability",
+    basis=LawfulBasis.LEGAL_OBLIGATION,
+    kind=Kind.STAGE,
+    categories=ALL_CATEGORIES,
+    description="finds special-category text in CRM notes and moves it to quarantine",
+)
+
+
 def run_special_category_sweep(settings: Settings, as_of: dt.date, run_id: str) -> dict[str, Any]:
     """The task `ccg_evidence` runs before its checks. It deletes from the personal zone, so it
     takes retention's stage lock: it never runs beside a retention sweep."""
     url = settings.warehouse_url
-    with stage_lock(url, "retention"), migrated(url) as engine:
-        outcome = quarantine_special_categories(engine, as_of, run_id)
+    with (
+        stage_lock(url, "retention"),
+        migrated(url) as engine,
+        purposes.violations_recorded(engine, run_id, as_of),
+    ):
+        with purposes.scope(SPECIAL_CATEGORY_SWEEP) as read:
+            outcome = quarantine_special_categories(engine, as_of, run_id)
+        with write_transaction(engine) as conn:
+            purposes.record(conn, read, run_id=run_id, as_of=as_of)
     log.info("special-category sweep as of %s: %s", as_of, outcome)
     return outcome
 

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ccg_pipeline import faults
+from ccg_pipeline import faults, purposes
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.warehouse import schema as s
@@ -74,15 +74,19 @@ def build_in_staging(
     """Rebuild every staging table for `as_of` in one transaction (rerunnable). Returns rows.
     `cell_key_secret` keys the perturbation's record keys (default: the pseudonymisation key)."""
     from ccg_pipeline.statistics import freeze
-    from ccg_pipeline.statistics.build import BUILDERS, StatisticsContext
+    from ccg_pipeline.statistics.build import BUILDERS, PROCESSINGS, StatisticsContext
 
     notice = load_notice()
     secret = cell_key_secret or Settings.from_env().pseudonym_key
     rows: dict[str, int] = {}
-    with write_transaction(engine) as conn:
+    with purposes.violations_recorded(engine, run_id, as_of), write_transaction(engine) as conn:
         ctx = StatisticsContext.create(conn, notice, as_of, secret)
         for name, builder in BUILDERS.items():
-            built = freeze.release(conn, builder(ctx), as_of)
+            # Each table is built within its declared purpose (N-BASIS), statement by statement.
+            with purposes.scope(PROCESSINGS[name]) as read:
+                table = builder(ctx)
+            purposes.record(conn, read, run_id=run_id, as_of=as_of)
+            built = freeze.release(conn, table, as_of)
             faults.reach(f"statistics.build.{name}", conn, backend_of(conn).cut_connection)
             conn.execute(sa.delete(built.build))
             if len(built.frame):

@@ -26,7 +26,8 @@ from ccg_pipeline.anonymise import hierarchies as h
 from ccg_pipeline.anonymise.cellkey import KEY_SPACE, CellKeyPerturbation, record_keys
 from ccg_pipeline.anonymise.cells import suppression_pattern
 from ccg_pipeline.anonymise.kanon import QuasiIdentifier, enforce_k_anonymity, min_l_diversity
-from ccg_pipeline.policy.models import Notice
+from ccg_pipeline.policy.models import LawfulBasis, Notice
+from ccg_pipeline.purposes import Kind, Processing, declare
 from ccg_pipeline.retention.rules import (
     CONSENT_TYPES,
     OPT_OUT_TYPES,
@@ -604,6 +605,67 @@ def customer_profiles(ctx: StatisticsContext) -> BuiltTable:
         min_l_diversity=min_l_diversity(out, columns, PROFILE_SENSITIVE) if len(out) else None,
     )
 
+
+# Each table's purpose (N-BASIS): the notice purpose it serves, the basis, and the categories its
+# builder reads; `purposes.scope` holds every build to them. Counts of customers and revenue
+# read company and invoice dates and amounts, which the notice lists only under the management
+# of payments, fees and charges (legitimate interest li11), so the objectors are left out.
+def _table(
+    name: str,
+    purpose: str,
+    categories: tuple[str, ...],
+    description: str,
+    basis: LawfulBasis = LawfulBasis.LEGITIMATE_INTEREST,
+) -> Processing:
+    return declare(
+        f"statistics.{name}",
+        purpose=purpose,
+        basis=basis,
+        kind=Kind.STATISTICS,
+        categories=categories,
+        description=description,
+    )
+
+
+PROCESSINGS: dict[str, Processing] = {
+    "customers_by_quarter": _table(
+        "customers_by_quarter",
+        "account_access_and_payments",
+        ("contact", "transaction"),
+        "customers joining, leaving and active per quarter, country and sector",
+    ),
+    "revenue_by_service_month": _table(
+        "revenue_by_service_month",
+        "account_access_and_payments",
+        ("transaction",),
+        "invoiced revenue per service and month",
+    ),
+    "web_traffic_daily": _table(
+        "web_traffic_daily",
+        "data_analytics",
+        ("technical", "usage"),
+        "web requests per day, site section, browser and region (from ingest's roll-ups)",
+    ),
+    "marketing_consent_monthly": _table(
+        "marketing_consent_monthly",
+        "deliver_content_and_advertising",
+        ("marketing",),
+        "consents, opt-outs and new contacts per month: how well marketing is received",
+    ),
+    "subject_requests_monthly": _table(
+        "subject_requests_monthly",
+        "security_and_accountability",
+        (),
+        "subject requests per month, type and outcome, from the request ledger",
+        basis=LawfulBasis.LEGAL_OBLIGATION,
+    ),
+    "customer_profiles": _table(
+        "customer_profiles",
+        "account_access_and_payments",
+        ("identity", "contact", "financial", "transaction"),
+        "anonymised customer records (k-anonymous, l-diverse) for segment analysis",
+    ),
+}
 
 BUILDERS: dict[str, Callable[[StatisticsContext], BuiltTable]] = {
     "customers_by_quarter": customers_by_quarter,

@@ -43,6 +43,10 @@ T = TypeVar("T")
 
 # Rows per executemany round on either backend; below PG_COPY_MIN_ROWS PostgreSQL uses it too.
 UPSERT_CHUNK_ROWS = 5_000
+# Execution option of a textual statement that reads no personal column (row positions, shapes,
+# a compiled upsert of row values): what it states to the purpose guard (ccg_pipeline/purposes.py),
+# which cannot parse text.
+NO_COLUMNS_READ: dict[str, Any] = {"personal_columns_read": ()}
 # Bound parameters per IN list: under SQLite's historical limit of 999 host parameters.
 IN_LIST_CHUNK = 900
 # Rows a streaming read (`yield_per`, `partitions`) or a parse batch holds at once.
@@ -178,7 +182,8 @@ class SQLiteBackend(Backend):
                 tuple(row[name] if to_db is None else to_db(row[name]) for name, to_db in convert)
                 for row in rows[start : start + UPSERT_CHUNK_ROWS]
             ]
-            conn.exec_driver_sql(compiled.string, params)
+            # A compiled upsert of row values: it writes, and reads no personal column.
+            conn.exec_driver_sql(compiled.string, params, execution_options=NO_COLUMNS_READ)
 
     @contextmanager
     def lock(self, url: str, name: str) -> Iterator[None]:
@@ -198,7 +203,9 @@ class SQLiteBackend(Backend):
     def physical_ranges(
         self, conn: Connection, qualified: str, chunk_rows: int
     ) -> PhysicalRanges | None:
-        low, high = conn.execute(sa.text(f"SELECT min(rowid), max(rowid) FROM {qualified}")).one()
+        # Row positions only: no column is read (the purpose guard is told so).
+        statement = sa.text(f"SELECT min(rowid), max(rowid) FROM {qualified}")
+        low, high = conn.execute(statement.execution_options(**NO_COLUMNS_READ)).one()
         if low is None:
             return None
         return PhysicalRanges(sa.literal_column("rowid"), low, high, chunk_rows, sa.literal)
@@ -386,7 +393,8 @@ def _copy_to_temp_table(
     quoted = ", ".join(f'"{c}"' for c in columns)
     conn.exec_driver_sql(
         f'CREATE TEMP TABLE IF NOT EXISTS "{name}" ON COMMIT DROP AS '
-        f'SELECT {quoted} FROM "{table.schema}"."{table.name}" WITH NO DATA'
+        f'SELECT {quoted} FROM "{table.schema}"."{table.name}" WITH NO DATA',
+        execution_options=NO_COLUMNS_READ,  # the shape only, no row
     )
     conn.exec_driver_sql(f'TRUNCATE "{name}"')
     buffer = io.StringIO()

@@ -63,7 +63,7 @@ _FILES_WITHOUT_ROLL_UP = sa.text(
     WHERE name IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM staging.anon_web_traffic a WHERE a.source_file = files.name)
     """
-)
+).execution_options(personal_columns_read=("personal.web_access.source_file",))
 
 
 def roll_up_missing_web_files(conn: Connection) -> list[str]:

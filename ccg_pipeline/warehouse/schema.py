@@ -588,6 +588,33 @@ processing_objections = sa.Table(
     "(statistics).",
 )
 
+purpose_checks = sa.Table(
+    "purpose_checks",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("processing_id", sa.Text, primary_key=True, comment="A declared processing."),
+    sa.Column("purpose", sa.Text, nullable=False, comment="Its notice processing activity."),
+    sa.Column("basis", sa.Text, nullable=False, comment="The lawful basis it relies on."),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("statements", sa.Integer, nullable=False, comment="SQL statements inspected."),
+    sa.Column(
+        "columns_read",
+        sa.Text,
+        nullable=False,
+        comment="Personal columns the statements referenced (zone.table.column, comma-separated).",
+    ),
+    sa.Column(
+        "subjects_excluded",
+        sa.Integer,
+        comment="People left out for the basis (objections, or no consent); NULL on a violation.",
+    ),
+    sa.Column("violation", sa.Text, comment="What it read beyond its purpose; NULL if nothing."),
+    _ts("checked_at", nullable=False),
+    schema=OPS,
+    comment="Purpose limitation per run and processing (ccg_pipeline/purposes.py, N-BASIS): "
+    "column names and counts, never a value.",
+)
+
 statistics_reports = sa.Table(
     "statistics_reports",
     metadata,
