@@ -293,12 +293,14 @@ def _cmd_request(args: argparse.Namespace) -> int:
 
 
 def _cmd_ropa(args: argparse.Namespace) -> int:
-    """The record of processing activities (GDPR art. 30), from the policy only: no database."""
+    """The record of processing activities (GDPR art. 30), from the policy and the processings
+    the code declares: no database."""
     from ccg_pipeline import ropa
+    from ccg_pipeline.evidence.basis import declared_processings
     from ccg_pipeline.policy import load_data_map, load_notice
 
     as_of = args.as_of or dt.datetime.now(dt.UTC).date()  # an operator's record is as of today
-    record = ropa.build_ropa(load_notice(), load_data_map(), as_of)
+    record = ropa.build_ropa(load_notice(), load_data_map(), as_of, declared_processings())
     if args.out is None:
         print(ropa.render_markdown(record), end="")
         return 0

@@ -30,7 +30,7 @@ from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.policy.models import LawfulBasis
 from ccg_pipeline.private_files import private_dir, write_private
-from ccg_pipeline.purposes import Kind, declare
+from ccg_pipeline.purposes import Kind, declare, purpose_of
 from ccg_pipeline.retention.deadlines import end_of_day
 from ccg_pipeline.retention.rules import (
     CONSENT_TYPES,
@@ -139,6 +139,7 @@ def marketing_list(conn: Connection, as_of: dt.date) -> list[dict[str, Any]]:
     return rows
 
 
+@purpose_of(MARKETING_LIST)
 def write_marketing_list(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     """Write `marketing-list-<date>.csv` (0600, atomic) and return counts and the path."""
     run_id = f"marketing-list-{as_of.isoformat()}"

@@ -20,12 +20,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ccg_pipeline import purposes
 from ccg_pipeline.config import Settings
+from ccg_pipeline.policy.models import LawfulBasis
+from ccg_pipeline.purposes import Kind, NotAProcessing, declare, purpose_of
 from ccg_pipeline.statistics import analyst_file, build_in_staging, publish
+from ccg_pipeline.statistics.build import PROCESSINGS
 from ccg_pipeline.validation.gate import validate_staging
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse import schema as s
-from ccg_pipeline.warehouse.engine import create_warehouse_engine
+from ccg_pipeline.warehouse.engine import create_warehouse_engine, write_transaction
 from ccg_pipeline.warehouse.locks import stage_lock
 
 
@@ -37,6 +41,7 @@ def _statistics_run(settings: Settings) -> Iterator[Engine]:
         yield engine
 
 
+@purpose_of(NotAProcessing("reads the release ledger (dates), no personal row"))
 def current_release_day(settings: Settings) -> dt.date | None:
     """The as-of day of the newest publication (None before the first): what a rebuild for a
     changed population (an erasure, a restriction, an objection) is for. Rebuilding as of the
@@ -51,17 +56,46 @@ def current_release_day(settings: Settings) -> dt.date | None:
     return None if day is None else dt.date.fromisoformat(str(day)[:10])
 
 
+@purpose_of(tuple(PROCESSINGS.values()))  # each table within its own declared purpose
 def build_statistics(settings: Settings, as_of: dt.date, run_id: str) -> dict[str, int]:
     with _statistics_run(settings) as engine:
         return build_in_staging(engine, as_of, run_id, cell_key_secret=settings.pseudonym_key)
 
 
+# N-BASIS: the gate reads the personal zone's names, addresses and numbers to prove that none is
+# published (N-ANON), under the legal obligation of s.7.
+KNOWN_IDENTIFIER_SCAN = declare(
+    "validation.known_identifiers",
+    purpose="security_and_accountability",
+    basis=LawfulBasis.LEGAL_OBLIGATION,
+    kind=Kind.STAGE,
+    categories=("identity", "contact"),
+    description="the validation gate's index of identifiers the personal zone holds",
+)
+
+
+@purpose_of(KNOWN_IDENTIFIER_SCAN)
 def validate_statistics(settings: Settings, run_id: str) -> dict[str, Any]:
     """The validation gate on this run's staging build; raises `ValidationGateFailed`."""
     with _statistics_run(settings) as engine:
-        return validate_staging(engine, run_id, settings.home).summary()
+        as_of = _build_day(engine, run_id)
+        with purposes.violations_recorded(engine, run_id, as_of):
+            with purposes.scope(KNOWN_IDENTIFIER_SCAN) as read:
+                summary = validate_staging(engine, run_id, settings.home).summary()
+            with write_transaction(engine) as conn:
+                purposes.record(conn, read, run_id=run_id, as_of=as_of)
+        return summary
 
 
+def _build_day(engine: Engine, run_id: str) -> dt.date:
+    """The as-of day of a staging build (today's for a run that built nothing)."""
+    m = s.build_manifest
+    with engine.connect() as conn:
+        day = conn.execute(sa.select(sa.func.max(m.c.as_of)).where(m.c.run_id == run_id)).scalar()
+    return day or dt.datetime.now(dt.UTC).date()
+
+
+@purpose_of(NotAProcessing("swaps the validated anonymised tables in; reads no personal row"))
 def publish_statistics(settings: Settings, run_id: str) -> dict[str, Any]:
     with _statistics_run(settings) as engine:
         publication = publish(engine, run_id, export_to=analyst_file(settings))

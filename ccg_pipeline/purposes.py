@@ -281,8 +281,8 @@ class Scope:
             named = sorted(c for c in personal if self.categories_by_column[c] == category)
             raise PurposeViolation(
                 p,
-                f"reads category {category!r} ({', '.join(named)}), which it does not declare"
-                + ("" if category in p.categories else " and its purpose may not list"),
+                f"reads category {category!r} ({', '.join(named)}), which it does not declare "
+                f"(declared: {', '.join(sorted(p.categories)) or 'none'})",
             )
 
     def _check_exclusions(self, columns: set[str], tables: set[str]) -> None:

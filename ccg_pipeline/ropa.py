@@ -5,6 +5,10 @@ are the single source, so the record cannot drift from what the pipeline enforce
 reads the warehouse; the only input besides the policy is the `as_of` date on which transfer
 safeguards are judged, so a record for any past or future date can be reproduced.
 
+Each activity also lists the processings the code declares for it (`ccg_pipeline.purposes`):
+what in the pipeline serves the purpose, on which basis, reading which categories. A declaration
+the notice does not allow is a finding of the record.
+
 The notice ties neither recipients nor transfers to particular activities (s.5 refers to
 Schedule 1 part 4 as a whole; s.6 names no categories). The record therefore lists every
 recipient for every activity, and a transfer or retention rule wherever its data categories
@@ -16,6 +20,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +35,14 @@ from ccg_pipeline.policy.models import (
     Safeguard,
     SecurityMeasure,
 )
+from ccg_pipeline.purposes import Processing, check_declaration
 
 MARKDOWN_FILE = "ropa.md"
 CSV_FILE = "ropa.csv"
 CSV_COLUMNS = (
     "activity_id",
     "purpose",
+    "processings",
     "lawful_bases",
     "legitimate_interests",
     "data_subjects",
@@ -85,6 +92,25 @@ class RetentionEntry:
 
 
 @dataclass(frozen=True)
+class ProcessingEntry:
+    """A processing the code declares for an activity (`purposes.declare`)."""
+
+    processing_id: str
+    kind: str
+    basis: str
+    categories: tuple[str, ...]
+    basis_evidence: tuple[str, ...]
+    description: str
+
+    def describe(self) -> str:
+        reads = ", ".join(self.categories) or "no personal category"
+        text = f"{self.processing_id} ({self.kind}, {self.basis.replace('_', ' ')}): {reads}"
+        if self.basis_evidence:
+            text += f"; to establish the basis: {', '.join(self.basis_evidence)}"
+        return text
+
+
+@dataclass(frozen=True)
 class ActivityEntry:
     """One processing activity with everything art. 30(1) asks of it."""
 
@@ -99,10 +125,12 @@ class ActivityEntry:
     transfers: tuple[TransferEntry, ...]
     retention: tuple[RetentionEntry, ...]
     security_measures: tuple[str, ...]
+    processings: tuple[ProcessingEntry, ...] = ()
+    declaration_findings: tuple[str, ...] = ()
 
     @property
     def findings(self) -> tuple[str, ...]:
-        return tuple(t.finding for t in self.transfers if t.finding)
+        return self.declaration_findings + tuple(t.finding for t in self.transfers if t.finding)
 
 
 @dataclass(frozen=True)
@@ -186,10 +214,48 @@ def _retention(rule: RetentionRule) -> RetentionEntry:
     return RetentionEntry(rule.id, text, _DECIDED_BY[rule.decided_by])
 
 
-def build_ropa(notice: Notice, data_map: DataMap, as_of: dt.date) -> Ropa:
-    """Build the record from the policy alone. Raises ValueError when a data subject names a
-    source the data map lacks: a record citing a source that does not exist would be false."""
+def _processings(
+    notice: Notice, processings: Mapping[str, Processing]
+) -> tuple[dict[str, list[ProcessingEntry]], list[str]]:
+    """Declared processings by activity, and what the notice does not allow of them."""
+    by_activity: dict[str, list[ProcessingEntry]] = {}
+    findings = []
+    for p in processings.values():
+        findings += [
+            f"Processing {p.id} ({p.purpose}): {problem}."
+            for problem in check_declaration(p, notice)
+        ]
+        by_activity.setdefault(p.purpose, []).append(
+            ProcessingEntry(
+                processing_id=p.id,
+                kind=p.kind.value,
+                basis=p.basis.value,
+                categories=tuple(sorted(p.categories)),
+                basis_evidence=tuple(sorted(p.basis_evidence)),
+                description=p.description,
+            )
+        )
+    known = {a.id for a in notice.processing_activities}
+    findings += [
+        f"Processing {e.processing_id} names purpose {purpose}, which the notice does not have."
+        for purpose, entries in by_activity.items()
+        if purpose not in known
+        for e in entries
+    ]
+    return by_activity, findings
+
+
+def build_ropa(
+    notice: Notice,
+    data_map: DataMap,
+    as_of: dt.date,
+    processings: Mapping[str, Processing] | None = None,
+) -> Ropa:
+    """Build the record from the policy and the code's declared processings (`ccg ropa` passes
+    every one). Raises ValueError when a data subject names a source the data map lacks: a
+    record citing a source that does not exist would be false."""
     notice.check_data_subject_sources(data_map)
+    declared, declaration_findings = _processings(notice, processings or {})
     interests = {i.id: i.text for i in notice.legitimate_interests}
     recipients = {r.id: r for r in notice.recipients}
     safeguards = {s.id: s for s in notice.safeguards}
@@ -237,6 +303,10 @@ def build_ropa(notice: Notice, data_map: DataMap, as_of: dt.date) -> Ropa:
                     _retention(r) for r in notice.retention_rules if categories & set(r.categories)
                 ),
                 security_measures=measure_names,
+                processings=tuple(declared.get(activity.id, ())),
+                declaration_findings=tuple(
+                    f for f in declaration_findings if f"({activity.id})" in f
+                ),
             )
         )
     return Ropa(
@@ -299,6 +369,8 @@ def render_markdown(ropa: Ropa) -> str:
             "| | |",
             "|---|---|",
             f"| Purpose | {_cell(a.purpose)} ({a.clause}) |",
+            f"| Processings in the pipeline | "
+            f"{_lines(tuple(p.describe() for p in a.processings), 'none declared')} |",
             f"| Lawful bases | {_lines(a.lawful_bases)} |",
             f"| Legitimate interests | {_lines(_legitimate_interests(a))} |",
             f"| Data subjects | {_lines(a.data_subjects)} |",
@@ -345,6 +417,7 @@ def render_csv(ropa: Ropa) -> str:
             (
                 a.activity_id,
                 a.purpose,
+                join(p.describe() for p in a.processings),
                 join(a.lawful_bases),
                 join(_legitimate_interests(a)),
                 join(a.data_subjects),

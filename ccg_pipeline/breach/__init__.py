@@ -59,7 +59,7 @@ from ccg_pipeline.personal_model import WEB_LOG_SOURCE as WEB_LOG_SOURCE
 from ccg_pipeline.personal_model import PersonalTable as PersonalTable
 from ccg_pipeline.personal_model import category_of as category_of
 from ccg_pipeline.policy.models import LawfulBasis
-from ccg_pipeline.purposes import ALL_CATEGORIES, Kind, declare, scope
+from ccg_pipeline.purposes import ALL_CATEGORIES, Kind, declare, purpose_of, scope
 
 # --- entry point ------------------------------------------------------------------------------
 
@@ -94,6 +94,7 @@ BREACH_IMPACT = declare(
 )
 
 
+@purpose_of(BREACH_IMPACT)
 def assess(source: str, engine: Engine | None, since: dt.date | None = None) -> BreachImpact:
     """A file path (existing, or named like one) or a warehouse table `zone.table`."""
     with scope(BREACH_IMPACT):

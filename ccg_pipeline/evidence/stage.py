@@ -19,7 +19,7 @@ from ccg_pipeline.evidence.report import EvidenceReport
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.policy.models import LawfulBasis
 from ccg_pipeline.private_files import private_dir, write_private
-from ccg_pipeline.purposes import ALL_CATEGORIES, Kind, declare
+from ccg_pipeline.purposes import ALL_CATEGORIES, Kind, declare, purpose_of
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.backend import backend_of
 from ccg_pipeline.warehouse.engine import write_transaction
@@ -134,6 +134,7 @@ def record(engine: Engine, report: EvidenceReport, report_file: Path | None) -> 
         )
 
 
+@purpose_of(EVIDENCE)
 def run_evidence(settings: Settings, as_of: dt.date, run_id: str) -> dict[str, Any]:
     """The daily step: check every clause (read-only), record, store the report."""
     with (

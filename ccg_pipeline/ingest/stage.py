@@ -15,6 +15,7 @@ from ccg_pipeline.ingest.common import BatchResult, IngestContext, IngestFailed
 from ccg_pipeline.ingest.files import FileLoader
 from ccg_pipeline.policy import load_data_map, load_notice
 from ccg_pipeline.policy.models import DATABASE_LANE, FileFeed, IngestLane
+from ccg_pipeline.purposes import NotAProcessing, purpose_of
 from ccg_pipeline.warehouse.backend import backend_of
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 from ccg_pipeline.warehouse.locks import stage_lock
@@ -50,6 +51,12 @@ def _run(lane: IngestLane, ctx: IngestContext, settings: Settings) -> list[Batch
     return results
 
 
+@purpose_of(
+    NotAProcessing(
+        "collection (N-SRC): loads what the sources hold into the personal zone; the purposes "
+        "are those of the processings that read it"
+    )
+)
 def ingest_source(
     settings: Settings,
     source: str,

@@ -547,6 +547,7 @@ def _rights(request_type: str, description: str) -> Processing:
     )
 
 
+INTAKE = _rights("intake", "takes requests in from the drop folder and keys them to a person")
 PROCESSINGS: dict[str, Processing] = {
     "access": _rights("access", "the requester's rows of every table, as a private export"),
     "rectify": _rights("rectify", "corrects the requester's rectifiable columns"),

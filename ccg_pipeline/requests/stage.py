@@ -16,8 +16,15 @@ from sqlalchemy.engine import Engine
 from ccg_pipeline import purposes
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
+from ccg_pipeline.purposes import NotAProcessing, purpose_of
 from ccg_pipeline.requests import clock
-from ccg_pipeline.requests.handlers import HANDLERS, PROCESSINGS, Request, note_portal_logins
+from ccg_pipeline.requests.handlers import (
+    HANDLERS,
+    INTAKE,
+    PROCESSINGS,
+    Request,
+    note_portal_logins,
+)
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import write_transaction
 from ccg_pipeline.warehouse.locks import stage_lock
@@ -277,15 +284,21 @@ def inbox(settings: Settings) -> Path:
     return settings.request_inbox or settings.home / "requests" / "inbox"
 
 
+@purpose_of(INTAKE)
 def run_intake(settings: Settings, now: dt.datetime) -> dict[str, Any]:
     from ccg_pipeline.requests.intake import take_in_drop_folder
 
-    with stage_lock(settings.warehouse_url, "requests"), migrated(settings.warehouse_url) as engine:
+    with (
+        stage_lock(settings.warehouse_url, "requests"),
+        migrated(settings.warehouse_url) as engine,
+        purposes.scope(INTAKE),
+    ):
         report = take_in_drop_folder(engine, settings.pseudonym_key, inbox(settings), now)
     log.info("drop folder: %s", report.as_dict())
     return report.as_dict()
 
 
+@purpose_of(tuple(PROCESSINGS.values()))  # each request type's handler
 def run_processing(settings: Settings, now: dt.datetime) -> dict[str, Any]:
     """Handle verified requests and close confirmed CRM erasures; raises when a request failed
     (after handling all the others), so the task fails and alerts."""
@@ -302,6 +315,7 @@ def run_processing(settings: Settings, now: dt.datetime) -> dict[str, Any]:
     return summary
 
 
+@purpose_of(NotAProcessing("reads request ids, types and due dates in ops, no personal row"))
 def run_due_check(settings: Settings, today: dt.date) -> list[dict[str, Any]]:
     with migrated(settings.warehouse_url) as engine:
         soon = due_soon(engine, today)

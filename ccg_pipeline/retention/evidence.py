@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ccg_pipeline.config import Settings
+from ccg_pipeline.purposes import NotAProcessing, purpose_of
 from ccg_pipeline.warehouse import schema
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
@@ -15,6 +16,7 @@ class RetentionEvidenceMissing(RuntimeError):
     pass
 
 
+@purpose_of(NotAProcessing("reads the sweep's own check records in ops, no personal row"))
 def verify_run(settings: Settings, run_id: str) -> dict[str, Any]:
     """Fail unless the run recorded a passing check for every rule and table."""
     from ccg_pipeline.retention.rules import targets

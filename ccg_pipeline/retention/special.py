@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from ccg_pipeline import purposes
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy.models import LawfulBasis
-from ccg_pipeline.purposes import ALL_CATEGORIES, Kind, declare
+from ccg_pipeline.purposes import ALL_CATEGORIES, Kind, declare, purpose_of
 from ccg_pipeline.retention.deadlines import end_of_day
 from ccg_pipeline.scan.special import special_categories
 from ccg_pipeline.warehouse import schema as s
@@ -92,6 +92,7 @@ SPECIAL_CATEGORY_SWEEP = declare(
 )
 
 
+@purpose_of(SPECIAL_CATEGORY_SWEEP)
 def run_special_category_sweep(settings: Settings, as_of: dt.date, run_id: str) -> dict[str, Any]:
     """The task `ccg_evidence` runs before its checks. It deletes from the personal zone, so it
     takes retention's stage lock: it never runs beside a retention sweep."""

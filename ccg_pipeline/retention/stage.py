@@ -11,7 +11,7 @@ from ccg_pipeline import purposes
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.policy.models import LawfulBasis
-from ccg_pipeline.purposes import ALL_CATEGORIES, Kind, declare
+from ccg_pipeline.purposes import ALL_CATEGORIES, Kind, declare, purpose_of
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse.engine import write_transaction
 from ccg_pipeline.warehouse.locks import stage_lock
@@ -39,15 +39,17 @@ def _summary(outcomes: list[Any]) -> dict[str, Any]:
     }
 
 
+@purpose_of(RETENTION_SWEEP)
 def plan_retention(
     settings: Settings, as_of: dt.date, *, align_to_year_end: bool | None = None
 ) -> dict[str, Any]:
     from ccg_pipeline.retention.sweep import plan
 
-    with migrate.migrated(settings.warehouse_url) as engine:
+    with migrate.migrated(settings.warehouse_url) as engine, purposes.scope(RETENTION_SWEEP):
         return _summary(plan(engine, load_notice(), as_of, align_to_year_end=align_to_year_end))
 
 
+@purpose_of(RETENTION_SWEEP)
 def run_retention(
     settings: Settings,
     as_of: dt.date,

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ccg_pipeline.policy.models import Notice
+from ccg_pipeline.purposes import NotAProcessing, purpose_of
 from ccg_pipeline.retention.rules import (
     SweepDates,
     Target,
@@ -438,6 +439,7 @@ def _record_checks(
         upsert_row(conn, s.retention_checks, row)
 
 
+@purpose_of(NotAProcessing("reclaims the space of deleted rows; reads no row"))
 def vacuum_personal_zone(engine: Engine, *, rewrite: bool = False) -> list[str]:
     """Make deleted personal data leave the database files, not only the tables.
 

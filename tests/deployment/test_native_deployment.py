@@ -282,7 +282,7 @@ def test_privacy_view_snapshot_after_the_runs(
     assert snap["retention"], "no retention sweep recorded"
     assert all(r["passed"] and r["expired_unheld_remaining"] == 0 for r in snap["retention"])
     assert snap["gate_passed"] is True and snap["gate"]
-    assert snap["evidence"]["clauses_checked"] == len(snap["evidence_clauses"]) == 9
+    assert snap["evidence"]["clauses_checked"] == len(snap["evidence_clauses"]) == 10
     (request,) = snap["requests"]
     assert request["status"] == "awaiting_verification" and request["days_left"] is None
     assert not EMAIL.search(json.dumps(snap))

@@ -660,7 +660,8 @@ def test_report_formats_hold_every_clause_and_no_personal_data(world: World) -> 
     world.activity(contact, person, "NOTE", body="Han är dömd för smuggling.")
     report = evidence.collect(world.engine, world.settings, AS_OF, "manual__t")
     assert [c.clause for c in report.clauses] == [
-        "N-CAT", "N-NOSPECIAL", "N-AGG", "N-MKT", "N-XFER", "N-SEC", "N-RET", "N-RIGHTS", "N-CHILD"
+        "N-CAT", "N-NOSPECIAL", "N-AGG", "N-MKT", "N-XFER", "N-SEC", "N-RET", "N-RIGHTS", "N-CHILD",
+        "N-BASIS",
     ]  # fmt: skip
     assert {"N-NOSPECIAL", "N-MKT", "N-XFER"} <= set(report.failed)
     for fmt, render in RENDERERS.items():
@@ -678,7 +679,7 @@ def test_report_formats_hold_every_clause_and_no_personal_data(world: World) -> 
 # (which migration creates) and N-XFER the policy's register (whose Privacy Shield transfer has
 # lapsed); on PostgreSQL N-SEC judges the grants migration creates, on SQLite it needs the
 # analyst file that the first publication writes.
-NO_DATA_WHEN_EMPTY = {"N-NOSPECIAL", "N-AGG", "N-MKT", "N-RET", "N-RIGHTS", "N-CHILD"}
+NO_DATA_WHEN_EMPTY = {"N-NOSPECIAL", "N-AGG", "N-MKT", "N-RET", "N-RIGHTS", "N-CHILD", "N-BASIS"}
 
 
 def test_a_fresh_warehouse_has_no_data_which_is_neither_pass_nor_fail(world: World) -> None:
@@ -692,7 +693,7 @@ def test_a_fresh_warehouse_has_no_data_which_is_neither_pass_nor_fail(world: Wor
     assert outcome["clauses_failed"] == ["N-XFER"]
     assert set(outcome["clauses_no_data"]) == no_data
     stored = query(world.url, "SELECT clause, passed, figures FROM ops.clause_evidence")
-    assert len(stored) == 9
+    assert len(stored) == 10
     status = {clause: evidence.status_of(ok, figures) for clause, ok, figures in stored}
     assert {c for c, st in status.items() if st == "no data"} == no_data
     assert {c for c, st in status.items() if st == "pass"} == {"N-CAT"} | (
@@ -727,7 +728,7 @@ def test_a_fresh_warehouse_has_no_data_which_is_neither_pass_nor_fail(world: Wor
     assert dict(snap.evidence_clauses) == status
     page = render(snap, None)
     assert page.count('<span class="badge idle">no data</span>') == len(no_data)
-    assert f"{len(status) - len(no_data) - 1} of 9 clauses pass, {len(no_data)} no data" in page
+    assert f"{len(status) - len(no_data) - 1} of 10 clauses pass, {len(no_data)} no data" in page
 
 
 def test_evidence_dag_records_stores_and_quarantines(
@@ -754,7 +755,7 @@ def test_evidence_dag_records_stores_and_quarantines(
     stored = query(warehouse_url, "SELECT clause, passed, figures FROM ops.clause_evidence")
     recorded = {clause: passed for clause, passed, _ in stored}
     statuses = {clause: evidence.status_of(ok, figures) for clause, ok, figures in stored}
-    assert len(recorded) == 9
+    assert len(recorded) == 10
     assert not recorded["N-NOSPECIAL"] and not recorded["N-XFER"]
     # Nothing is published yet (ingest only): N-AGG has no data, which is no pass and no failure.
     assert not recorded["N-AGG"] and statuses["N-AGG"] == "no data"

@@ -27,6 +27,7 @@ BEFORE_SCHREMS = dt.date(2019, 1, 1)
 EXPECTED_COLUMNS = [
     "activity_id",
     "purpose",
+    "processings",
     "lawful_bases",
     "legitimate_interests",
     "data_subjects",
@@ -56,7 +57,8 @@ def test_every_activity_appears_in_markdown_and_csv() -> None:
     notice = load_notice()
     record = _record(AFTER_SCHREMS)
     markdown, rows = ropa.render_markdown(record), _rows(ropa.render_csv(record))
-    assert len(notice.processing_activities) == 7
+    # Part 2's seven rows, and the legal-obligation processing of s.7, s.8 and s.9.
+    assert len(notice.processing_activities) == 10
     for number, activity in enumerate(notice.processing_activities, start=1):
         assert f"### {number}. {activity.id}\n" in markdown
         assert activity.purpose in markdown
@@ -231,3 +233,38 @@ def test_cli_prints_markdown_without_out(capsys: pytest.CaptureFixture[str]) -> 
     assert printed.startswith("# Record of processing activities (GDPR art. 30)")
     assert "**As of:** 2019-01-01" in printed
     assert "## Findings\n\nNone." in printed
+
+
+def test_the_record_lists_what_the_code_declares_and_changes_with_a_declaration() -> None:
+    from ccg_pipeline.evidence.basis import declared_processings
+    from ccg_pipeline.policy.models import LawfulBasis
+    from ccg_pipeline.purposes import Kind, declare, forget
+
+    def record_text() -> str:
+        return ropa.render_markdown(
+            ropa.build_ropa(load_notice(), load_data_map(), AFTER_SCHREMS, declared_processings())
+        )
+
+    before = record_text()
+    assert "statistics.web_traffic_daily (published statistics table, legitimate interest)" in (
+        before
+    )
+    assert "marketing.list" in before and "to establish the basis" in before
+    declare(
+        "statistics.planted_revenue_view",
+        purpose="data_analytics",
+        basis=LawfulBasis.LEGITIMATE_INTEREST,
+        kind=Kind.STATISTICS,
+        categories=("usage", "financial"),
+        description="planted",
+    )
+    try:
+        after = record_text()
+    finally:
+        forget("statistics.planted_revenue_view")
+    assert after != before
+    assert "statistics.planted_revenue_view (published statistics table" in after
+    # A declaration the notice does not allow is a finding of the record, named.
+    findings = after.split("## Findings")[1].split("## Processing activities")[0]
+    assert "statistics.planted_revenue_view" in findings and "'financial'" in findings
+    assert record_text() == before
