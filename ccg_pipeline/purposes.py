@@ -155,7 +155,7 @@ def registered() -> dict[str, Processing]:
 def purpose_of(step: Processing | NotAProcessing | tuple[Processing, ...]) -> Callable[[F], F]:
     """Mark a stage function a DAG task or a command calls with what it processes for: one
     processing, several (a stage that runs each table's or each request type's own), or none
-    with the reason. `tests/dags/test_purposes.py` fails for a task that calls no marked stage."""
+    with the reason. `tests/dags/test_task_purposes.py` fails for a task that calls no marked stage."""
 
     def mark(function: F) -> F:
         function.__purpose__ = step  # type: ignore[attr-defined]
