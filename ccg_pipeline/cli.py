@@ -118,7 +118,19 @@ def _cmd_policy_check(args: argparse.Namespace) -> int:
         print(
             f"  {rule.id:<24} {rule.period.model_dump(exclude_defaults=True)!s:<14} {rule.decided_by.value}"
         )
-    return 0
+    # N-BASIS: the code's processings against this notice's purposes.
+    from ccg_pipeline.evidence.basis import declaration_problems, declared_processings
+
+    processings = declared_processings()
+    problems = declaration_problems(processings, notice)
+    for processing_id, found in problems.items():
+        for problem in found:
+            print(f"  processing {processing_id}: {problem}", file=sys.stderr)
+    print(
+        f"processings {'ok' if not problems else 'NOT ALLOWED'}: {len(processings)} declared, "
+        f"{len(problems)} the notice does not allow"
+    )
+    return 1 if problems else 0
 
 
 def _cmd_retention(args: argparse.Namespace) -> int:

@@ -187,3 +187,23 @@ def test_a_processing_is_declared_once() -> None:
         assert purposes.registered()["test.once"] == first
     finally:
         purposes.forget("test.once")
+
+
+def test_policy_check_refuses_a_notice_that_no_longer_allows_a_declared_processing(
+    tmp_path, capsys
+) -> None:
+    import yaml
+
+    from ccg_pipeline.cli import main
+    from ccg_pipeline.policy import NOTICE_FILE
+
+    raw = yaml.safe_load(NOTICE_FILE.read_text(encoding="utf-8"))
+    analytics = next(a for a in raw["processing_activities"] if a["id"] == "data_analytics")
+    analytics["categories"] = ["usage"]  # web analytics may no longer read technical data
+    narrowed = tmp_path / "notice.yaml"
+    narrowed.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    assert main(["policy", "check", "--notice", str(narrowed)]) == 1
+    out = capsys.readouterr()
+    assert "statistics.web_traffic_daily" in out.err and "'technical'" in out.err
+    assert "NOT ALLOWED" in out.out
+    assert main(["policy", "check"]) == 0
