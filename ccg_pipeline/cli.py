@@ -57,6 +57,13 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest_lanes() -> list[str]:
+    """The portal, then each file lane `policy/data_map.yaml` registers, in load order."""
+    from ccg_pipeline.policy import load_data_map
+
+    return [lane.name for lane in load_data_map().ingest_lanes()]
+
+
 def _engine(settings: Settings):
     from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
@@ -77,7 +84,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     migrate.upgrade(_engine(args.settings))
     start = dt.datetime.combine(args.date, dt.time())
     end = start + dt.timedelta(days=1)
-    for source in args.source or ["portal", "crm", "web_logs", "auth_logs"]:
+    for source in args.source or _ingest_lanes():
         summary = ingest_source(
             args.settings,
             source,
@@ -400,7 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = sub.add_parser("ingest", help="ingest sources for one day, outside Airflow")
     ingest.add_argument("--date", type=_date, required=True, help="the day (data interval) to load")
     ingest.add_argument(
-        "--source", action="append", choices=["portal", "crm", "web_logs", "auth_logs"]
+        "--source",
+        action="append",
+        choices=_ingest_lanes(),
+        help="one ingest lane (repeatable; default: every lane the data map registers)",
     )
     ingest.add_argument("--full-refresh", action="store_true")
     ingest.set_defaults(func=_cmd_ingest)
