@@ -9,6 +9,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,15 @@ def _date(value: str) -> dt.date:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _past_date(value: str) -> dt.date:
+    """A day that has begun (UTC): deciding as of a later day would act on what has not
+    happened, e.g. delete data before its deadline."""
+    day = _date(value)
+    if day > dt.datetime.now(dt.UTC).date():
+        raise argparse.ArgumentTypeError(f"{value} is in the future")
+    return day
 
 
 def _positive(value: str) -> int:
@@ -263,7 +273,15 @@ def _timestamp(value: str) -> dt.datetime:
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 date-time") from None
-    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    moment = moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return moment
+
+
+def _past_timestamp(value: str) -> dt.datetime:
+    moment = _timestamp(value)
+    if moment > dt.datetime.now(dt.UTC).replace(tzinfo=None):
+        raise argparse.ArgumentTypeError(f"{value} is in the future")
+    return moment
 
 
 def _cmd_request(args: argparse.Namespace) -> int:
@@ -384,6 +402,7 @@ def _cmd_marketing_list(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ccg", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--version", action="version", version=f"ccg {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="write synthetic portal DB, CRM exports and logs")
@@ -426,7 +445,13 @@ def build_parser() -> argparse.ArgumentParser:
         ("run", "run the sweep"),
     ):
         cmd = retention_sub.add_parser(name, help=text)
-        cmd.add_argument("--as-of", type=_date, required=True, help="the day the sweep is as of")
+        cmd.add_argument(
+            "--as-of",
+            # A plan may look ahead; a sweep for a later day would delete before the deadline.
+            type=_past_date if name == "run" else _date,
+            required=True,
+            help="the day the sweep is as of",
+        )
         cmd.add_argument(
             "--align-to-year-end", action="store_true", help="count from the financial-year end"
         )
@@ -477,7 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--type", required=True, help="access, rectify, erase, restrict, ...")
     submit.add_argument("--email", required=True)
     submit.add_argument("--payload", type=Path, help="JSON file: corrections, export_name, scope")
-    submit.add_argument("--received-at", type=_timestamp, help="when it arrived (default: now)")
+    submit.add_argument(
+        "--received-at", type=_past_timestamp, help="when it arrived (default: now; not later)"
+    )
     verify = request_sub.add_parser("verify", help="identity verified: start the clock")
     verify.add_argument("request_id")
     verify.add_argument("--at", type=_timestamp, help="when it was verified (default: now)")
@@ -538,7 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
     marketing = sub.add_parser(
         "marketing-list", help="write who may receive marketing as of a date (N-MKT)"
     )
-    marketing.add_argument("--as-of", type=_date, required=True)
+    marketing.add_argument(
+        "--as-of", type=_past_date, required=True, help="the day (today at the latest)"
+    )
     marketing.set_defaults(func=_cmd_marketing_list)
 
     policy = sub.add_parser("policy", help="policy files")
@@ -550,7 +579,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ccg-privacy-pipeline")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+# Commands that read or change an existing warehouse: on SQLite they refuse to create one by
+# accident (a `ccg` run outside the project home would otherwise start an empty warehouse).
+NEEDS_WAREHOUSE = frozenset(
+    {"summary", "retention", "hold", "statistics", "request", "breach-impact", "evidence",
+     "marketing-list"}
+)  # fmt: skip
+
+
+def _check_warehouse(args: argparse.Namespace) -> None:
+    from ccg_pipeline.breach import looks_like_file
+    from ccg_pipeline.warehouse.backend import backend_of
+
+    if args.command not in NEEDS_WAREHOUSE:
+        return
+    if args.command == "breach-impact" and looks_like_file(args.source):
+        return  # a leaked file is assessed without a warehouse
+    url = args.settings.warehouse_url
+    files = backend_of(url).zone_files(url)
+    # The ops zone holds the schema version: it exists once a warehouse was created.
+    if files is not None and not files["ops"].exists():
+        raise FileNotFoundError(
+            f"no warehouse in {files['ops'].parent}: set CCG_HOME (now {args.settings.home}) "
+            "or CCG_WAREHOUSE_URL, or create one with `ccg db upgrade`"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit 0 on success, 1 for findings (scan, evidence --fail-on-findings) and internal
+    errors, 2 for bad input (arguments, dates, files, policy)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -559,12 +625,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args.settings = Settings.from_env()
     try:
+        _check_warehouse(args)
         return int(args.func(args))
-    except Exception as exc:  # one clear line for operators; -v for the traceback
+    except BrokenPipeError:  # the reader went away (`ccg ... | head`): stop quietly
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed pipe for exit
+        return 1
+    except (ValueError, OSError) as exc:  # bad input: one clear line naming it
         if args.verbose:
             raise
         print(f"ccg {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a fault of ours: short, no SQL or values; -v for the traceback
+        if args.verbose:
+            raise
+        print(
+            f"ccg {args.command}: internal error ({type(exc).__name__}); run again with -v "
+            "for the traceback",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,94 @@
+"""The `ccg` command's contract with an operator: exit codes, refused dates, no warehouse made by
+accident, a version, quiet when its reader goes away."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from ccg_pipeline import cli
+from ccg_pipeline.cli import main
+
+pytestmark = pytest.mark.unit
+
+TOMORROW = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).date().isoformat()
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project home with no warehouse in it."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("CCG_HOME", str(home))
+    monkeypatch.delenv("CCG_WAREHOUSE_URL", raising=False)
+    return home
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("ccg ")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["marketing-list", "--as-of", TOMORROW],
+        ["retention", "run", "--as-of", TOMORROW],
+        ["request", "submit", "--type", "access", "--email", "a@b.example", "--received-at",
+         f"{TOMORROW}T09:00:00"],
+    ],
+)  # fmt: skip
+def test_a_day_that_has_not_begun_is_refused(
+    argv: list[str], elsewhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{TOMORROW}" in err and "is in the future" in err
+    assert not elsewhere.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["summary"],
+        ["evidence", "--as-of", "2026-11-23"],
+        ["retention", "plan", "--as-of", TOMORROW],  # a plan may look ahead, but needs data
+        ["breach-impact", "--source", "personal.portal_users"],
+    ],
+)
+def test_no_warehouse_is_created_by_accident(
+    argv: list[str], elsewhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"no warehouse in {elsewhere / 'warehouse'}" in err and "ccg db upgrade" in err
+    assert not (elsewhere / "warehouse").exists()
+
+
+def test_an_internal_error_exits_1_without_its_message(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(_args) -> int:
+        raise RuntimeError("SELECT email FROM personal.portal_users WHERE email = 'x@y'")
+
+    monkeypatch.setattr(cli, "_cmd_ropa", broken)
+    assert main(["ropa"]) == 1
+    err = capsys.readouterr().err
+    assert "internal error (RuntimeError)" in err and "-v" in err
+    assert "SELECT" not in err and "x@y" not in err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def into_a_closed_pipe(_args) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "_cmd_ropa", into_a_closed_pipe)
+    assert main(["ropa"]) == 1
+    assert capsys.readouterr().err == ""
