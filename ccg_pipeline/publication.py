@@ -29,7 +29,7 @@ from ccg_pipeline.statistics.build import PROCESSINGS
 from ccg_pipeline.validation.gate import validate_staging
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse import schema as s
-from ccg_pipeline.warehouse.engine import create_warehouse_engine, write_transaction
+from ccg_pipeline.warehouse.engine import create_warehouse_engine
 from ccg_pipeline.warehouse.locks import stage_lock
 
 
@@ -79,12 +79,8 @@ def validate_statistics(settings: Settings, run_id: str) -> dict[str, Any]:
     """The validation gate on this run's staging build; raises `ValidationGateFailed`."""
     with _statistics_run(settings) as engine:
         as_of = _build_day(engine, run_id)
-        with purposes.violations_recorded(engine, run_id, as_of):
-            with purposes.scope(KNOWN_IDENTIFIER_SCAN) as read:
-                summary = validate_staging(engine, run_id, settings.home).summary()
-            with write_transaction(engine) as conn:
-                purposes.record(conn, read, run_id=run_id, as_of=as_of)
-        return summary
+        with purposes.judged(engine, KNOWN_IDENTIFIER_SCAN, run_id, as_of):
+            return validate_staging(engine, run_id, settings.home).summary()
 
 
 def _build_day(engine: Engine, run_id: str) -> dt.date:

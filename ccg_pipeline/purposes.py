@@ -146,6 +146,19 @@ def forget(id: str) -> None:
     _REGISTRY.pop(id, None)
 
 
+def declare_obligation(id: str, purpose: str, description: str) -> Processing:
+    """A pipeline stage on the legal obligation that may read every category: retention,
+    accountability, breach handling (the notice's s.7, s.8 and s.9 purposes)."""
+    return declare(
+        id,
+        purpose=purpose,
+        basis=LawfulBasis.LEGAL_OBLIGATION,
+        kind=Kind.STAGE,
+        categories=ALL_CATEGORIES,
+        description=description,
+    )
+
+
 def registered() -> dict[str, Processing]:
     """The declarations made so far (by the modules imported so far); `evidence.basis.declared`
     imports every declaring module first."""
@@ -372,6 +385,17 @@ def violations_recorded(engine: Engine, run_id: str, as_of: dt.date) -> Iterator
     except PurposeViolation as violation:
         record_violation(engine, violation, run_id, as_of)
         raise
+
+
+@contextmanager
+def judged(engine: Engine, processing: Processing, run_id: str, as_of: dt.date) -> Iterator[Scope]:
+    """Run `processing` inside its scope, then keep what it read (or why it was stopped) in
+    `ops.purpose_checks`, each in a transaction of its own."""
+    with violations_recorded(engine, run_id, as_of):
+        with scope(processing) as read:
+            yield read
+        with write_transaction(engine) as conn:
+            record(conn, read, run_id=run_id, as_of=as_of)
 
 
 def record_violation(

@@ -58,8 +58,7 @@ from ccg_pipeline.personal_model import (
 from ccg_pipeline.personal_model import WEB_LOG_SOURCE as WEB_LOG_SOURCE
 from ccg_pipeline.personal_model import PersonalTable as PersonalTable
 from ccg_pipeline.personal_model import category_of as category_of
-from ccg_pipeline.policy.models import LawfulBasis
-from ccg_pipeline.purposes import ALL_CATEGORIES, Kind, declare, purpose_of, scope
+from ccg_pipeline.purposes import declare_obligation, purpose_of, scope
 
 # --- entry point ------------------------------------------------------------------------------
 
@@ -84,13 +83,10 @@ def parse_since(value: str) -> dt.date:
 
 # N-BASIS: assessing a breach reads whatever the leaked table or file holds, to report it to
 # the ICO and the people affected where the law requires (s.7).
-BREACH_IMPACT = declare(
+BREACH_IMPACT = declare_obligation(
     "breach.impact",
-    purpose="security_and_accountability",
-    basis=LawfulBasis.LEGAL_OBLIGATION,
-    kind=Kind.STAGE,
-    categories=ALL_CATEGORIES,
-    description="who and what a leaked table or file affects, in counts",
+    "security_and_accountability",
+    "who and what a leaked table or file affects, in counts",
 )
 
 

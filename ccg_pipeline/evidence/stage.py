@@ -17,9 +17,8 @@ from ccg_pipeline import purposes
 from ccg_pipeline.config import Settings
 from ccg_pipeline.evidence.report import EvidenceReport
 from ccg_pipeline.policy import load_notice
-from ccg_pipeline.policy.models import LawfulBasis
 from ccg_pipeline.private_files import private_dir, write_private
-from ccg_pipeline.purposes import ALL_CATEGORIES, Kind, declare, purpose_of
+from ccg_pipeline.purposes import declare_obligation, purpose_of
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.backend import backend_of
 from ccg_pipeline.warehouse.engine import write_transaction
@@ -30,13 +29,10 @@ log = logging.getLogger(__name__)
 
 # N-BASIS: the evidence reads every category to show the notice's promises are kept (s.7), under
 # the legal obligation (accountability).
-EVIDENCE = declare(
+EVIDENCE = declare_obligation(
     "evidence.clauses",
-    purpose="security_and_accountability",
-    basis=LawfulBasis.LEGAL_OBLIGATION,
-    kind=Kind.STAGE,
-    categories=ALL_CATEGORIES,
-    description="checks every notice clause against the data, as of a date",
+    "security_and_accountability",
+    "checks every notice clause against the data, as of a date",
 )
 
 
@@ -137,16 +133,11 @@ def record(engine: Engine, report: EvidenceReport, report_file: Path | None) -> 
 @purpose_of(EVIDENCE)
 def run_evidence(settings: Settings, as_of: dt.date, run_id: str) -> dict[str, Any]:
     """The daily step: check every clause (read-only), record, store the report."""
-    with (
-        migrated(settings.warehouse_url) as engine,
-        purposes.violations_recorded(engine, run_id, as_of),
-    ):
-        with purposes.scope(EVIDENCE) as read:
+    with migrated(settings.warehouse_url) as engine:
+        with purposes.judged(engine, EVIDENCE, run_id, as_of):
             report = collect(engine, settings, as_of, run_id)
         files = store(settings, report)
         record(engine, report, files["html"])
-        with write_transaction(engine) as conn:
-            purposes.record(conn, read, run_id=run_id, as_of=as_of)
     return {**report.summary(), "report": str(files["html"])}
 
 

@@ -26,8 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ccg_pipeline import purposes
 from ccg_pipeline.config import Settings
-from ccg_pipeline.policy.models import LawfulBasis
-from ccg_pipeline.purposes import ALL_CATEGORIES, Kind, declare, purpose_of
+from ccg_pipeline.purposes import declare_obligation, purpose_of
 from ccg_pipeline.retention.deadlines import end_of_day
 from ccg_pipeline.scan.special import special_categories
 from ccg_pipeline.warehouse import schema as s
@@ -82,13 +81,10 @@ def scan_free_text(conn: Connection) -> FreeTextScan:
 
 # N-BASIS: reading free text to find what s.2 says is never collected, and quarantining it, keeps
 # the notice's promise (s.2, s.7) under the legal obligation.
-SPECIAL_CATEGORY_SWEEP = declare(
+SPECIAL_CATEGORY_SWEEP = declare_obligation(
     "retention.special_categories",
-    purpose="security_and_accountability",
-    basis=LawfulBasis.LEGAL_OBLIGATION,
-    kind=Kind.STAGE,
-    categories=ALL_CATEGORIES,
-    description="finds special-category text in CRM notes and moves it to quarantine",
+    "security_and_accountability",
+    "finds special-category text in CRM notes and moves it to quarantine",
 )
 
 
@@ -100,12 +96,9 @@ def run_special_category_sweep(settings: Settings, as_of: dt.date, run_id: str) 
     with (
         stage_lock(url, "retention"),
         migrated(url) as engine,
-        purposes.violations_recorded(engine, run_id, as_of),
+        purposes.judged(engine, SPECIAL_CATEGORY_SWEEP, run_id, as_of),
     ):
-        with purposes.scope(SPECIAL_CATEGORY_SWEEP) as read:
-            outcome = quarantine_special_categories(engine, as_of, run_id)
-        with write_transaction(engine) as conn:
-            purposes.record(conn, read, run_id=run_id, as_of=as_of)
+        outcome = quarantine_special_categories(engine, as_of, run_id)
     log.info("special-category sweep as of %s: %s", as_of, outcome)
     return outcome
 

@@ -10,21 +10,16 @@ from typing import Any
 from ccg_pipeline import purposes
 from ccg_pipeline.config import Settings
 from ccg_pipeline.policy import load_notice
-from ccg_pipeline.policy.models import LawfulBasis
-from ccg_pipeline.purposes import ALL_CATEGORIES, Kind, declare, purpose_of
+from ccg_pipeline.purposes import declare_obligation, purpose_of
 from ccg_pipeline.warehouse import migrate
-from ccg_pipeline.warehouse.engine import write_transaction
 from ccg_pipeline.warehouse.locks import stage_lock
 
 # N-BASIS: the sweep reads every category it deletes or anonymises, under the legal obligation
 # of s.8 (six years for tax records, no longer than necessary for the rest).
-RETENTION_SWEEP = declare(
+RETENTION_SWEEP = declare_obligation(
     "retention.sweep",
-    purpose="data_retention",
-    basis=LawfulBasis.LEGAL_OBLIGATION,
-    kind=Kind.STAGE,
-    categories=ALL_CATEGORIES,
-    description="deletes or anonymises what is past its retention period, keeps what holds keep",
+    "data_retention",
+    "deletes or anonymises what is past its retention period, keeps what holds keep",
 )
 
 
@@ -63,19 +58,16 @@ def run_retention(
     with (
         stage_lock(settings.warehouse_url, "retention"),
         migrate.migrated(settings.warehouse_url) as engine,
-        purposes.violations_recorded(engine, run_id, as_of),
+        purposes.judged(engine, RETENTION_SWEEP, run_id, as_of),
     ):
-        with purposes.scope(RETENTION_SWEEP) as read:
-            outcomes = sweep(
-                engine,
-                load_notice(),
-                as_of,
-                run_id,
-                chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS,
-                align_to_year_end=align_to_year_end,
-            )
-        with write_transaction(engine) as conn:
-            purposes.record(conn, read, run_id=run_id, as_of=as_of)
+        outcomes = sweep(
+            engine,
+            load_notice(),
+            as_of,
+            run_id,
+            chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS,
+            align_to_year_end=align_to_year_end,
+        )
     return _summary(outcomes)
 
 
