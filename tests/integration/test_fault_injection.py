@@ -50,7 +50,14 @@ CHUNK_ROWS = 7
 # Surrogate keys (numbered by the database, so a rolled-back insert leaves a gap on PostgreSQL)
 # and wall-clock stamps: not part of the state a rerun must reproduce.
 VOLATILE = {"quarantine_id", "batch_id", "audit_id", "hold_id", "published_at"}
-VOLATILE_TABLES = {"ops.validation_results", "ops.clause_evidence", "ops.evidence_reports"}
+# Logs of what a run did (wall-clock times, statements executed by the attempt that finished),
+# not state a rerun must restore.
+VOLATILE_TABLES = {
+    "ops.validation_results",
+    "ops.clause_evidence",
+    "ops.evidence_reports",
+    "ops.purpose_checks",
+}
 
 
 # --- warehouses to copy -------------------------------------------------------------------------
