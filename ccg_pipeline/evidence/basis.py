@@ -113,7 +113,7 @@ def check_basis(ctx: CheckContext) -> ClauseResult:
     read_by_purpose: dict[str, set[str]] = defaultdict(set)
     findings = [f"{pid}: {p}" for pid, ps in sorted(declared_wrong.items()) for p in ps]
     run_violations = 0
-    excluded = 0
+    excluded: dict[str, int] = defaultdict(int)
     checks = _latest_checks(ctx)
     for row in checks:
         declared = processings.get(row.processing_id)
@@ -131,7 +131,8 @@ def check_basis(ctx: CheckContext) -> ClauseResult:
                 else "is not declared in the code"
             )
             findings.append(f"{row.processing_id} (run {row.run_id}): {what}")
-        excluded += row.subjects_excluded or 0
+        # Each run counts every objector it left out: the people, not the sum over runs.
+        excluded[row.basis] = max(excluded[row.basis], row.subjects_excluded or 0)
     unchecked = _unchecked_tables(ctx)
     findings += [f"statistics.{t}: its latest build has no purpose check" for t in unchecked]
     violations = len(declared_wrong) + run_violations + len(unchecked)
@@ -143,7 +144,10 @@ def check_basis(ctx: CheckContext) -> ClauseResult:
         "published_tables_without_check": len(unchecked),
         "violations": violations,
         "categories_read_per_purpose": {k: sorted(v) for k, v in sorted(read_by_purpose.items())},
-        "subjects_excluded_for_basis": excluded,
+        # People left out by the newest run of each processing: objectors (legitimate
+        # interest), people without consent in force (consent).
+        "subjects_excluded_objections": excluded["legitimate_interest"],
+        "subjects_excluded_without_consent": excluded["consent"],
     }
     return ClauseResult(
         "N-BASIS",

@@ -170,3 +170,6 @@ def test_an_objection_takes_the_person_out_of_legitimate_interest_processing(loa
     assert excluded["statistics.customer_profiles"] == 1
     # Legal-obligation processing is not left out: its table is built from the request ledger.
     assert excluded["statistics.subject_requests_monthly"] == 0
+    figures = _basis(settings, engine, AS_OF).figures
+    assert figures["subjects_excluded_objections"] == 1
+    assert figures["subjects_excluded_without_consent"] == 0
