@@ -36,6 +36,11 @@ def pseudonym(key: str, value: str) -> str:
     return hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()
 
 
+def crm_contact_key(key: str, crm_contact_id: int | str) -> str:
+    """The keyed hash kept of an erased person's CRM record id (ops holds no raw source id)."""
+    return pseudonym(key, f"crm_contact:{crm_contact_id}")
+
+
 def normalise(text: str) -> str:
     """Accents folded, case folded, punctuation and spaces collapsed to single spaces."""
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().casefold()

@@ -83,6 +83,8 @@ PROFILE_MONTHS, MARKETING_DAYS, PROSPECT_YEARS = 3, 30, 2
 SAYS_STOP = {"MARKETING_OPT_OUT", "MARKETING_CONSENT_WITHDRAWN", "MAILING_LIST_UNSUBSCRIBE"}
 SAYS_YES = {"MARKETING_CONSENT_GRANTED", "MAILING_LIST_SUBSCRIBE"}
 REQUEST_DONE = {"completed", "duplicate"}
+# Statuses of an erasure whose warehouse part is done (the CRM's part may still be open).
+ERASURE_CARRIED_OUT = {"completed", "awaiting_crm"}
 FAULT_ENV = "CCG_FAULT_INJECT"
 # Bad data that makes ingest refuse a whole file (and fail its run, with an alert) by design.
 REFUSING_FAULTS = {"unknown_column", "truncated_gzip"}
@@ -318,6 +320,8 @@ class SoakResult:
     quarantine_judged: Counter[str] = field(default_factory=Counter)
     # People the CRM and profile rules judged due: rule -> people (rows checked gone or emptied).
     people_judged: Counter[str] = field(default_factory=Counter)
+    # The most CRM records of erased people checked absent on one day.
+    erased_records_judged: int = 0
     # Companies whose six-year deadline fell on a simulated day (not already past at the start).
     deadlines_in_soak: set[int] = field(default_factory=set)
     dag_seconds: dict[str, float] = field(default_factory=dict)
@@ -878,7 +882,34 @@ class Soak:
         if late:
             raise Violation(day, "N-RIGHTS", f"{len(late)} requests late: {sorted(set(late))}")
         self.result.requests_answered = len(self._answered)
-        return len(self.world.requests) + 1
+        return len(self.world.requests) + 1 + self._check_erased_records(conn, day, rows)
+
+    def _check_erased_records(
+        self, conn: sa.Connection, day: dt.date, statuses: dict[str, tuple]
+    ) -> int:
+        """N-RIGHTS from the CRM's side: once an erasure is carried out, no contact row of the
+        erased address, and no activity the CRM logged under any of its records (before or
+        after the erasure), is held. The world's records, not the pipeline's links."""
+        erased = {
+            request.email.strip().lower()
+            for request in self.world.requests
+            if request.request_type == "erase"
+            and statuses.get(request.file_name, (None,))[0] in ERASURE_CARRIED_OUT
+        }
+        records = [
+            cid for cid, c in self.world.contacts.items() if c["Email"].strip().lower() in erased
+        ]
+        held = _count_in(
+            conn,
+            "SELECT count(*) FROM personal.crm_activities WHERE crm_contact_id IN :ids",
+            records,
+        ) + _count_in(
+            conn, "SELECT count(*) FROM personal.crm_contacts WHERE crm_contact_id IN :ids", records
+        )
+        if held:
+            raise Violation(day, "N-RIGHTS", f"{held} CRM rows of erased people held")
+        self.result.erased_records_judged = max(self.result.erased_records_judged, len(records))
+        return len(records)
 
     def _check_release(self, day: dt.date) -> int:
         """The differencing attacker: two consecutive releases (the published zone analysts
@@ -1381,6 +1412,7 @@ def _result_json(result: SoakResult, command: str) -> dict:
         "attacks_run": result.attacks_run,
         "quarantine_judged": dict(result.quarantine_judged),
         "people_judged": dict(result.people_judged),
+        "erased_records_judged": result.erased_records_judged,
         "dag_seconds": {k: round(v, 1) for k, v in result.dag_seconds.items()},
         "days": [
             {

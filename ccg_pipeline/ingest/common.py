@@ -24,11 +24,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ccg_pipeline import identity
-from ccg_pipeline.identity import pseudonym
+from ccg_pipeline.identity import crm_contact_key, pseudonym
 from ccg_pipeline.personal_model import QUARANTINE_LINKS
 from ccg_pipeline.policy.models import DataMap, Notice
 from ccg_pipeline.warehouse import schema
-from ccg_pipeline.warehouse.backend import UPSERT_CHUNK_ROWS, backend_of
+from ccg_pipeline.warehouse.backend import UPSERT_CHUNK_ROWS, backend_of, in_chunks
 from ccg_pipeline.warehouse.sql import audit, insert_for, upsert_row
 
 log = logging.getLogger(__name__)
@@ -450,6 +450,63 @@ def _without_erased(
             .where(t.c.subject_key.in_(sorted(erased)))
             .values(last_seen_in_crm_at=ctx.window_end)
         )
+        # The CRM still holds them, and may log new activities under this record: note its id,
+        # since an activity row carries no address the tombstone could match.
+        note_erased_crm_contacts(
+            conn,
+            ctx.pseudonym_key,
+            {
+                row["crm_contact_id"]: keys[row["_email_norm"]]
+                for row in rows
+                if keys[row["_email_norm"]] in erased
+            },
+            ctx.window_end,
+        )
+    return kept
+
+
+def note_erased_crm_contacts(
+    conn: Connection, key: str, subject_key_of: dict[int, str], at: dt.datetime
+) -> None:
+    """Remember erased people's CRM record ids (as keyed hashes), once each."""
+    if not subject_key_of:
+        return
+    rows = [
+        {
+            "contact_key": crm_contact_key(key, contact_id),
+            "subject_key": subject_key,
+            "noted_at": at,
+        }
+        for contact_id, subject_key in sorted(subject_key_of.items())
+    ]
+    conn.execute(
+        insert_for(conn, schema.erased_crm_contacts)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["contact_key"])
+    )
+
+
+def erased_crm_contact_ids(conn: Connection, key: str, contact_ids: Iterable[int]) -> set[int]:
+    """Those of `contact_ids` that are an erased person's CRM record."""
+    key_of = {contact_id: crm_contact_key(key, contact_id) for contact_id in set(contact_ids)}
+    e = schema.erased_crm_contacts
+    erased: set[str] = set()
+    for chunk in in_chunks(sorted(key_of.values())):
+        erased.update(
+            conn.execute(sa.select(e.c.contact_key).where(e.c.contact_key.in_(chunk))).scalars()
+        )
+    return {contact_id for contact_id, k in key_of.items() if k in erased}
+
+
+def _without_erased_contacts(
+    conn: Connection, ctx: IngestContext, rows: list[dict[str, Any]], result: BatchResult
+) -> list[dict[str, Any]]:
+    """Drop CRM activities logged under an erased person's record."""
+    erased = erased_crm_contact_ids(conn, ctx.pseudonym_key, (r["crm_contact_id"] for r in rows))
+    if not erased:
+        return rows
+    kept = [row for row in rows if row["crm_contact_id"] not in erased]
+    result.rows_erased += len(rows) - len(kept)
     return kept
 
 
@@ -474,6 +531,8 @@ def load_chunk(
     rows = _without_retired(conn, table, rows, result)
     if rows and "_email_norm" in rows[0]:
         rows = _without_erased(conn, ctx, table, rows, result)
+    if rows and table.name == "crm_activities":
+        rows = _without_erased_contacts(conn, ctx, rows, result)
     if rows and "_email_norm" in rows[0]:
         subjects = resolve_subjects(
             conn, (r["_email_norm"] for r in rows), ctx.pseudonym_key, ctx.window_end

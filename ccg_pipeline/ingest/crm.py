@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ccg_pipeline.config import Settings
 from ccg_pipeline.ingest.common import (
     BatchRefused,
     BatchResult,
@@ -23,6 +24,7 @@ from ccg_pipeline.ingest.common import (
     UnknownColumnsError,
     chunked,
     country_code,
+    erased_crm_contact_ids,
     load_chunk,
     normalise_email,
     parse_int,
@@ -30,10 +32,11 @@ from ccg_pipeline.ingest.common import (
     parse_timestamp,
     raw_json,
 )
-from ccg_pipeline.ingest.files import has_bad_encoding, name_date, open_text
+from ccg_pipeline.ingest.files import eligible_files, has_bad_encoding, name_date, open_text
+from ccg_pipeline.policy import load_data_map
 from ccg_pipeline.scan.special import special_categories
 from ccg_pipeline.warehouse import schema
-from ccg_pipeline.warehouse.backend import STREAM_CHUNK_ROWS
+from ccg_pipeline.warehouse.backend import STREAM_CHUNK_ROWS, in_chunks
 
 MAX_FIELD_CHARS = 10_000
 csv.field_size_limit(1 << 24)  # read oversized fields so they can be quarantined by name
@@ -161,6 +164,25 @@ def _records(reader: csv.DictReader) -> Iterator[tuple[str, Any]]:
         yield f"row {number + 1}+", _BrokenCsv()
 
 
+def _link_activities(conn: Connection, ctx: IngestContext, result: BatchResult) -> None:
+    """Give activities that arrived before their contact the contact's subject; delete those
+    still unmatched whose record turned out to be an erased person's (noted by a contacts export
+    read after they were loaded)."""
+    a, c = schema.crm_activities, schema.crm_contacts
+    contact_subject = sa.select(c.c.subject_id).where(c.c.crm_contact_id == a.c.crm_contact_id)
+    conn.execute(
+        sa.update(a)
+        .where(a.c.subject_id.is_(None))
+        .values(subject_id=contact_subject.scalar_subquery())
+    )
+    unmatched = conn.execute(
+        sa.select(a.c.crm_contact_id).where(a.c.subject_id.is_(None)).distinct()
+    ).scalars()
+    erased = erased_crm_contact_ids(conn, ctx.pseudonym_key, unmatched)
+    for ids in in_chunks(sorted(erased)):
+        result.rows_erased += conn.execute(sa.delete(a).where(a.c.crm_contact_id.in_(ids))).rowcount
+
+
 def make_loader(kind: str) -> Callable[[Connection, IngestContext, Path, BatchResult], None]:
     source, table, parse = EXPORTS[kind]
 
@@ -196,15 +218,7 @@ def make_loader(kind: str) -> Callable[[Connection, IngestContext, Path, BatchRe
                 parsed = parse_records(result, chunk, parse_row, raw_text)
                 load_chunk(conn, ctx, result, table, parsed, newer_than="export_date")
         if kind == "activities":
-            a, c = schema.crm_activities, schema.crm_contacts
-            contact_subject = sa.select(c.c.subject_id).where(
-                c.c.crm_contact_id == a.c.crm_contact_id
-            )
-            conn.execute(
-                sa.update(a)
-                .where(a.c.subject_id.is_(None))
-                .values(subject_id=contact_subject.scalar_subquery())
-            )
+            _link_activities(conn, ctx, result)
 
     return load
 
@@ -213,3 +227,27 @@ def make_loader(kind: str) -> Callable[[Connection, IngestContext, Path, BatchRe
 load_contacts = make_loader("contacts")
 load_companies = make_loader("companies")
 load_activities = make_loader("activities")
+
+
+def records_in_latest_contacts_export(settings: Settings, email_norm: str) -> set[int]:
+    """The CRM record ids the newest contacts export holds for an address: an erasure instructs
+    the CRM about these too, since the warehouse may no longer hold the record (retired by
+    retention) while the CRM still does. Rows that do not parse are skipped."""
+    feed = load_data_map().sources["crm.contacts"].ingest
+    assert feed is not None  # the data map's contacts source is a file feed
+    folder = settings.source_folder(feed.folder, feed.folder_variable)
+    exports = eligible_files(folder, tuple(feed.files), dt.datetime.max.replace(tzinfo=dt.UTC))
+    if not exports:
+        return set()
+    found: set[int] = set()
+    with open_text(exports[-1]) as fh:
+        try:
+            for row in csv.DictReader(fh, strict=False):
+                try:
+                    if normalise_email(row.get("Email")) == email_norm:
+                        found.add(int(str(row.get("Record ID")).strip()))
+                except ValueError:
+                    continue
+        except csv.Error:
+            pass  # the rest of a broken file: what was read so far still counts
+    return found

@@ -31,6 +31,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ccg_pipeline.config import Settings
+from ccg_pipeline.identity import normalise_email
+from ccg_pipeline.ingest.common import note_erased_crm_contacts
+from ccg_pipeline.ingest.crm import records_in_latest_contacts_export
 from ccg_pipeline.oracles import erasure_leftovers
 from ccg_pipeline.personal_model import TABLES, Erasure, Requester, personal_tables
 from ccg_pipeline.policy import load_data_map, load_notice
@@ -303,10 +306,17 @@ def erase(settings: Settings, conn: Connection, request: Request, at: dt.datetim
     ids = who.subject_ids
     u = s.portal_users
     counts: dict[str, int] = {}
-    crm_ids = list(
-        conn.execute(
-            sa.select(s.crm_contacts.c.crm_contact_id).where(s.crm_contacts.c.subject_id.in_(ids))
-        ).scalars()
+    # The CRM records to instruct the CRM about: those the warehouse holds, and those the CRM's
+    # newest export still lists (a record retention already retired from the warehouse).
+    crm_ids = sorted(
+        set(
+            conn.execute(
+                sa.select(s.crm_contacts.c.crm_contact_id).where(
+                    s.crm_contacts.c.subject_id.in_(ids)
+                )
+            ).scalars()
+        )
+        | records_in_latest_contacts_export(settings, normalise_email(request.email))
     )
     tax_held = _tax_held(conn, ids)
     tables = personal_tables()
@@ -344,6 +354,12 @@ def erase(settings: Settings, conn: Connection, request: Request, at: dt.datetim
     counts["files: earlier access exports"] = len(exports)
     counts["files: rejected request files"] = _delete_rejected_files(settings, request.email)
     counts["files: marketing list lines"] = _drop_from_marketing_lists(settings, request.email)
+    if crm_ids:
+        # Activities of these records that ever arrived without a matched contact.
+        a = s.crm_activities
+        counts["personal.crm_activities"] += conn.execute(
+            sa.delete(a).where(a.c.crm_contact_id.in_(crm_ids))
+        ).rowcount
     upsert_row(
         conn,
         s.erasure_tombstones,
@@ -353,6 +369,10 @@ def erase(settings: Settings, conn: Connection, request: Request, at: dt.datetim
             "erased_at": at,
             "last_seen_in_crm_at": None,
         },
+    )
+    # The CRM may log new activities under these records until it carries out the erasure.
+    note_erased_crm_contacts(
+        conn, settings.pseudonym_key, dict.fromkeys(crm_ids, request.subject_key), at
     )
     engine = _portal_engine(settings)
     try:

@@ -562,6 +562,20 @@ erasure_tombstones = sa.Table(
     "sources does not bring them back; last_seen_in_crm_at tracks the CRM erasure.",
 )
 
+# --- erased CRM records (migration 0013) ------------------------------------------------------------
+
+erased_crm_contacts = sa.Table(
+    "erased_crm_contacts",
+    metadata,
+    sa.Column("contact_key", sa.String(64), primary_key=True),
+    sa.Column("subject_key", sa.String(64), nullable=False, index=True),
+    _ts("noted_at", nullable=False),
+    schema=OPS,
+    comment="Keyed hashes of the CRM record ids of erased people (from the erasure, and from "
+    "any later export that still holds them): ingest skips their activities, which carry the "
+    "record id but no address.",
+)
+
 crm_outbox = sa.Table(
     "crm_outbox",
     metadata,

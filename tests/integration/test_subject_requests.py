@@ -384,3 +384,109 @@ def test_an_erasure_reaches_quarantine_and_files_and_is_not_done_while_anything_
         "other@example.org"
         in (marketing_exports(settings) / "marketing-list-2026-11-23.csv").read_text()
     )
+
+
+def test_activities_the_crm_logs_under_an_erased_persons_record_are_not_held(
+    demo_sources: Path, warehouse_url: str, tmp_path: Path, settings_for
+) -> None:
+    """Found by the seven-year soak: the CRM keeps an erased person's record (and logs an
+    opt-out under it) until it carries out the erasure. Activity rows carry the record id but no
+    address, so the tombstone alone let them in, unmatched, where no rule ever reached them."""
+    from ccg_pipeline.ingest import ingest_source
+    from ccg_pipeline.requests.intake import parse_submission, submit
+
+    sources = tmp_path / "sources"
+    shutil.copytree(demo_sources, sources)
+    settings = settings_for(warehouse_url, sources)
+    engine = create_warehouse_engine(warehouse_url)
+    migrate.upgrade(engine)
+
+    def ingest_crm(at: dt.datetime) -> None:
+        ingest_source(settings, "crm", run_id=f"crm-{at:%Y%m%d}", window_start=None, window_end=at)
+
+    ingest_source(settings, "portal", run_id="load", window_start=None, window_end=NOW)
+    ingest_crm(NOW)
+    email = _emails(warehouse_url)["erase_prospect"]
+    ((record, first_name, last_name),) = query(
+        warehouse_url,
+        "SELECT crm_contact_id, first_name, last_name FROM personal.crm_contacts "
+        f"WHERE email = '{email}'",
+    )
+    other = query(
+        warehouse_url,
+        f"SELECT min(crm_contact_id) FROM personal.crm_contacts WHERE email <> '{email}'",
+    )[0][0]
+    # Retention already retired the record from the warehouse; the CRM still lists it.
+    with engine.begin() as conn:
+        for table in (s.crm_activities, s.crm_contacts):
+            conn.execute(sa.delete(table).where(table.c.crm_contact_id == record))
+    try:
+        request_id = submit(
+            engine,
+            settings.pseudonym_key,
+            parse_submission("erase", email, None, received_at=NOW, source="cli"),
+        )
+        requests.verify(engine, request_id, NOW)
+        assert requests.process_requests(engine, settings, NOW).handled == {"erase": 1}
+    finally:
+        engine.dispose()
+    # So the CRM is told to erase the record all the same, and the erasure waits for it.
+    (instruction,) = (tmp_path / "home" / "outbox" / "crm").glob("*.json")
+    assert json.loads(instruction.read_text())["crm_record_ids"] == [record]
+    assert set(_statuses(warehouse_url).values()) == {s.AWAITING_CRM}
+
+    crm = sources / "crm"
+    header = "Activity ID,Contact ID,Activity Type,Activity Date,Channel,Subject,Body\n"
+    # The next day the CRM, which still holds the record, logs a note and an opt-out under it;
+    # and it has re-created the person under a new record whose activity arrives a day before
+    # the contacts export that lists it.
+    recreated = 999_001
+    (crm / "activities_20261125.csv").write_text(
+        header
+        + f"990001,{record},NOTE,2026-11-25 10:00:00,phone,Note,Called back.\n"
+        + f"990002,{record},MARKETING_OPT_OUT,2026-11-25 11:00:00,email,Unsubscribed,\n"
+        + f"990003,{recreated},NOTE,2026-11-25 12:00:00,phone,Note,New record.\n"
+        + f"990004,{other},NOTE,2026-11-25 13:00:00,phone,Note,Someone else.\n"
+    )
+    ingest_crm(NOW + dt.timedelta(days=2))
+    held = "SELECT activity_id FROM personal.crm_activities WHERE activity_id >= 990001"
+    assert query(warehouse_url, held) == [(990003,), (990004,)]
+
+    latest = sorted(crm.glob("contacts_*.csv"))[-1]
+    with latest.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    rows.append(
+        [
+            str(recreated),
+            first_name,
+            last_name,
+            email.upper(),
+            "",
+            "",
+            "",
+            "GB",
+            "lead",
+            "",
+            "2026-11-25 12:00:00",
+            "2026-11-25 12:00:00",
+        ]
+    )
+    with (crm / "contacts_20261126.csv").open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows)
+    (crm / "activities_20261126.csv").write_text(header)
+    ingest_crm(NOW + dt.timedelta(days=3))
+    assert query(warehouse_url, held) == [(990004,)]
+    assert query(
+        warehouse_url,
+        f"SELECT count(*) FROM personal.crm_contacts WHERE "
+        f"crm_contact_id IN ({record}, {recreated})",
+    ) == [(0,)]
+    (erased_by_ingest,) = query(
+        warehouse_url,
+        "SELECT sum(rows_erased) FROM ops.ingest_batches WHERE source = 'crm.activities' "
+        "AND run_id <> 'crm-20261124'",
+    )[0]
+    assert erased_by_ingest == 3
+    # ops keeps keyed hashes of the two records, never the ids themselves.
+    keys = [k for (k,) in query(warehouse_url, "SELECT contact_key FROM ops.erased_crm_contacts")]
+    assert len(keys) == 2 and all(len(k) == 64 and str(record) not in k for k in keys)
