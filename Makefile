@@ -41,8 +41,9 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)  ## create .venv from the lock
 
-lock:  ## re-resolve requirements.lock from pyproject.toml (Python 3.11)
+lock:  ## re-resolve requirements.lock (with dev tools) and the image's runtime lock, same pins
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -c requirements.lock -o deploy/requirements-runtime.lock
 
 demo: $(STAMP)  ## generate demo data and run the DAGs through Airflow, then print a summary
 	@bash scripts/demo.sh

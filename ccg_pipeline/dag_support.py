@@ -14,6 +14,8 @@ import os
 import urllib.request
 from typing import Any
 
+from airflow.sdk import BaseNotifier
+
 from ccg_pipeline.config import Settings
 
 log = logging.getLogger(__name__)
@@ -32,12 +34,42 @@ STATISTICS_URI = "ccg://warehouse/statistics"
 REQUESTS_URI = "ccg://warehouse/requests"
 
 
-def notify_failure(context: dict[str, Any]) -> None:
-    """On-failure callback: one clear log line, plus delivery through `ccg_alerts` if defined.
+class CcgAlertNotifier(BaseNotifier):
+    """Airflow's notifier interface over `alert`: usable wherever Airflow takes a notifier
+    (`on_failure_callback`, `on_success_callback`, a DAG's or a task's).
 
     Only ids and the exception class go out; exception messages could, in principle, carry data.
     """
-    alert(context, "task failed", {"exception": type(context.get("exception")).__name__})
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+
+    def notify(self, context: Any) -> None:
+        details = {}
+        if context.get("exception") is not None:
+            details["exception"] = type(context["exception"]).__name__
+        if isinstance(context.get("deadline"), dict):  # a missed Deadline Alert's context
+            details["deadline"] = str(context["deadline"].get("deadline_time"))
+        alert(context, self.what, details)
+
+
+def run_deadline(finish_within: dt.timedelta) -> Any:
+    """A Deadline Alert: a run still unfinished `finish_within` after it was queued raises a
+    `CCG ALERT` (a stuck or starved run, before its work is late: requests have a legal clock).
+    Evaluated by the scheduler; the notifier runs on the executor."""
+    from airflow.sdk.definitions.callback import SyncCallback
+    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=finish_within,
+        callback=SyncCallback(CcgAlertNotifier, kwargs={"what": "run missed its deadline"}),
+    )
+
+
+# On-failure callback of every task: one clear log line, plus delivery through `ccg_alerts`.
+notify_failure = CcgAlertNotifier("task failed")
 
 
 def alert(context: dict[str, Any], what: str, details: dict[str, Any]) -> None:
@@ -47,11 +79,14 @@ def alert(context: dict[str, Any], what: str, details: dict[str, Any]) -> None:
     A delivery failure is logged (by exception class) and never fails the task: the alert is
     already in the task log, and a broken mail server must not turn a finding into an outage."""
     ti = context.get("task_instance")
+    # A Deadline Alert's context has no task, only the run (as the REST API shows it).
+    found = context.get("dag_run")
+    run: dict[str, Any] = found if isinstance(found, dict) else {}
     payload = {
         "alert": what,
-        "dag_id": getattr(ti, "dag_id", None),
+        "dag_id": getattr(ti, "dag_id", None) or run.get("dag_id"),
         "task_id": getattr(ti, "task_id", None),
-        "run_id": context.get("run_id"),
+        "run_id": context.get("run_id") or run.get("dag_run_id"),
         "try_number": getattr(ti, "try_number", None),
         **details,
     }
@@ -138,19 +173,38 @@ def catchup_enabled() -> bool:
     raise ValueError(f"CCG_DAG_CATCHUP must be true or false, got {raw!r}")
 
 
-def _dag_settings(schedule: Any, tags: list[str], *, catchup: bool = False) -> dict[str, Any]:
-    """What every CCG DAG shares: one run at a time, the default args above."""
+# How long a run may take from being queued before its Deadline Alert fires: a daily run's
+# stages take minutes at today's scale; an hourly one must end before the next is due.
+DAILY_RUN_DEADLINE = dt.timedelta(hours=6)
+HOURLY_RUN_DEADLINE = dt.timedelta(minutes=50)
+
+
+def _dag_settings(
+    schedule: Any,
+    tags: list[str],
+    *,
+    catchup: bool = False,
+    finish_within: dt.timedelta = DAILY_RUN_DEADLINE,
+) -> dict[str, Any]:
+    """What every CCG DAG shares: one run at a time, the default args above, a deadline."""
     return {
         "schedule": schedule,
         "start_date": start_date(),
         "catchup": catchup,
         "max_active_runs": 1,
         "default_args": DEFAULT_ARGS,
+        "deadline": run_deadline(finish_within),
         "tags": ["ccg", *tags],
     }
 
 
-def daily_dag(cron: str, tags: list[str], *, catch_up_missed: bool = True) -> dict[str, Any]:
+def daily_dag(
+    cron: str,
+    tags: list[str],
+    *,
+    catch_up_missed: bool = True,
+    finish_within: dt.timedelta = DAILY_RUN_DEADLINE,
+) -> dict[str, Any]:
     """A data interval (UTC) on `cron`, plus the shared settings. With `CCG_DAG_CATCHUP` on, a
     DAG whose runs decide for their own interval (`catch_up_missed`) runs each missed one in
     order. `dag(**daily_dag(...), dag_id=..., doc_md=..., params=...)`."""
@@ -160,6 +214,7 @@ def daily_dag(cron: str, tags: list[str], *, catch_up_missed: bool = True) -> di
         CronDataIntervalTimetable(cron, timezone="UTC"),
         tags,
         catchup=catch_up_missed and catchup_enabled(),
+        finish_within=finish_within,
     )
 
 

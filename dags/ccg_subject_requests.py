@@ -34,6 +34,9 @@ export packages and CRM instruction files (owner-only permissions).
 operator runs `ccg request verify ID`. `ccg request list` shows the queue with masked identities;
 `ccg request extend ID --months 1|2 --reason ...` extends within the first month.
 
+**Deadline:** a run still unfinished 50 minutes after it was queued raises a `CCG ALERT` (an
+Airflow Deadline Alert), before the next hour's run is due.
+
 **When it fails:** every task is safe to clear and rerun; handled requests are not handled twice.
 The log names request ids and exception classes, never personal data.
 """
@@ -42,7 +45,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, dag, task
 
-from ccg_pipeline.dag_support import REQUESTS_URI, daily_dag
+from ccg_pipeline.dag_support import HOURLY_RUN_DEADLINE, REQUESTS_URI, daily_dag
 
 REQUESTS = Asset(REQUESTS_URI)
 
@@ -50,7 +53,12 @@ REQUESTS = Asset(REQUESTS_URI)
 @dag(
     dag_id="ccg_subject_requests",
     # Every run works through the whole queue, so missed hours need no runs of their own.
-    **daily_dag("0 * * * *", tags=["requests", "N-RIGHTS", "N-MKT"], catch_up_missed=False),
+    **daily_dag(
+        "0 * * * *",
+        tags=["requests", "N-RIGHTS", "N-MKT"],
+        catch_up_missed=False,
+        finish_within=HOURLY_RUN_DEADLINE,
+    ),
     doc_md=__doc__,
 )
 def ccg_subject_requests() -> None:

@@ -50,6 +50,14 @@ print(
                     "catchup": dag.catchup,
                     "start_date": dag.start_date.isoformat() if dag.start_date else None,
                     "max_active_runs": dag.max_active_runs,
+                    "deadlines": [
+                        {
+                            "reference": type(d.reference).__name__,
+                            "minutes": d.interval.total_seconds() / 60,
+                            "callback": d.callback.serialize(),
+                        }
+                        for d in dag.deadline or []
+                    ],
                     "tasks": {
                         t.task_id: {
                             "owner": t.owner,

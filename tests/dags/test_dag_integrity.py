@@ -79,6 +79,19 @@ def test_tags_owner_retries_callbacks_and_docs(parsed: dict, dag_id: str) -> Non
         assert task["has_failure_callback"], task_id
 
 
+def test_every_run_has_a_deadline_that_alerts(parsed: dict) -> None:
+    """A stuck run raises an alert through the shared notifier; the hourly requests run must
+    end before the next one is due."""
+    minutes = {}
+    for dag_id, dag in parsed["dags"].items():
+        (deadline,) = dag["deadlines"]
+        assert deadline["reference"] == "DagRunQueuedAtDeadline", dag_id
+        assert deadline["callback"]["path"] == "ccg_pipeline.dag_support.CcgAlertNotifier"
+        minutes[dag_id] = deadline["minutes"]
+    assert minutes.pop("ccg_subject_requests") < 60
+    assert set(minutes.values()) == {6 * 60}
+
+
 def test_no_catch_up_by_default(parsed: dict) -> None:
     assert {d: dag["catchup"] for d, dag in parsed["dags"].items()} == dict.fromkeys(
         EXPECTED_DAGS, False

@@ -86,6 +86,46 @@ def test_failure_alert_is_posted_to_the_webhook_connection(monkeypatch) -> None:
     ]
 
 
+def test_a_missed_run_deadline_is_alerted_by_the_callback_airflow_runs(monkeypatch) -> None:
+    """The Deadline Alert's callback, run by the code Airflow's executor uses for it, with the
+    context the scheduler gives a missed deadline (the run as the REST API shows it)."""
+    import structlog
+    from airflow.sdk.execution_time.callback_supervisor import execute_callback
+
+    received: list[dict] = []
+    server = start_webhook(received)
+    url = f"http://127.0.0.1:{server.server_port}/hook"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CCG_ALERTS", json.dumps({"conn_type": "http", "extra": {"webhook_url": url}})
+    )
+    callback = dag_support.run_deadline(dt.timedelta(minutes=50)).callback.serialize()
+    context = {
+        "dag_run": {"dag_id": "ccg_subject_requests", "dag_run_id": "scheduled__2026-11-24"},
+        "deadline": {"id": "d1", "deadline_time": "2026-11-24T00:50:00+00:00"},
+    }
+    try:
+        ok, error = execute_callback(
+            callback["path"],
+            {**callback["kwargs"], "context": context},
+            dag_rel_path="ccg_subject_requests.py",
+            bundle_path=None,
+            log=structlog.get_logger(),
+        )
+    finally:
+        server.shutdown()
+    assert (ok, error) == (True, None)
+    assert received == [
+        {
+            "alert": "run missed its deadline",
+            "dag_id": "ccg_subject_requests",
+            "task_id": None,
+            "run_id": "scheduled__2026-11-24",
+            "try_number": None,
+            "deadline": "2026-11-24T00:50:00+00:00",
+        }
+    ]
+
+
 @pytest.mark.parametrize(
     "extra",
     [
