@@ -31,6 +31,13 @@ class Settings:
     # Drop folder of JSON subject requests (what a portal form writes); default $CCG_HOME/requests.
     request_inbox: Path | None = None
     folder_overrides: dict[str, Path] = field(default_factory=dict)
+    # The portal as the request handlers change it (rectification, erasure of a login): a
+    # login with write access, where ingest's `portal_url` may be read-only. Default: the same.
+    portal_write_url: str | None = None
+
+    @property
+    def portal_url_for_writes(self) -> str:
+        return self.portal_write_url or self.portal_url
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -52,6 +59,7 @@ class Settings:
             pseudonym_key=env.get("CCG_PSEUDONYM_KEY", DEV_PSEUDONYM_KEY),
             environment=env.get("CCG_ENV", "dev"),
             request_inbox=Path(env.get("CCG_REQUEST_INBOX", str(home / "requests" / "inbox"))),
+            portal_write_url=env.get("CCG_PORTAL_WRITE_URL") or None,
         )
 
     def source_folder(self, relative: str, variable: str) -> Path:

@@ -25,6 +25,8 @@ OWNER = "data-engineering"
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 WAREHOUSE_CONN_ID = "ccg_warehouse"
 PORTAL_CONN_ID = "ccg_portal"
+# The portal with write access, for the request handlers; without it they use ccg_portal.
+PORTAL_WRITE_CONN_ID = "ccg_portal_write"
 ALERT_CONN_ID = "ccg_alerts"
 
 # Airflow Assets (URIs) that connect the DAGs: ingest and retention -> statistics.
@@ -263,7 +265,12 @@ def task_settings() -> Settings:
     """Settings for a running task: environment, then Airflow connections where they exist."""
     settings = Settings.from_env()
     overrides: dict[str, Any] = {}
-    for conn_id, field in ((WAREHOUSE_CONN_ID, "warehouse_url"), (PORTAL_CONN_ID, "portal_url")):
+    connections = (
+        (WAREHOUSE_CONN_ID, "warehouse_url"),
+        (PORTAL_CONN_ID, "portal_url"),
+        (PORTAL_WRITE_CONN_ID, "portal_write_url"),
+    )
+    for conn_id, field in connections:
         conn = _connection(conn_id)
         if conn is not None:
             overrides[field] = sqlalchemy_url(conn)

@@ -35,6 +35,15 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "AIRFLOW_UID": ("50000", "uid the Airflow containers run as"),
     "AIRFLOW_EXECUTOR": ("LocalExecutor", "CeleryExecutor with `--profile celery`"),
     "CCG_SOURCE_DIR": ("./var/sources", "host folder with the portal DB, CRM exports and logs"),
+    "CCG_PORTAL_DIR": (
+        "./var/sources",
+        "host folder with portal.db, mounted writable (requests change it); AIRFLOW_UID must "
+        "be able to write it",
+    ),
+    "CCG_PORTAL_URL": (
+        "sqlite:////opt/ccg/portal/portal.db",
+        "the portal database as the containers reach it (inside CCG_PORTAL_DIR by default)",
+    ),
     "AIRFLOW_PORT": ("8080", "host port of the Airflow UI and REST API"),
 }
 

@@ -36,6 +36,8 @@ SERVICES = {
 }
 # Paths inside the image (deploy/Dockerfile) and where they live natively.
 IMAGE_HOME, IMAGE_SOURCES = "/opt/ccg/var", "/opt/ccg/sources"
+# Where compose mounts the portal database's folder, writable (by default the sources' folder).
+IMAGE_PORTAL = "/opt/ccg/portal"
 
 
 class DeploymentError(RuntimeError):
@@ -97,9 +99,16 @@ class NativeDeployment:
 
 
 def airflow_environment(
-    secrets: dict[str, str], pg_port: int, api_port: int, home: Path, sources: Path
+    secrets: dict[str, str],
+    pg_port: int,
+    api_port: int,
+    home: Path,
+    sources: Path,
+    portal: Path | None = None,
 ) -> dict[str, str]:
-    """The scheduler container's environment from docker-compose.yml, rewritten for this host."""
+    """The scheduler container's environment from docker-compose.yml, rewritten for this host:
+    `sources` where compose mounts CCG_SOURCE_DIR, `portal` (default: `sources`, as compose's
+    default) where it mounts CCG_PORTAL_DIR."""
     doc = compose.load()
     container = compose.service_environment(doc, SERVICES["scheduler"], secrets)
     rewrites = {
@@ -107,6 +116,7 @@ def airflow_environment(
         "http://airflow-apiserver:8080/": f"http://127.0.0.1:{api_port}/",
         IMAGE_HOME: str(home),
         IMAGE_SOURCES: str(sources),
+        IMAGE_PORTAL: str(portal or sources),
     }
     env = {}
     for key, value in container.items():

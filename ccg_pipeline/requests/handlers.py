@@ -225,7 +225,8 @@ def write_export(settings: Settings, conn: Connection, request: Request, at: dt.
 
 
 def _portal_engine(settings: Settings) -> Engine:
-    return sa.create_engine(settings.portal_url)
+    """The portal database with write access (`CCG_PORTAL_WRITE_URL` / `ccg_portal_write`)."""
+    return sa.create_engine(settings.portal_url_for_writes, hide_parameters=True)
 
 
 def rectify(settings: Settings, conn: Connection, request: Request, at: dt.datetime) -> dict:

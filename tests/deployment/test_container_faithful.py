@@ -21,7 +21,14 @@ import pytest
 
 from ccg_pipeline.deploy import compose, secrets_env
 from ccg_pipeline.devtools import container
-from ccg_pipeline.devtools.deployment import IMAGE_HOME, REPO, _run_init, airflow_environment
+from ccg_pipeline.devtools.deployment import (
+    IMAGE_HOME,
+    IMAGE_PORTAL,
+    IMAGE_SOURCES,
+    REPO,
+    _run_init,
+    airflow_environment,
+)
 from ccg_pipeline.devtools.postgres import PgServer, PostgresUnavailable, _free_port, start_server
 
 pytestmark = [pytest.mark.deployment, pytest.mark.postgres]
@@ -132,3 +139,52 @@ def test_without_the_directory_preparation_the_init_fails_as_on_docker(server, r
     assert code != 0
     assert "Permission denied" in log.read_text(errors="replace")
     assert home.stat().st_uid == 0 and not (home / "airflow").exists()
+
+
+def test_the_request_handlers_write_the_portal_through_a_writable_mount(server, root: Path) -> None:
+    """Rectification and erasure change the portal database. Compose mounts the sources
+    read-only and the portal's folder writable (a bind mount keeps the host folder's owner, which
+    `AIRFLOW_UID` is set to); with compose's environment the handlers' portal connection, run as
+    the container user, writes there. The same database under the sources is refused, as it was
+    before the portal had its own mount."""
+    import sqlite3
+
+    postgres, secrets = server
+    user, volumes = _service(secrets)
+    mounts = {spec.split(":")[1]: spec for spec in volumes}
+    assert mounts[IMAGE_SOURCES].endswith(":ro") and not mounts[IMAGE_PORTAL].endswith(":ro")
+    uid = int(user.split(":")[0])
+    sources, portal = root / "sources", root / "portal"
+    for folder in (sources, portal):
+        folder.mkdir()
+        with sqlite3.connect(folder / "portal.db") as db:
+            db.execute("CREATE TABLE users (email TEXT, last_name TEXT)")
+            db.execute("INSERT INTO users VALUES ('a@example.org', 'Before')")
+        db.close()
+    for path in (portal, portal / "portal.db"):
+        os.chown(path, uid, 0)
+    container.make_read_only(sources)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CCG_"))},
+        **airflow_environment(secrets, postgres.port, _free_port(), root / "home", sources, portal),
+        "HOME": str(root),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    assert env["CCG_PORTAL_URL"] == f"sqlite:///{portal / 'portal.db'}"
+    rectify = (
+        "import sqlalchemy as sa\n"
+        "from ccg_pipeline.config import Settings\n"
+        "engine = sa.create_engine(Settings.from_env().portal_url_for_writes)\n"
+        "with engine.begin() as conn:\n"
+        "    conn.execute(sa.text(\"UPDATE users SET last_name = 'After'\"))\n"
+    )
+    command = [os.sys.executable, "-c", rectify]
+    log = root / "portal-write.log"
+    assert container.run_as(user, command, env, log) == 0, log.read_text(errors="replace")
+    with sqlite3.connect(portal / "portal.db") as db:
+        assert db.execute("SELECT last_name FROM users").fetchall() == [("After",)]
+    db.close()
+
+    under_sources = {**env, "CCG_PORTAL_URL": f"sqlite:///{sources / 'portal.db'}"}
+    assert container.run_as(user, command, under_sources, log) != 0
+    assert "readonly database" in log.read_text(errors="replace")

@@ -139,3 +139,21 @@ def test_a_manual_sweep_does_not_wait() -> None:
     ti = _TaskInstance(0)
     assert day_s_load_finished(_retention_context("manual", ti)) is True
     assert ti.asked == []
+
+
+def test_task_settings_take_the_portal_write_connection_else_the_portal_one(monkeypatch) -> None:
+    import json
+
+    from ccg_pipeline.dag_support import task_settings
+
+    for name in ("CCG_PORTAL_URL", "CCG_PORTAL_WRITE_URL", "AIRFLOW_CONN_CCG_WAREHOUSE"):
+        monkeypatch.delenv(name, raising=False)
+    read = {"conn_type": "postgres", "host": "portal.db", "login": "reader", "schema": "portal"}
+    monkeypatch.setenv("AIRFLOW_CONN_CCG_PORTAL", json.dumps(read))
+    monkeypatch.delenv("AIRFLOW_CONN_CCG_PORTAL_WRITE", raising=False)
+    settings = task_settings()
+    assert "reader@portal.db" in settings.portal_url
+    assert settings.portal_url_for_writes == settings.portal_url
+    monkeypatch.setenv("AIRFLOW_CONN_CCG_PORTAL_WRITE", json.dumps({**read, "login": "writer"}))
+    settings = task_settings()
+    assert "reader@" in settings.portal_url and "writer@" in settings.portal_url_for_writes
