@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from sqlalchemy.engine import Engine
 
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.validation import known_identifiers, release_audit, suites
+from ccg_pipeline.validation.offline_docs import make_offline
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import write_transaction
 
@@ -320,8 +322,11 @@ def validate_frames(
             )
             for outcome in failed:
                 log.error("validation failed: %s", outcome.describe())
+    built_from = time.time() - 1  # file times can be coarser than this clock
     context.build_data_docs(resource_identifiers=new_pages)
     report.data_docs = data_docs_index(home)
+    site = report.data_docs.parent
+    make_offline(site, [p for p in site.rglob("*.html") if p.stat().st_mtime >= built_from])
     return report
 
 

@@ -314,6 +314,18 @@ def test_privacy_view_in_headless_chromium(
         text = page.wait_for(f"{frame_text}.includes('Compliance evidence') && {frame_text}")
         nav = page.evaluate("document.body.innerText")
         png = page.screenshot()
+        # The evidence report the view links to, in the same browser; nothing it needs is
+        # fetched from outside (every https request is blocked; the deployment is plain http).
+        page.send("Network.setBlockedURLs", urls=["https://*"])
+        page.send("Page.navigate", url=f"{deployment.base_url}/ccg-privacy/evidence/latest.html")
+        report = page.wait_for(
+            "document.readyState === 'complete' && document.body.innerText.includes('N-XFER')"
+            " && document.body.innerText"
+        )
+        outside = page.evaluate(
+            "performance.getEntriesByType('resource').map(e => e.name)"
+            ".filter(n => !n.startsWith(location.origin))"
+        )
     screenshot = Path(os.environ.get("PRIVACY_VIEW_SCREENSHOT_DIR", tmp_path)) / "privacy-view.png"
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     screenshot.write_bytes(png)
@@ -325,3 +337,5 @@ def test_privacy_view_in_headless_chromium(
     assert "Privacy" in nav  # the Airflow UI around the frame, with its navigation
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     assert distinct_colours(png) > 20, "the screenshot looks blank"
+    assert "N-RET" in report and not EMAIL.search(report)
+    assert outside == []

@@ -3,18 +3,22 @@ each kind of leak or disclosure fails the expectation meant for it, reported as 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from cdp_browser import chromium_binary, headless_chromium
 from identifier_samples import CLEAN, OBFUSCATED, PLANTED
 
-from ccg_pipeline.validation import suites
+from ccg_pipeline.validation import gate, suites
 from ccg_pipeline.validation.gate import GateReport, data_docs_index, validate_frames
 from ccg_pipeline.validation.known_identifiers import KnownIdentifiers
+from ccg_pipeline.validation.offline_docs import outside_loads
 from ccg_pipeline.warehouse import schema as s
 
 pytestmark = pytest.mark.expectations
@@ -270,3 +274,65 @@ def test_a_suite_for_other_thresholds_is_refused(tmp_path: Path, monkeypatch) ->
     monkeypatch.setattr(gate.suites, "load", lambda table: committed(table, stale_dir))
     with pytest.raises(gate.SuiteOutOfDate, match=r"customer_profiles.*k=10"):
         _validate(clean_frames(), tmp_path)
+
+
+# Rows of the index's run table on screen (a page of at most 10), and the runs it holds.
+RUNS_LISTED = "document.querySelectorAll('#Validation-Results tbody tr[data-index]').length"
+RUNS_HELD = (
+    "(() => { try { return jQuery('#Validation-Results table').bootstrapTable('getData').length }"
+    " catch (e) { return 0 } })()"
+)
+
+
+def _listed_offline(index: Path) -> tuple[int, int, str]:
+    """(rows the index shows, runs its table holds, its text) in headless Chromium with every
+    request that would leave the machine blocked: what an operator without network sees."""
+    with headless_chromium() as page:
+        page.send("Network.enable")
+        page.send("Network.setBlockedURLs", urls=["http://*", "https://*"])
+        page.send("Page.navigate", url=index.as_uri())
+        page.wait_for("document.readyState === 'complete'")
+        with contextlib.suppress(TimeoutError):  # the control lists none, ever
+            page.wait_for(RUNS_LISTED, timeout=10)
+        return (
+            page.evaluate(RUNS_LISTED),
+            page.evaluate(RUNS_HELD),
+            page.evaluate("document.body.innerText"),
+        )
+
+
+@pytest.mark.skipif(
+    chromium_binary() is None and not os.environ.get("CI"),
+    reason="chromium not installed (make browser-deps); CI installs it and never skips",
+)
+def test_the_data_docs_list_the_runs_without_network(tmp_path: Path, monkeypatch) -> None:
+    """GX loads its page scripts from CDNs and draws the index's run table with them; offline the
+    index listed nothing. The gate points every page at the copies shipped with the project."""
+    home = tmp_path / "offline"
+    for run_id in ("gate-run-1", "gate-run-2"):
+        assert validate_frames(clean_frames(), INDEX, home, run_id).failed == []
+    site = data_docs_index(home).parent
+    pages = list(site.rglob("*.html"))
+    assert len(pages) > 2 * len(s.PUBLISHED)
+    assert [u for p in [*pages, *site.rglob("*.css")] for u in outside_loads(p.read_text())] == []
+
+    shown, held, text = _listed_offline(data_docs_index(home))
+    assert held == 2 * len(s.PUBLISHED) and shown == min(10, held)
+    assert "gate-run-2" in text
+
+    validation = next(site.glob("validations/**/*.html"))
+    with headless_chromium() as page:
+        page.send("Network.enable")
+        page.send("Network.setBlockedURLs", urls=["http://*", "https://*"])
+        page.send("Page.navigate", url=validation.as_uri())
+        page.wait_for("document.readyState === 'complete'")
+        assert page.evaluate("typeof jQuery === 'function' && typeof jQuery.fn.bootstrapTable")
+        assert page.wait_for("document.fonts.check('900 16px \"Font Awesome 6 Free\"')")
+        assert "Expectation" in page.evaluate("document.body.innerText")
+
+    # The control: the same build as GX writes it lists no run without network.
+    monkeypatch.setattr(gate, "make_offline", lambda site, pages: {})
+    raw = tmp_path / "as-gx-writes-it"
+    validate_frames(clean_frames(), INDEX, raw, "gate-run-1")
+    shown, held, _ = _listed_offline(data_docs_index(raw))
+    assert (shown, held) == (0, 0)
