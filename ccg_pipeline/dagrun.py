@@ -39,7 +39,30 @@ def run_dag(dag_id: str, logical_date: dt.datetime, conf: dict[str, Any] | None 
     # run fails as it finishes. A deadline is the scheduler's to watch: deployed DAGs keep theirs
     # (the scheduler tests run them); an in-process run leaves it out.
     dag.deadline = None
-    return dag.test(logical_date=logical_date, run_conf=conf)
+    # `run_after` defaults to the wall clock: a run for a past day would then show in the UI as
+    # spanning every day since. The scheduler would have run it when its interval ended.
+    return dag.test(run_after=logical_date, logical_date=logical_date, run_conf=conf)
+
+
+def task_results(run: Any) -> dict[str, Any]:
+    """What each task of a finished run returned (XCom `return_value`: counts and ids only, by
+    the DAGs' convention), by task id in task order of completion."""
+    import sqlalchemy as sa
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    x, ti = XComModel, TaskInstance
+    with create_session() as session:
+        rows = session.execute(
+            sa.select(x.task_id, x.value)
+            .join(
+                ti, sa.and_(ti.dag_id == x.dag_id, ti.run_id == x.run_id, ti.task_id == x.task_id)
+            )
+            .where(x.dag_id == run.dag_id, x.run_id == run.run_id, x.key == "return_value")
+            .order_by(ti.end_date)
+        ).all()
+    return {row.task_id: XComModel.deserialize_value(row) for row in rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     conf = {k: json.loads(v) for k, _, v in (a.partition("=") for a in args[2:])}
     run = run_dag(args[0], dt.datetime.fromisoformat(args[1]), conf or None)
     state = str(getattr(run, "state", "unknown"))
+    for task_id, result in task_results(run).items():
+        if result not in (None, {}, []):
+            print(f"  {task_id}: {json.dumps(result, default=str, separators=(', ', ': '))}")
     print(f"DAG run {args[0]} for {args[1]}: {state}")
     return 0 if state.endswith("success") else 1
 

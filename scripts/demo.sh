@@ -20,6 +20,8 @@ run_dag() {
   local dag_id=$1 date=$2 log="$LOGS/$1.log"
   if "$BIN/python" -m ccg_pipeline.dagrun "$dag_id" "$date" >"$log" 2>&1; then
     echo "    $(tail -n 1 "$log")   (task log: $log)"
+    # What each task returned: counts and ids only.
+    grep -E '^  [a-z_]+: [[{]' "$log" | cut -c1-160 | sed 's/^/    /' || true
   else
     echo "    DAG $dag_id FAILED; last lines of $log:" >&2
     tail -n 40 "$log" >&2

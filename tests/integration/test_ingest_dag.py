@@ -20,14 +20,25 @@ EARLIER = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)  # interval [2026-11-22, 2026
 def test_ingest_loads_every_source_matches_subjects_and_minimises_ips(
     airflow_db, demo_sources: Path, warehouse_url: str, tmp_path: Path, monkeypatch
 ) -> None:
+    from ccg_pipeline.dagrun import task_results
+
     env = env_for(warehouse_url, demo_sources, tmp_path)
-    assert state_of(run_dag(monkeypatch, "ccg_ingest", RUN, env)) == "success"
+    run = run_dag(monkeypatch, "ccg_ingest", RUN, env)
+    assert state_of(run) == "success"
+    # The run's own interval: `run_after` is its end, not the moment the test ran it.
+    assert run.run_after == RUN and run.data_interval_end == RUN
 
     counts = dict(
         query(
             warehouse_url, "SELECT source, sum(rows_loaded) FROM ops.ingest_batches GROUP BY source"
         )
     )
+    # What the tasks returned (what `python -m ccg_pipeline.dagrun` and the demo print): counts
+    # that agree with the batches table.
+    results = task_results(run)
+    assert {"ingest_portal", "ingest_crm", "ingest_web_logs"} <= set(results)
+    crm_loaded = sum(n for source, n in counts.items() if source.startswith("crm."))
+    assert results["ingest_crm"]["rows_loaded"] == crm_loaded > 0
     for source in (
         "portal.companies",
         "portal.users",
