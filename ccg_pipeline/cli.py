@@ -6,6 +6,7 @@ Every command prints counts and paths, never personal data.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -13,8 +14,11 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ccg_pipeline.config import Settings
+
+JSON_HELP = "print one JSON document instead of text (for scripts and monitoring)"
 
 
 def _date(value: str) -> dt.date:
@@ -114,8 +118,25 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     settings = args.settings
     zone_files = backend_of(settings.warehouse_url).zone_files(settings.warehouse_url)
     files = {z: str(p) for z, p in zone_files.items()} if zone_files is not None else None
-    print(render(summarise(_engine(settings)), files))
+    summary = summarise(_engine(settings))
+    if args.json:
+        _print_json({**dataclasses.asdict(summary), "zone_files": files})
+    else:
+        print(render(summary, files))
     return 0
+
+
+def _print_json(document: Any) -> None:
+    """One JSON document on stdout: dates as ISO 8601, tuples as lists."""
+    print(json.dumps(document, default=_json_value, indent=2))
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _cmd_policy_check(args: argparse.Namespace) -> int:
@@ -258,6 +279,8 @@ def _cmd_hold(args: argparse.Namespace) -> int:
         elif args.hold_command == "release":
             holds.release_hold(engine, args.hold_id, at=now, note=args.note)
             print(f"hold {args.hold_id} released")
+        elif args.json:
+            _print_json(holds.list_holds(engine, include_released=args.all))
         else:
             for h in holds.list_holds(engine, include_released=args.all):
                 state = f"released {h.released_at:%Y-%m-%d}" if h.released_at else "active"
@@ -318,6 +341,9 @@ def _cmd_request(args: argparse.Namespace) -> int:
             print(f"request {args.request_id} extended; due on {due.isoformat()}")
         else:  # list
             entries = requests.queue(engine, now.date(), include_closed=args.all)
+            if args.json:
+                _print_json(entries)
+                return 0
             for e in entries:
                 due_text = e.due_on.isoformat() if e.due_on else "clock stopped"
                 left = "" if e.days_left is None else f"{e.days_left:>4} days left"
@@ -434,9 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--full-refresh", action="store_true")
     ingest.set_defaults(func=_cmd_ingest)
 
-    sub.add_parser("summary", help="rows per zone and table, quarantine by reason").set_defaults(
-        func=_cmd_summary
-    )
+    summary = sub.add_parser("summary", help="rows per zone and table, quarantine by reason")
+    summary.add_argument("--json", action="store_true", help=JSON_HELP)
+    summary.set_defaults(func=_cmd_summary)
 
     retention = sub.add_parser("retention", help="retention sweep (N-RET)")
     retention_sub = retention.add_subparsers(dest="retention_command", required=True)
@@ -469,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(func=_cmd_hold)
     listing = hold_sub.add_parser("list", help="list holds (subjects masked)")
     listing.add_argument("--all", action="store_true", help="include released holds")
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
     listing.set_defaults(func=_cmd_hold)
     release = hold_sub.add_parser("release", help="release a hold")
     release.add_argument("hold_id", type=int)
@@ -514,6 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     extend.add_argument("--reason", required=True)
     listing = request_sub.add_parser("list", help="the queue: masked identity, status, days left")
     listing.add_argument("--all", action="store_true", help="include closed requests")
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
     request_sub.add_parser("process", help="drop folder and verified requests, outside Airflow")
     for cmd in request_sub.choices.values():
         cmd.set_defaults(func=_cmd_request)

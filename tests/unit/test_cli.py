@@ -92,3 +92,30 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(
     monkeypatch.setattr(cli, "_cmd_ropa", into_a_closed_pipe)
     assert main(["ropa"]) == 1
     assert capsys.readouterr().err == ""
+
+
+def test_list_and_summary_commands_print_json_for_scripts(
+    elsewhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    email = "ingrid.falkenberg@nordhav.example"
+    assert main(["db", "upgrade"]) == 0
+    assert main(["request", "submit", "--type", "access", "--email", email]) == 0
+    assert main(["hold", "add", "--email", email, "--reason", "tax inspection"]) == 0
+    capsys.readouterr()
+
+    assert main(["request", "list", "--json"]) == 0
+    out = capsys.readouterr().out
+    (entry,) = json.loads(out)
+    assert entry["request_type"] == "access" and entry["status"] == "awaiting_verification"
+    assert dt.date.fromisoformat(entry["received_on"]) and entry["due_on"] is None
+    assert main(["hold", "list", "--json"]) == 0
+    (hold,) = json.loads(capsys.readouterr().out)
+    assert hold["reason"] == "tax inspection" and hold["released_at"] is None
+    assert main(["summary", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rows_per_table"]["ops.subject_requests"] == 1
+    assert summary["rows_per_table"]["ops.legal_holds"] == 1
+    assert set(summary) >= {"quarantine_by_reason", "retention", "validation", "evidence"}
+    assert email not in out + json.dumps(summary) + json.dumps(hold)
