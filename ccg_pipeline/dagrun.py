@@ -66,21 +66,47 @@ def task_results(run: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m ccg_pipeline.dagrun DAG_ID YYYY-MM-DD [key=value ...]`: exit 0 on success."""
+    """`python -m ccg_pipeline.dagrun DAG_ID DATE [key=value ...]`, or several runs in order in
+    one process (Airflow is imported and set up once): `... DAG_ID@DATE DAG_ID@DATE ...`. Each
+    DATE is YYYY-MM-DD[THH:MM:SS] (UTC). Prints what each task returned and the run's state;
+    stops at the first run that does not succeed. Exit 0 when all succeeded."""
     import json
 
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) < 2:
+    runs: list[tuple[str, str, dict[str, Any] | None]]
+    if args and all("@" in a for a in args):
+        runs = [(dag_id, date, None) for dag_id, _, date in (a.partition("@") for a in args)]
+    elif len(args) >= 2:
+        given = {k: json.loads(v) for k, _, v in (a.partition("=") for a in args[2:])}
+        runs = [(args[0], args[1], given or None)]
+    else:
         print(main.__doc__, file=sys.stderr)
         return 2
-    conf = {k: json.loads(v) for k, _, v in (a.partition("=") for a in args[2:])}
-    run = run_dag(args[0], dt.datetime.fromisoformat(args[1]), conf or None)
-    state = str(getattr(run, "state", "unknown"))
-    for task_id, result in task_results(run).items():
-        if result not in (None, {}, []):
-            print(f"  {task_id}: {json.dumps(result, default=str, separators=(', ', ': '))}")
-    print(f"DAG run {args[0]} for {args[1]}: {state}")
-    return 0 if state.endswith("success") else 1
+    for dag_id, date, conf in runs:
+        run = run_dag(dag_id, dt.datetime.fromisoformat(date), conf)
+        state = str(getattr(run, "state", "unknown"))
+        for task_id, result in task_results(run).items():
+            if result not in (None, {}, []):
+                print(f"  {task_id}: {_compact(result)}")
+        print(f"DAG run {dag_id} for {date}: {state}", flush=True)
+        if not state.endswith("success"):
+            return 1
+    return 0
+
+
+def _compact(result: Any) -> str:
+    """A task's return value on one line: `key=value` for what is not zero or empty."""
+    import json
+
+    if not isinstance(result, dict):
+        return json.dumps(result, default=str)
+    shown = {k: v for k, v in result.items() if v not in (0, None, "", [], {})}
+    if not shown:
+        return "nothing to do"
+    return " ".join(
+        f"{k}={v if isinstance(v, int | float | str) else json.dumps(v, default=str)}"
+        for k, v in shown.items()
+    )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ def declared_processings() -> dict[str, Processing]:
     import ccg_pipeline.breach
     import ccg_pipeline.evidence.stage
     import ccg_pipeline.marketing
+    import ccg_pipeline.publication
     import ccg_pipeline.requests.handlers
     import ccg_pipeline.retention.special
     import ccg_pipeline.retention.stage

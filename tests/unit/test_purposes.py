@@ -210,3 +210,30 @@ def test_policy_check_refuses_a_notice_that_no_longer_allows_a_declared_processi
     assert "statistics.web_traffic_daily" in out.err and "'technical'" in out.err
     assert "NOT ALLOWED" in out.out
     assert main(["policy", "check"]) == 0
+
+
+def test_the_evidence_sees_every_declaration_the_source_makes() -> None:
+    """N-BASIS compares what ran with what is declared; a module whose declarations the
+    evidence run never imports would make its processings look undeclared (the demo found
+    one). In a fresh interpreter, every module that calls `declare` is imported."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    package = Path(purposes.__file__).parent
+    declaring = {
+        ".".join(path.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__")
+        for path in package.rglob("*.py")
+        if path.name != "purposes.py"
+        and re.search(r"\bdeclare(_obligation)?\(", path.read_text(encoding="utf-8"))
+    }
+    probe = (
+        "import sys; from ccg_pipeline.evidence.basis import declared_processings; "
+        "declared_processings(); print('\\n'.join(sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert len(declaring) >= 8
+    assert declaring - set(loaded) == set()
