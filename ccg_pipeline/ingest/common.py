@@ -488,8 +488,10 @@ def note_erased_crm_contacts(
 
 def erased_crm_contact_ids(conn: Connection, key: str, contact_ids: Iterable[int]) -> set[int]:
     """Those of `contact_ids` that are an erased person's CRM record."""
-    key_of = {contact_id: crm_contact_key(key, contact_id) for contact_id in set(contact_ids)}
     e = schema.erased_crm_contacts
+    if conn.execute(sa.select(e.c.contact_key).limit(1)).first() is None:
+        return set()  # the common case: nobody erased, no hashing of every id
+    key_of = {contact_id: crm_contact_key(key, contact_id) for contact_id in set(contact_ids)}
     erased: set[str] = set()
     for chunk in in_chunks(sorted(key_of.values())):
         erased.update(
