@@ -18,7 +18,7 @@ from typing import Any
 
 from ccg_pipeline.config import Settings
 
-JSON_HELP = "print one JSON document instead of text (for scripts and monitoring)"
+FORMAT_HELP = "json: one JSON document instead of text (for scripts and monitoring)"
 
 
 def _date(value: str) -> dt.date:
@@ -119,7 +119,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     zone_files = backend_of(settings.warehouse_url).zone_files(settings.warehouse_url)
     files = {z: str(p) for z, p in zone_files.items()} if zone_files is not None else None
     summary = summarise(_engine(settings))
-    if args.json:
+    if args.format == "json":
         _print_json({**dataclasses.asdict(summary), "zone_files": files})
     else:
         print(render(summary, files))
@@ -279,7 +279,7 @@ def _cmd_hold(args: argparse.Namespace) -> int:
         elif args.hold_command == "release":
             holds.release_hold(engine, args.hold_id, at=now, note=args.note)
             print(f"hold {args.hold_id} released")
-        elif args.json:
+        elif args.format == "json":
             _print_json(holds.list_holds(engine, include_released=args.all))
         else:
             for h in holds.list_holds(engine, include_released=args.all):
@@ -341,7 +341,7 @@ def _cmd_request(args: argparse.Namespace) -> int:
             print(f"request {args.request_id} extended; due on {due.isoformat()}")
         else:  # list
             entries = requests.queue(engine, now.date(), include_closed=args.all)
-            if args.json:
+            if args.format == "json":
                 _print_json(entries)
                 return 0
             for e in entries:
@@ -405,9 +405,9 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
             evidence.record(engine, report, files["html"])
             print(f"recorded run {run_id}; report in {files['html']}", file=sys.stderr)
     text = RENDERERS[args.format](report)
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
-        print(f"wrote {args.output}")
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
     else:
         print(text, end="")
     return 1 if args.fail_on_findings and report.failed else 0
@@ -461,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(func=_cmd_ingest)
 
     summary = sub.add_parser("summary", help="rows per zone and table, quarantine by reason")
-    summary.add_argument("--json", action="store_true", help=JSON_HELP)
+    summary.add_argument("--format", choices=("text", "json"), default="text", help=FORMAT_HELP)
     summary.set_defaults(func=_cmd_summary)
 
     retention = sub.add_parser("retention", help="retention sweep (N-RET)")
@@ -495,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(func=_cmd_hold)
     listing = hold_sub.add_parser("list", help="list holds (subjects masked)")
     listing.add_argument("--all", action="store_true", help="include released holds")
-    listing.add_argument("--json", action="store_true", help=JSON_HELP)
+    listing.add_argument("--format", choices=("text", "json"), default="text", help=FORMAT_HELP)
     listing.set_defaults(func=_cmd_hold)
     release = hold_sub.add_parser("release", help="release a hold")
     release.add_argument("hold_id", type=int)
@@ -541,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     extend.add_argument("--reason", required=True)
     listing = request_sub.add_parser("list", help="the queue: masked identity, status, days left")
     listing.add_argument("--all", action="store_true", help="include closed requests")
-    listing.add_argument("--json", action="store_true", help=JSON_HELP)
+    listing.add_argument("--format", choices=("text", "json"), default="text", help=FORMAT_HELP)
     request_sub.add_parser("process", help="drop folder and verified requests, outside Airflow")
     for cmd in request_sub.choices.values():
         cmd.set_defaults(func=_cmd_request)
@@ -578,7 +578,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evidence.add_argument("--as-of", type=_date, required=True)
     evidence.add_argument("--format", choices=("md", "json", "html"), default="md")
-    evidence.add_argument("--output", type=Path, help="write the report here, not to stdout")
+    # --output: the flag's earlier name, still accepted (every other command says --out).
+    evidence.add_argument(
+        "--out", "--output", dest="out", type=Path, help="write the report here, not to stdout"
+    )
     evidence.add_argument(
         "--record",
         action="store_true",

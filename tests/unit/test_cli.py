@@ -105,17 +105,35 @@ def test_list_and_summary_commands_print_json_for_scripts(
     assert main(["hold", "add", "--email", email, "--reason", "tax inspection"]) == 0
     capsys.readouterr()
 
-    assert main(["request", "list", "--json"]) == 0
+    assert main(["request", "list", "--format", "json"]) == 0
     out = capsys.readouterr().out
     (entry,) = json.loads(out)
     assert entry["request_type"] == "access" and entry["status"] == "awaiting_verification"
     assert dt.date.fromisoformat(entry["received_on"]) and entry["due_on"] is None
-    assert main(["hold", "list", "--json"]) == 0
+    assert main(["hold", "list", "--format", "json"]) == 0
     (hold,) = json.loads(capsys.readouterr().out)
     assert hold["reason"] == "tax inspection" and hold["released_at"] is None
-    assert main(["summary", "--json"]) == 0
+    assert main(["summary", "--format", "json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["rows_per_table"]["ops.subject_requests"] == 1
     assert summary["rows_per_table"]["ops.legal_holds"] == 1
     assert set(summary) >= {"quarantine_by_reason", "retention", "validation", "evidence"}
     assert email not in out + json.dumps(summary) + json.dumps(hold)
+
+
+def test_every_output_file_flag_is_out() -> None:
+    """One name for "write it here" across the commands (`evidence --output` still works)."""
+    flags = set()
+    parser = cli.build_parser()
+
+    def walk(p) -> None:
+        for action in p._actions:
+            flags.update(action.option_strings)
+            for sub in getattr(action, "choices", None) or {}:
+                if isinstance(action.choices, dict):
+                    walk(action.choices[sub])
+
+    walk(parser)
+    assert "--out" in flags and {f for f in flags if f.startswith("--outp")} == {"--output"}
+    args = parser.parse_args(["evidence", "--as-of", "2026-11-23", "--output", "x.md"])
+    assert args.out == Path("x.md")
