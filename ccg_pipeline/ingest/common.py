@@ -433,13 +433,7 @@ def _without_erased(
     them back; note when a CRM export still held one (the CRM erasure is not done yet)."""
     keys = {row["_email_norm"]: pseudonym(ctx.pseudonym_key, row["_email_norm"]) for row in rows}
     t = schema.erasure_tombstones
-    erased: set[str] = set()
-    unique = sorted(set(keys.values()))
-    for start in range(0, len(unique), UPSERT_CHUNK_ROWS):
-        chunk = unique[start : start + UPSERT_CHUNK_ROWS]
-        erased.update(
-            conn.execute(sa.select(t.c.subject_key).where(t.c.subject_key.in_(chunk))).scalars()
-        )
+    erased = _present(conn, t.c.subject_key, keys.values())
     if not erased:
         return rows
     kept = [row for row in rows if keys[row["_email_norm"]] not in erased]
@@ -492,12 +486,16 @@ def erased_crm_contact_ids(conn: Connection, key: str, contact_ids: Iterable[int
     if conn.execute(sa.select(e.c.contact_key).limit(1)).first() is None:
         return set()  # the common case: nobody erased, no hashing of every id
     key_of = {contact_id: crm_contact_key(key, contact_id) for contact_id in set(contact_ids)}
-    erased: set[str] = set()
-    for chunk in in_chunks(sorted(key_of.values())):
-        erased.update(
-            conn.execute(sa.select(e.c.contact_key).where(e.c.contact_key.in_(chunk))).scalars()
-        )
+    erased = _present(conn, e.c.contact_key, key_of.values())
     return {contact_id for contact_id, k in key_of.items() if k in erased}
+
+
+def _present(conn: Connection, column: sa.Column, values: Iterable[str]) -> set[str]:
+    """Those of `values` that `column` (a key) holds, looked up a chunk at a time."""
+    found: set[str] = set()
+    for chunk in in_chunks(sorted(set(values)), UPSERT_CHUNK_ROWS):
+        found.update(conn.execute(sa.select(column).where(column.in_(chunk))).scalars())
+    return found
 
 
 def _without_erased_contacts(
