@@ -284,14 +284,21 @@ RUNS_HELD = (
 )
 
 
-def _listed_offline(index: Path) -> tuple[int, int, str]:
-    """(rows the index shows, runs its table holds, its text) in headless Chromium with every
-    request that would leave the machine blocked: what an operator without network sees."""
+@contextlib.contextmanager
+def _offline(page_file: Path):  # type: ignore[no-untyped-def]
+    """Headless Chromium on a local page, with every request that would leave the machine
+    blocked: what an operator without network sees."""
     with headless_chromium() as page:
         page.send("Network.enable")
         page.send("Network.setBlockedURLs", urls=["http://*", "https://*"])
-        page.send("Page.navigate", url=index.as_uri())
+        page.send("Page.navigate", url=page_file.as_uri())
         page.wait_for("document.readyState === 'complete'")
+        yield page
+
+
+def _listed_offline(index: Path) -> tuple[int, int, str]:
+    """(rows the index shows, runs its table holds, its text), offline."""
+    with _offline(index) as page:
         with contextlib.suppress(TimeoutError):  # the control lists none, ever
             page.wait_for(RUNS_LISTED, timeout=10)
         return (
@@ -321,11 +328,7 @@ def test_the_data_docs_list_the_runs_without_network(tmp_path: Path, monkeypatch
     assert "gate-run-2" in text
 
     validation = next(site.glob("validations/**/*.html"))
-    with headless_chromium() as page:
-        page.send("Network.enable")
-        page.send("Network.setBlockedURLs", urls=["http://*", "https://*"])
-        page.send("Page.navigate", url=validation.as_uri())
-        page.wait_for("document.readyState === 'complete'")
+    with _offline(validation) as page:
         assert page.evaluate("typeof jQuery === 'function' && typeof jQuery.fn.bootstrapTable")
         assert page.wait_for("document.fonts.check('900 16px \"Font Awesome 6 Free\"')")
         assert "Expectation" in page.evaluate("document.body.innerText")
