@@ -100,13 +100,18 @@ bench-disclosure: $(STAMP)  ## disclosure control at demo size: cells withheld, 
 SOAK_OUT ?= benchmarks/results
 SOAK_YEARS ?= 2
 SOAK_SCHEDULER_DAYS ?= 8
+# Each long soak keeps its files and checkpoints here; the same make target again resumes a
+# stopped soak (SOAK_FRESH=1 starts over). Removed after a clean soak.
+SOAK_WORK ?= .soak-work
 
 # One soak profile on SQLite and PostgreSQL side by side, then its report: $(call both_backends,PROFILE,ARGS).
+# Logs are appended to, so a resumed soak's log keeps the part before the stop.
+soak_args = --profile $(1) $(2) --out $(SOAK_OUT) --work $(SOAK_WORK)/$(1)-$(3) $(if $(SOAK_FRESH),--fresh)
 define both_backends
 	@mkdir -p $(SOAK_OUT)
 	@echo "Soak $(1) on SQLite and PostgreSQL in parallel; progress in $(SOAK_OUT)/soak-$(1)-{sqlite,postgresql}.log"
-	@$(BIN)/python -m ccg_pipeline.devtools.soak --profile $(1) $(2) --backend sqlite --out $(SOAK_OUT) >$(SOAK_OUT)/soak-$(1)-sqlite.log 2>&1 & lite=$$!; \
-	$(BIN)/python -m ccg_pipeline.devtools.soak --profile $(1) $(2) --backend postgresql --out $(SOAK_OUT) >$(SOAK_OUT)/soak-$(1)-postgresql.log 2>&1 & pg=$$!; \
+	@$(BIN)/python -m ccg_pipeline.devtools.soak $(call soak_args,$(1),$(2),sqlite) --backend sqlite >>$(SOAK_OUT)/soak-$(1)-sqlite.log 2>&1 & lite=$$!; \
+	$(BIN)/python -m ccg_pipeline.devtools.soak $(call soak_args,$(1),$(2),postgresql) --backend postgresql >>$(SOAK_OUT)/soak-$(1)-postgresql.log 2>&1 & pg=$$!; \
 	status=0; wait $$lite || status=1; wait $$pg || status=1; \
 	tail -n 3 $(SOAK_OUT)/soak-$(1)-sqlite.log $(SOAK_OUT)/soak-$(1)-postgresql.log; \
 	test $$status -eq 0

@@ -82,6 +82,10 @@ class PgServer:
             "initdb", "-D", str(self.data_dir / "data"), "-U", "postgres", *auth,
             "--no-sync", "-E", "UTF8",
         )  # fmt: skip
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on its existing data directory."""
         options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
         self._run(
             "pg_ctl",
@@ -95,6 +99,10 @@ class PgServer:
             "start",
         )
 
+    def pause(self) -> None:
+        """Stop cleanly and keep the data directory (to copy it, then `resume`)."""
+        self._run("pg_ctl", "-D", str(self.data_dir / "data"), "-m", "fast", "-w", "stop")
+
     def stop(self) -> None:
         try:
             self._run("pg_ctl", "-D", str(self.data_dir / "data"), "-m", "immediate", "-w", "stop")
@@ -102,17 +110,36 @@ class PgServer:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def start_server(password: str | None = None) -> PgServer:
-    """Start a server on a free loopback port; with `password`, connections need it."""
+def start_server(password: str | None = None, *, data_from: Path | None = None) -> PgServer:
+    """Start a server on a free loopback port; with `password`, connections need it. With
+    `data_from` (a data directory a paused server left, see `PgServer.pause`), the server runs on
+    a copy of that data instead of a new cluster."""
     bin_dir = find_pg_bin()
     data_dir = Path(tempfile.mkdtemp(prefix="ccg-pg-"))
     as_root = os.geteuid() == 0
-    if as_root:
-        shutil.chown(data_dir, "postgres", "postgres")
     server = PgServer(bin_dir, data_dir, _free_port(), as_root, password)
     try:
-        server.start()
+        if data_from is not None:
+            copy_data_directory(data_from, data_dir / "data")
+        if as_root:
+            _give_to_postgres(data_dir)
+        server.start() if data_from is None else server.resume()
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(data_dir, ignore_errors=True)
         raise PostgresUnavailable(f"PostgreSQL did not start: {exc.stderr.strip()[-500:]}") from exc
     return server
+
+
+def copy_data_directory(source: Path, target: Path) -> None:
+    """Copy a stopped server's data directory; PostgreSQL wants it private to its owner."""
+    shutil.copytree(source, target, symlinks=True)
+    target.chmod(0o700)
+    if os.geteuid() == 0:
+        _give_to_postgres(target)
+
+
+def _give_to_postgres(folder: Path) -> None:
+    shutil.chown(folder, "postgres", "postgres")
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            shutil.chown(os.path.join(root, name), "postgres", "postgres")

@@ -56,7 +56,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -340,19 +340,11 @@ class Soak:
     ) -> None:
         self.profile = profile
         self.progress = progress
-        self.url = warehouse_url
         self.home = home
         self.sources = sources or home / "sources"
         # Folders of service logs scanned for leaks besides the task logs (a deployment's).
         self.extra_logs: list[Path] = []
-        env = {
-            "CCG_WAREHOUSE_URL": warehouse_url,
-            "CCG_SOURCE_DIR": str(self.sources),
-            "CCG_HOME": str(home),
-            "CCG_TASK_RETRIES": "0",
-        }
-        os.environ.update(env)
-        os.environ.pop(FAULT_ENV, None)
+        self.attach(warehouse_url)
         self.world = World(
             profile.world,
             self.sources,
@@ -374,6 +366,31 @@ class Soak:
         self.returned_after_deletion: dict[int, dt.date] = {}
         self._log_offsets: dict[Path, int] = {}
         self._engine: sa.Engine | None = None
+        # The index of the next simulated day: a resumed soak goes on from here.
+        self.next_index = 0
+
+    def attach(self, warehouse_url: str) -> None:
+        """Point this process's DAG runs and the oracles at the warehouse (again, when a resumed
+        soak's PostgreSQL server came back on another port)."""
+        self.url = warehouse_url
+        self._engine = None
+        os.environ.update(
+            {
+                "CCG_WAREHOUSE_URL": warehouse_url,
+                "CCG_SOURCE_DIR": str(self.sources),
+                "CCG_HOME": str(self.home),
+                "CCG_TASK_RETRIES": "0",
+            }
+        )
+        os.environ.pop(FAULT_ENV, None)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A checkpoint keeps the world and the oracles' memory, not a live connection pool.
+        return {**self.__dict__, "_engine": None}
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
 
     @property
     def engine(self) -> sa.Engine:
@@ -383,27 +400,36 @@ class Soak:
             self._engine = create_warehouse_engine(self.url)
         return self._engine
 
-    def run(self, days: int | None = None) -> SoakResult:
-        started = time.monotonic()
+    def run(
+        self, days: int | None = None, *, after_day: Callable[[Soak], None] | None = None
+    ) -> SoakResult:
+        """Simulate from `next_index` (0, or where a resumed soak stopped) to the profile's end
+        (or `days`); `after_day` is called after each day the DAGs ran (the checkpoints)."""
+        total = days if days is not None else self.profile.days
+        began, spent = time.monotonic(), self.result.seconds
         start = self.profile.world.start
         try:
-            for index in range(days if days is not None else self.profile.days):
+            while self.next_index < total:
+                index = self.next_index
                 day = start + dt.timedelta(days=index)
-                last = index == (days if days is not None else self.profile.days) - 1
-                if not (last or self.is_run_day(index, day)):
+                if not (index == total - 1 or self.is_run_day(index, day)):
                     self.world.advance(day)
+                    self.next_index += 1
                     continue
                 figures = self.run_day(index, day)
+                self.next_index += 1
+                self.result.seconds = spent + time.monotonic() - began
                 if self.progress and len(self.result.days) % 30 == 0:
                     print(
                         f"{figures.day}: day {index + 1}, {self.result.checks_passed} checks "
-                        f"passed, {(time.monotonic() - started) / 60:.1f} min",
+                        f"passed, {self.result.seconds / 60:.1f} min",
                         flush=True,
                     )
+                if after_day is not None:
+                    after_day(self)
         finally:
-            self.result.seconds = time.monotonic() - started
-            if self._engine is not None:
-                self._engine.dispose()
+            self.result.seconds = spent + time.monotonic() - began
+            self.dispose()
         return self.result
 
     def is_run_day(self, index: int, day: dt.date) -> bool:
@@ -1334,6 +1360,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, help="stop after this many days")
     parser.add_argument("--align-to-year-end", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument(
+        "--work",
+        type=Path,
+        help="keep the soak's files in this folder and checkpoint there; the same command "
+        "again resumes a stopped soak from its last checkpoint",
+    )
+    parser.add_argument(
+        "--checkpoint-minutes", type=float, default=10.0, help="with --work: at most this often"
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="with --work: discard its checkpoint, start again"
+    )
     args = parser.parse_args(argv)
     if args.profile == "long":
         profile = long_profile(years=args.years or 2)
@@ -1343,22 +1381,54 @@ def main(argv: list[str] | None = None) -> int:
         profile = quick_profile()
     if args.align_to_year_end:
         profile = replace(profile, align_to_year_end=True, name=f"{profile.name}-aligned")
+
+    from ccg_pipeline.devtools import soak_checkpoint
+
+    work: Path | None = args.work.resolve() if args.work else None
+    if work is not None and args.fresh:
+        shutil.rmtree(work, ignore_errors=True)
+    saved, saved_pg = None, None
+    if work is not None and soak_checkpoint.latest(work) is not None:
+        saved, saved_pg = soak_checkpoint.restore(work)
+        if (saved.soak.profile.name, saved.backend) != (profile.name, args.backend):
+            raise SystemExit(
+                f"{work} holds a checkpoint of the {saved.soak.profile.name} soak on "
+                f"{saved.backend}; name another --work folder, or add --fresh"
+            )
     # Kept after a violation (its logs name what failed); removed after a clean soak.
-    home = Path(tempfile.mkdtemp(prefix="ccg-soak-"))
+    home = soak_checkpoint.home_of(work) if work else Path(tempfile.mkdtemp(prefix="ccg-soak-"))
+    home.mkdir(parents=True, exist_ok=True)
     _migrate_airflow(home / "airflow")
+    server = None
     if args.backend == "postgresql":
         from ccg_pipeline.devtools.postgres import start_server
 
-        server = start_server()
-        try:
-            result = _run_reporting(profile, server.create_database("soak"), home, args.days)
-        finally:
-            server.stop()
+        server = start_server(data_from=saved_pg)
+        url = server.url("soak") if saved_pg else server.create_database("soak")
     else:
-        result = _run_reporting(
-            profile, f"sqlite:///{home / 'warehouse' / 'main.db'}", home, args.days
+        url = f"sqlite:///{home / 'warehouse' / 'main.db'}"
+    try:
+        if saved is not None:
+            soak = saved.soak
+            soak.progress = True
+            soak.attach(url)
+            argv = saved.argv
+            resumed_on = profile.world.start + dt.timedelta(days=soak.next_index)
+            print(f"resuming on {resumed_on} (day {soak.next_index + 1}) from {work}", flush=True)
+        else:
+            soak = Soak(profile, url, home, progress=True)
+        checkpoints = (
+            soak_checkpoint.Checkpoints(
+                work, args.checkpoint_minutes * 60, args.backend, argv, server
+            )
+            if work is not None
+            else None
         )
-    shutil.rmtree(home, ignore_errors=True)
+        result = _run_reporting(soak, args.days, checkpoints)
+    finally:
+        if server is not None:
+            server.stop()
+    shutil.rmtree(work or home, ignore_errors=True)
     command = "python -m ccg_pipeline.devtools.soak " + " ".join(recorded_arguments(argv))
     partial = args.out / f"soak-{profile.name}-{result.backend}.json"
     args.out.mkdir(parents=True, exist_ok=True)
@@ -1372,23 +1442,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# Options whose value is a local path: the recorded command leaves them out.
+LOCAL_OPTIONS = ("--out", "--work")
+
+
 def recorded_arguments(argv: list[str]) -> list[str]:
-    """The command line as the result records it: without `--out DIR`, a local path."""
+    """The command line as the result records it: without `--out DIR` or `--work DIR`, local
+    paths, nor `--fresh`."""
     kept, skip = [], False
     for arg in argv:
-        if skip or arg.startswith("--out="):
+        if skip or arg.startswith(tuple(f"{o}=" for o in LOCAL_OPTIONS)) or arg == "--fresh":
             skip = False
             continue
-        skip = arg == "--out"
+        skip = arg in LOCAL_OPTIONS
         if not skip:
             kept.append(arg)
     return kept
 
 
-def _run_reporting(profile: Profile, url: str, home: Path, days: int | None) -> SoakResult:
-    soak = Soak(profile, url, home, progress=True)
+def _run_reporting(
+    soak: Soak, days: int | None, after_day: Callable[[Soak], None] | None
+) -> SoakResult:
     try:
-        return soak.run(days)
+        return soak.run(days, after_day=after_day)
     except Violation as violation:
         print(
             f"VIOLATION on {violation.day}: {violation.clause}: {violation.detail}", file=sys.stderr
