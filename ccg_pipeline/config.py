@@ -4,18 +4,30 @@ Everything else receives a `Settings` object. Defaults are the committed local d
 embedded SQLite warehouse and the demo sources under `var/` in the working directory.
 
 Resolution order for each value: explicit argument > Airflow connection (inside tasks only, see
-`dag_support`) > `CCG_*` environment variable > dev default.
+`dag_support`) > `CCG_*` environment variable > dev default. The `ccg` command line also reads a
+`ccg.toml` between the environment and the defaults (`Settings.from_config`), so that it finds the
+project home from any folder of a checkout, not only the one holding `var/`.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 # Dev-only pseudonymisation key. Production sets CCG_PSEUDONYM_KEY (or the ccg_pseudonym_key
 # Airflow variable/connection); `Settings.check_production` refuses to run with this value.
 DEV_PSEUDONYM_KEY = "ccg-dev-only-pseudonym-key-do-not-use-in-production"
+
+CONFIG_FILE_NAME = "ccg.toml"
+# The variables `Settings.from_env` reads, as `ccg.toml` keys (lower case, no CCG_ prefix); any
+# `<name>_dir` key is a source folder's own variable as well (CCG_WEB_LOG_DIR is `web_log_dir`).
+CONFIG_KEYS = frozenset(
+    {"home", "warehouse_url", "portal_url", "portal_write_url", "source_dir", "request_inbox",
+     "pseudonym_key", "env"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,23 @@ class Settings:
             portal_write_url=env.get("CCG_PORTAL_WRITE_URL") or None,
         )
 
+    @classmethod
+    def from_config(
+        cls, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> Configured:
+        """Settings for the `ccg` command: each `CCG_*` variable, else the same key in a
+        `ccg.toml`, else the default. The file is `$CCG_CONFIG` (which must exist), else the
+        nearest `ccg.toml` in `cwd` or a parent folder, else `$XDG_CONFIG_HOME/ccg/ccg.toml`.
+        Relative paths in the file are relative to its folder. Raises FileNotFoundError or
+        ValueError naming the file (and the key) when it cannot be used."""
+        env = dict(os.environ if env is None else env)
+        cwd = Path.cwd() if cwd is None else cwd
+        path = find_config_file(env, cwd)
+        values = read_config_file(path) if path is not None else {}
+        settings = cls.from_env({**values, **env})  # a variable beats the file
+        home_from = "CCG_HOME" if "CCG_HOME" in env else str(path) if "CCG_HOME" in values else ""
+        return Configured(settings, path, home_from or "default")
+
     def source_folder(self, relative: str, variable: str) -> Path:
         """A file source's folder: its own variable if set, else `relative` under the sources."""
         return self.folder_overrides.get(variable, self.source_dir / relative)
@@ -73,3 +102,75 @@ class Settings:
         """Refuse the committed dev key outside dev, so a forgotten secret fails loudly."""
         if self.environment != "dev" and self.pseudonym_key == DEV_PSEUDONYM_KEY:
             raise RuntimeError("CCG_PSEUDONYM_KEY must be set outside the dev environment")
+
+
+@dataclass(frozen=True)
+class Configured:
+    """What `Settings.from_config` found: the settings, the file read (None: no file) and
+    where the home came from: "CCG_HOME", the file's path, or "default" (var/ in the current
+    folder)."""
+
+    settings: Settings
+    file: Path | None
+    home_from: str
+
+
+def find_config_file(env: Mapping[str, str], cwd: Path) -> Path | None:
+    """`$CCG_CONFIG`, else the nearest `ccg.toml` from `cwd` up (as git finds its repository),
+    else `$XDG_CONFIG_HOME/ccg/ccg.toml` (default `~/.config`); None when there is none."""
+    if env.get("CCG_CONFIG"):
+        named = Path(env["CCG_CONFIG"]).expanduser()
+        named = named if named.is_absolute() else cwd / named
+        if not named.is_file():
+            raise FileNotFoundError(f"CCG_CONFIG names {named}, which is not a file")
+        return named
+    cwd = cwd.resolve()
+    for folder in (cwd, *cwd.parents):
+        if (folder / CONFIG_FILE_NAME).is_file():
+            return folder / CONFIG_FILE_NAME
+    user_file = user_config_file(env)
+    return user_file if user_file.is_file() else None
+
+
+def user_config_file(env: Mapping[str, str]) -> Path:
+    """`$XDG_CONFIG_HOME/ccg/ccg.toml`; a relative XDG_CONFIG_HOME is ignored, as XDG says."""
+    xdg = Path(env.get("XDG_CONFIG_HOME", ""))
+    if not xdg.is_absolute():
+        xdg = (Path(env["HOME"]) if env.get("HOME") else Path.home()) / ".config"
+    return xdg / "ccg" / CONFIG_FILE_NAME
+
+
+def read_config_file(path: Path) -> dict[str, str]:
+    """A `ccg.toml` as the `CCG_*` variables it stands for, paths made absolute against its
+    folder. Raises ValueError naming the file (and the key) for anything it cannot use."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a valid TOML file ({exc})") from None
+    values: dict[str, str] = {}
+    for key, value in document.items():
+        if key not in CONFIG_KEYS and not key.endswith("_dir"):
+            known = ", ".join(sorted(CONFIG_KEYS))
+            raise ValueError(f"{path}: unknown key {key!r} (known: {known}, or <source>_dir)")
+        if not isinstance(value, str):
+            raise ValueError(f"{path}: {key} must be a string")
+        if key in ("home", "request_inbox") or key.endswith("_dir"):
+            value = str(path.parent / Path(value).expanduser())
+        elif key.endswith("_url"):
+            value = _sqlite_url_against(value, path.parent)
+        values[f"CCG_{key.upper()}"] = value
+    return values
+
+
+def _sqlite_url_against(url: str, folder: Path) -> str:
+    """A SQLite URL with a relative file (`sqlite:///var/x.db`) made absolute against `folder`;
+    any other URL unchanged."""
+    scheme, separator, rest = url.partition(":///")
+    if (
+        separator
+        and scheme.split("+")[0] == "sqlite"
+        and rest
+        and not rest.startswith(("/", ":memory:", "?"))
+    ):
+        return f"{scheme}:///{folder / rest}"
+    return url

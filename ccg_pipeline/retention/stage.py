@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -52,7 +53,9 @@ def run_retention(
     *,
     chunk_rows: int | None = None,
     align_to_year_end: bool | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> dict[str, Any]:
+    """The sweep under its lock and purpose; `progress` as `sweep` calls it (per table)."""
     from ccg_pipeline.retention.sweep import DEFAULT_CHUNK_ROWS, sweep
 
     with (
@@ -67,6 +70,7 @@ def run_retention(
             run_id,
             chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS,
             align_to_year_end=align_to_year_end,
+            progress=progress,
         )
     return _summary(outcomes)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -355,8 +355,12 @@ def sweep(
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     align_to_year_end: bool | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> list[TargetOutcome]:
-    """Run every retention rule as of `as_of`. Raises RetentionCheckFailed if rows survive."""
+    """Run every retention rule as of `as_of`. Raises RetentionCheckFailed if rows survive.
+
+    `progress(done, total, table)`, if given, is called before each target with the number of
+    targets done and the table it starts on, and once at the end with `table` empty."""
     check_against_policy(notice)
     dates = SweepDates.for_date(
         notice, as_of, use_worklist=True, align_to_year_end=align_to_year_end
@@ -364,7 +368,10 @@ def sweep(
     with write_transaction(engine) as conn:
         _prepare(conn, dates, run_id)
     outcomes: list[TargetOutcome] = []
-    for target in targets():
+    todo = targets()
+    for done, target in enumerate(todo):
+        if progress is not None:
+            progress(done, len(todo), target.name)
         affected = _sweep_target(engine, target, dates, run_id, chunk_rows)
         with engine.connect() as conn:
             # Counted after the sweep (held rows stay), which saves a full pass before it.
@@ -381,6 +388,8 @@ def sweep(
         )
         log.info("retention %s on %s: %s", target.rule_id, target.name, asdict(outcome))
         outcomes.append(outcome)
+    if progress is not None:
+        progress(len(todo), len(todo), "")
     with engine.connect() as conn:
         # A retried run reports what all its attempts deleted, as its audit rows do.
         ledger = s.audit_ledger

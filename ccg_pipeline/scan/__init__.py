@@ -10,7 +10,7 @@ detector and a masked value, never the value itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -47,11 +47,22 @@ def _as_text(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
     return pc.cast(values, pa.string())
 
 
-def scan_arrow(table: pa.Table, detectors: tuple[Detector, ...] = DETECTORS) -> list[Finding]:
-    """Findings in every column of an Arrow table, in row order within each column."""
+def scan_arrow(
+    table: pa.Table,
+    detectors: tuple[Detector, ...] = DETECTORS,
+    *,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[Finding]:
+    """Findings in every column of an Arrow table, in row order within each column.
+
+    `progress(done, total, "")`, if given, is called before each column with the number of
+    columns done, and once at the end. It is not told column names: a file without a header row
+    has its first row of data as names."""
     prefilter = _prefilter_pattern(detectors)
     findings: list[Finding] = []
-    for name in table.column_names:
+    for done, name in enumerate(table.column_names):
+        if progress is not None:
+            progress(done, table.num_columns, "")
         try:
             text = _as_text(table.column(name))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -65,6 +76,8 @@ def scan_arrow(table: pa.Table, detectors: tuple[Detector, ...] = DETECTORS) -> 
             for detector in detectors:
                 for match in find(value, detector):
                     findings.append(Finding(row, name, detector.name, mask(match)))
+    if progress is not None:
+        progress(table.num_columns, table.num_columns, "")
     return findings
 
 
@@ -116,8 +129,10 @@ def read_file(path: Path) -> pa.Table:
     raise ScanInputError(f"{path}: unknown format; expected .csv, .tsv or .parquet")
 
 
-def scan_path(path: Path) -> list[Finding]:
-    return scan_arrow(read_file(path))
+def scan_path(
+    path: Path, *, progress: Callable[[int, int, str], None] | None = None
+) -> list[Finding]:
+    return scan_arrow(read_file(path), progress=progress)
 
 
 def read_table(engine, qualified: str, chunk_rows: int = 100_000) -> pa.Table:
