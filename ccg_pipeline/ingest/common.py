@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -30,6 +30,9 @@ from ccg_pipeline.policy.models import DataMap, Notice
 from ccg_pipeline.warehouse import schema
 from ccg_pipeline.warehouse.backend import UPSERT_CHUNK_ROWS, backend_of, in_chunks
 from ccg_pipeline.warehouse.sql import audit, insert_for, upsert_row
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +232,19 @@ def upsert(
         lambda stmt: _on_conflict(stmt, table, keys, columns, newer_than, update),
     )
     return len(rows)
+
+
+def upsert_columns(conn: Connection, table: sa.Table, columns: pa.Table) -> int:
+    """`upsert` of an Arrow table's rows (column names as `table`'s), written a column at a
+    time."""
+    if columns.num_rows == 0:
+        return 0
+    keys = [c.name for c in table.primary_key.columns]
+    names = columns.column_names
+    backend_of(conn).load_columns(
+        conn, table, columns, lambda stmt: _on_conflict(stmt, table, keys, names, None, True)
+    )
+    return columns.num_rows
 
 
 def _on_conflict(

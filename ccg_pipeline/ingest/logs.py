@@ -25,8 +25,10 @@ from ccg_pipeline.ingest.common import (
     minimise_ip,
     parse_records,
     parse_timestamp,
+    upsert_columns,
 )
 from ccg_pipeline.ingest.files import has_bad_encoding, lines
+from ccg_pipeline.ingest.web_batch import WebChunk, parse_web_lines
 from ccg_pipeline.retention.deadlines import end_of_day, expired_cutoff
 from ccg_pipeline.warehouse import schema
 from ccg_pipeline.warehouse.backend import STREAM_CHUNK_ROWS
@@ -35,6 +37,10 @@ from ccg_pipeline.warehouse.rollups import roll_up_web_file
 WEB_SOURCE = "logs.web_access"
 AUTH_SOURCE = "logs.auth"
 MAX_LINE_CHARS = 16_384
+# The columns' limits (`schema.web_access`): a method or protocol over 16 characters, or a byte
+# count past a signed 64-bit integer, is no HTTP request; refused per line, not a failed file.
+MAX_WORD_CHARS = 16
+MAX_BYTES_DIGITS = 18
 
 # host ident user [time] "request" status bytes ["referrer" "user agent"]; quoted fields may
 # contain backslash-escaped quotes.
@@ -100,7 +106,11 @@ def parse_web_line(
         raise Rejected("future_date", "time is after the end of the data interval")
     parts = match["request"].split(" ")
     method, url, protocol = parts if len(parts) == 3 else (None, match["request"] or None, None)
+    if len(method or "") > MAX_WORD_CHARS or len(protocol or "") > MAX_WORD_CHARS:
+        raise Rejected("malformed_line", f"method or protocol is over {MAX_WORD_CHARS} characters")
     size = match["bytes"]
+    if len(size) > MAX_BYTES_DIGITS:
+        raise Rejected("bad_number", "bytes sent is out of range")
     ip_prefix = minimise_ip(match["ip"], v4_bits, v6_bits)
     return {
         "site_section": site_section(url),
@@ -135,7 +145,10 @@ def _load_lines(
     *,
     time_column: str,
     rule_id: str,
+    parse_chunk: Callable[[list[str]], WebChunk] | None = None,
 ) -> None:
+    """Parse and load a file's lines a chunk at a time. With `parse_chunk` (a format's columnar
+    parser), the lines it parses are written as columns and `parse` sees only the rest."""
     # Lines already past their retention period when they arrive are not loaded: they would be
     # deleted by the next sweep, and their roll-up counted twice after a replay.
     expired_before = (time_column, _retention_start(ctx, rule_id))
@@ -149,8 +162,38 @@ def _load_lines(
 
     records = ((f"line {n}", (n, line)) for n, line in lines(path) if line.strip())
     for chunk in chunked(records, STREAM_CHUNK_ROWS):
+        if parse_chunk is not None:
+            parsed_columns = parse_chunk([line for _, (_, line) in chunk])
+            _load_columns(conn, result, table, path, chunk, parsed_columns, expired_before)
+            chunk = [chunk[i] for i in parsed_columns.left]
         parsed = parse_records(result, chunk, parse_line, lambda raw: raw[1][:MAX_LINE_CHARS])
         load_chunk(conn, ctx, result, table, parsed, expired_before=expired_before)
+
+
+def _load_columns(
+    conn: Connection,
+    result: BatchResult,
+    table: sa.Table,
+    path: Path,
+    chunk: list[tuple[str, tuple[int, str]]],
+    parsed: WebChunk,
+    expired_before: tuple[str, dt.datetime],
+) -> None:
+    """Write the rows a columnar parser gave, as `load_chunk` writes parsed rows: those already
+    past retention are counted and left out (nothing else in `load_chunk` applies to logs)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not parsed.positions:
+        return
+    rows = parsed.rows.append_column(
+        "source_file", pa.array([path.name] * parsed.rows.num_rows, pa.string())
+    ).append_column("line_no", pa.array([chunk[i][1][0] for i in parsed.positions], pa.int64()))
+    result.rows_read += rows.num_rows
+    column, cutoff = expired_before
+    fresh = rows.filter(pc.greater_equal(rows[column], pa.scalar(cutoff, rows[column].type)))
+    result.rows_retired += rows.num_rows - fresh.num_rows
+    result.rows_loaded += upsert_columns(conn, table, fresh)
 
 
 def load_web_log(conn: Connection, ctx: IngestContext, path: Path, result: BatchResult) -> None:
@@ -165,6 +208,14 @@ def load_web_log(conn: Connection, ctx: IngestContext, path: Path, result: Batch
         lambda line: parse_web_line(line, end, s.ipv4_prefix_bits, s.ipv6_prefix_bits),
         time_column="requested_at",
         rule_id="web_logs_raw",
+        parse_chunk=lambda chunk: parse_web_lines(
+            chunk,
+            end,
+            s.ipv4_prefix_bits,
+            s.ipv6_prefix_bits,
+            max_chars=MAX_LINE_CHARS,
+            max_word_chars=MAX_WORD_CHARS,
+        ),
     )
     roll_up_web_file(conn, path.name)
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,6 +37,9 @@ from sqlalchemy.engine import Connection, Engine
 from ccg_pipeline.warehouse.engine import sqlite_zone_files
 from ccg_pipeline.warehouse.roles import ensure_analyst_role
 from ccg_pipeline.warehouse.schema import ZONES
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,6 +55,8 @@ IN_LIST_CHUNK = 900
 # Rows a streaming read (`yield_per`, `partitions`) or a parse batch holds at once.
 STREAM_CHUNK_ROWS = 20_000
 PG_COPY_MIN_ROWS = 1_000
+# How SQLAlchemy's SQLite DateTime stores a value (Arrow's %S includes the microseconds).
+SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S"
 
 
 def in_chunks(values: Sequence[T], size: int = IN_LIST_CHUNK) -> Iterator[Sequence[T]]:
@@ -103,6 +108,12 @@ class Backend:
         stmt = finish(self.insert(table))
         for start in range(0, len(rows), UPSERT_CHUNK_ROWS):
             conn.execute(stmt, list(rows[start : start + UPSERT_CHUNK_ROWS]))
+
+    def load_columns(
+        self, conn: Connection, table: sa.Table, columns: pa.Table, finish: Finish
+    ) -> None:
+        """Write an Arrow table's rows (its column names are `table`'s) as `load_rows` would."""
+        self.load_rows(conn, table, columns.column_names, columns.to_pylist(), finish)
 
     def lock(self, url: str, name: str) -> AbstractContextManager[None]:
         raise NotImplementedError
@@ -166,6 +177,45 @@ class SQLiteBackend(Backend):
         positional tuples to the driver's executemany. The same SQL and the same stored values
         as `conn.execute(stmt, rows)`, without SQLAlchemy's per-row parameter bookkeeping, which
         cost three times the driver's own work on log ingest."""
+        sql, convert = self._positional(conn, table, columns, finish)
+        for start in range(0, len(rows), UPSERT_CHUNK_ROWS):
+            params = [
+                tuple(row[name] if to_db is None else to_db(row[name]) for name, to_db in convert)
+                for row in rows[start : start + UPSERT_CHUNK_ROWS]
+            ]
+            # A compiled upsert of row values: it writes, and reads no personal column.
+            conn.exec_driver_sql(sql, params, execution_options=NO_COLUMNS_READ)
+
+    def load_columns(
+        self, conn: Connection, table: sa.Table, columns: pa.Table, finish: Finish
+    ) -> None:
+        """As `load_rows`, with the values converted a column at a time: timestamps become the
+        text SQLAlchemy stores for them (in Arrow), other values go to the driver as they are,
+        or through their type's bind processor. No per-row dict is built."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        sql, convert = self._positional(conn, table, columns.column_names, finish)
+        values = []
+        for name, to_db in convert:
+            column = columns.column(name)
+            if pa.types.is_timestamp(column.type) and isinstance(table.c[name].type, sa.DateTime):
+                values.append(pc.strftime(column, format=SQLITE_DATETIME).to_pylist())
+            elif to_db is None:
+                values.append(column.to_pylist())
+            else:
+                values.append([to_db(v) for v in column.to_pylist()])
+        params = list(zip(*values, strict=True))
+        for start in range(0, len(params), UPSERT_CHUNK_ROWS):
+            conn.exec_driver_sql(
+                sql, params[start : start + UPSERT_CHUNK_ROWS], execution_options=NO_COLUMNS_READ
+            )
+
+    def _positional(
+        self, conn: Connection, table: sa.Table, columns: list[str], finish: Finish
+    ) -> tuple[str, list[tuple[str, Any]]]:
+        """The upsert compiled once for positional parameters, and per parameter its column and
+        its type's bind processor (None where the driver takes the value as it is)."""
         stmt = finish(self.insert(table))
         compiled = stmt.compile(dialect=conn.dialect, column_keys=columns, for_executemany=True)
         names = compiled.positiontup or []
@@ -173,17 +223,10 @@ class SQLiteBackend(Backend):
         if unknown:  # a bind that is not a row value: never expected from an upsert
             raise ValueError(f"upsert statement binds non-row parameter(s): {sorted(unknown)}")
         dialect = conn.dialect
-        convert = [
+        return compiled.string, [
             (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
             for name in names
         ]
-        for start in range(0, len(rows), UPSERT_CHUNK_ROWS):
-            params = [
-                tuple(row[name] if to_db is None else to_db(row[name]) for name, to_db in convert)
-                for row in rows[start : start + UPSERT_CHUNK_ROWS]
-            ]
-            # A compiled upsert of row values: it writes, and reads no personal column.
-            conn.exec_driver_sql(compiled.string, params, execution_options=NO_COLUMNS_READ)
 
     @contextmanager
     def lock(self, url: str, name: str) -> Iterator[None]:
@@ -275,6 +318,36 @@ class PostgresBackend(Backend):
             return
         staging = _copy_to_temp_table(conn, table, columns, rows)
         stmt = self.insert(table).from_select(columns, sa.select(*(staging.c[c] for c in columns)))
+        conn.execute(finish(stmt))
+
+    def load_columns(
+        self, conn: Connection, table: sa.Table, columns: pa.Table, finish: Finish
+    ) -> None:
+        """COPY the Arrow table as CSV written by Arrow (no Python object per value), then one
+        set-based upsert."""
+        if columns.num_rows < PG_COPY_MIN_ROWS:
+            super().load_columns(conn, table, columns, finish)
+            return
+        from pyarrow import csv as pa_csv
+
+        names = columns.column_names
+        buffer = io.BytesIO()
+        # Every value quoted, a null as nothing: COPY's CSV form tells NULL from "".
+        pa_csv.write_csv(
+            columns,
+            buffer,
+            pa_csv.WriteOptions(include_header=False, quoting_style="all_valid"),
+        )
+        buffer.seek(0)
+        staging = _temp_table_like(conn, table, names)
+        cursor = conn.connection.cursor()
+        try:
+            cursor.copy_expert(
+                f'COPY "{staging.name}" ({_quoted(names)}) FROM STDIN WITH (FORMAT csv)', buffer
+            )
+        finally:
+            cursor.close()
+        stmt = self.insert(table).from_select(names, sa.select(*(staging.c[c] for c in names)))
         conn.execute(finish(stmt))
 
     @contextmanager
@@ -388,15 +461,7 @@ def _copy_to_temp_table(
 ) -> sa.TableClause:
     """COPY rows into a transaction-scoped temp table shaped like `table` (one round trip
     instead of one statement per row), ready for a set-based upsert."""
-    # One temp table per target and column list, so chunks of one transaction reuse it.
-    name = f"_load_{table.name}_{hashlib.md5(','.join(columns).encode()).hexdigest()[:8]}"
-    quoted = ", ".join(f'"{c}"' for c in columns)
-    conn.exec_driver_sql(
-        f'CREATE TEMP TABLE IF NOT EXISTS "{name}" ON COMMIT DROP AS '
-        f'SELECT {quoted} FROM "{table.schema}"."{table.name}" WITH NO DATA',
-        execution_options=NO_COLUMNS_READ,  # the shape only, no row
-    )
-    conn.exec_driver_sql(f'TRUNCATE "{name}"')
+    staging = _temp_table_like(conn, table, columns)
     buffer = io.StringIO()
     for row in rows:
         buffer.write("\t".join(_copy_text(row[c]) for c in columns))
@@ -404,7 +469,24 @@ def _copy_to_temp_table(
     buffer.seek(0)
     cursor = conn.connection.cursor()
     try:
-        cursor.copy_expert(f'COPY "{name}" ({quoted}) FROM STDIN', buffer)
+        cursor.copy_expert(f'COPY "{staging.name}" ({_quoted(columns)}) FROM STDIN', buffer)
     finally:
         cursor.close()
+    return staging
+
+
+def _quoted(columns: Sequence[str]) -> str:
+    return ", ".join(f'"{c}"' for c in columns)
+
+
+def _temp_table_like(conn: Connection, table: sa.Table, columns: Sequence[str]) -> sa.TableClause:
+    """An empty transaction-scoped temp table with `table`'s `columns`, to COPY into."""
+    # One temp table per target and column list, so chunks of one transaction reuse it.
+    name = f"_load_{table.name}_{hashlib.md5(','.join(columns).encode()).hexdigest()[:8]}"
+    conn.exec_driver_sql(
+        f'CREATE TEMP TABLE IF NOT EXISTS "{name}" ON COMMIT DROP AS '
+        f'SELECT {_quoted(columns)} FROM "{table.schema}"."{table.name}" WITH NO DATA',
+        execution_options=NO_COLUMNS_READ,  # the shape only, no row
+    )
+    conn.exec_driver_sql(f'TRUNCATE "{name}"')
     return sa.table(name, *(sa.column(c) for c in columns))

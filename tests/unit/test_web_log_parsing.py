@@ -133,3 +133,22 @@ def test_escaped_quotes_fall_back_to_the_full_pattern() -> None:
     line = GOOD.replace("Mozilla/5.0 (Macintosh)", 'Mozilla \\"quoted\\" agent')
     assert _COMBINED_PLAIN.match(line) is None
     assert parse_web_line(line, END, 24, 48)["user_agent"] == 'Mozilla \\"quoted\\" agent'
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        pytest.param(GOOD.replace("203023", "9" * 19), "bad_number", id="bytes-past-int64"),
+        pytest.param(GOOD.replace('"GET ', '"GET-AND-SOME-MORE '), "malformed_line", id="method"),
+        pytest.param(GOOD.replace("HTTP/1.1", "HTTP/1.1-" + "x" * 8), "malformed_line", id="proto"),
+    ],
+)
+def test_values_too_large_for_their_column_reject_the_line_not_the_file(
+    line: str, code: str
+) -> None:
+    """A byte count past a 64-bit integer or a 17-character method would fail the whole file's
+    insert (SQLite's OverflowError, PostgreSQL's varchar(16)); the line is refused instead."""
+    with pytest.raises(Rejected) as caught:
+        parse_web_line(line, END, 24, 48)
+    assert caught.value.code == code
+    assert parse_web_line(GOOD.replace("203023", "9" * 18), END, 24, 48)["bytes_sent"] == 10**18 - 1
