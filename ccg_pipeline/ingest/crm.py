@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ from ccg_pipeline.ingest.common import (
 )
 from ccg_pipeline.ingest.files import eligible_files, has_bad_encoding, name_date, open_text
 from ccg_pipeline.policy import load_data_map
-from ccg_pipeline.scan.special import special_categories
+from ccg_pipeline.scan.special import screen_clean, special_categories
 from ccg_pipeline.warehouse import schema
 from ccg_pipeline.warehouse.backend import STREAM_CHUNK_ROWS, in_chunks
 
@@ -100,13 +102,20 @@ def _company(row: dict[str, str], ctx: IngestContext, export_date: dt.date) -> d
     }
 
 
-def _activity(row: dict[str, str], ctx: IngestContext, export_date: dt.date) -> dict[str, Any]:
+def _activity(
+    row: dict[str, str],
+    ctx: IngestContext,
+    export_date: dt.date,
+    screened_clean: AbstractSet[str] = frozenset(),
+) -> dict[str, Any]:
     kind = _text(row, "Activity Type")
     if kind is None:
         raise Rejected("missing_field", "Activity Type is empty")
     # Never collected (N-NOSPECIAL): such a note is quarantined, not loaded; the evidence step
-    # reports the count by category.
-    found = special_categories(row.get("Subject")) | special_categories(row.get("Body"))
+    # reports the count by category. `screened_clean`: the chunk's texts one RE2 pass cleared.
+    found = special_categories(
+        row.get("Subject"), screened_clean=screened_clean
+    ) | special_categories(row.get("Body"), screened_clean=screened_clean)
     if found:
         raise Rejected("special_category", ", ".join(sorted(found)))
     return {
@@ -183,11 +192,17 @@ def _link_activities(conn: Connection, ctx: IngestContext, result: BatchResult) 
         result.rows_erased += conn.execute(sa.delete(a).where(a.c.crm_contact_id.in_(ids))).rowcount
 
 
+def _screened(chunk: list[tuple[str, Any]]) -> set[str]:
+    rows = [raw for _, raw in chunk if isinstance(raw, dict)]
+    return screen_clean([row.get(column) for row in rows for column in ("Subject", "Body")])
+
+
 def make_loader(kind: str) -> Callable[[Connection, IngestContext, Path, BatchResult], None]:
-    source, table, parse = EXPORTS[kind]
+    source, table, row_parser = EXPORTS[kind]
 
     def load(conn: Connection, ctx: IngestContext, path: Path, result: BatchResult) -> None:
         export_date = name_date(path) or ctx.window_end.date()
+        parse = row_parser
 
         def parse_row(raw: Any) -> dict[str, Any]:
             if isinstance(raw, _BrokenCsv):
@@ -215,6 +230,9 @@ def make_loader(kind: str) -> Callable[[Connection, IngestContext, Path, BatchRe
                 raise UnknownColumnsError(source, path.name, unknown)
             reader.fieldnames = header
             for chunk in chunked(_records(reader), STREAM_CHUNK_ROWS):
+                if kind == "activities":
+                    # Free text screened a chunk at a time; only candidates meet the Python scan.
+                    parse = partial(_activity, screened_clean=_screened(chunk))
                 parsed = parse_records(result, chunk, parse_row, raw_text)
                 load_chunk(conn, ctx, result, table, parsed, newer_than="export_date")
         if kind == "activities":

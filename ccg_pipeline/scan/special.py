@@ -16,6 +16,8 @@ module, never the matched text.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from functools import cache
 
 # Category -> alternatives (regex fragments; matched at a word start, case-insensitive).
@@ -180,9 +182,47 @@ def _categories(text: str | None, terms: dict[str, tuple[str, ...]]) -> set[str]
     return {names[int(m.lastgroup[1:])] for m in regex.finditer(text) if m.lastgroup}
 
 
-def special_categories(text: str | None) -> set[str]:
-    """The special categories (and `criminal`) the text mentions; empty for clean text."""
+def special_categories(
+    text: str | None, *, screened_clean: AbstractSet[str] = frozenset()
+) -> set[str]:
+    """The special categories (and `criminal`) the text mentions; empty for clean text (and for
+    a text in `screened_clean`, which `screen_clean` found to mention none)."""
+    if text in screened_clean:
+        return set()
     return _categories(text, SPECIAL_CATEGORY_TERMS)
+
+
+@cache
+def _screen_pattern() -> str:
+    """Every special-category alternative in one RE2 pattern, for ASCII text only. On ASCII text
+    RE2 and Python agree on case, `\\b` and `\\w`; the lookaheads RE2 lacks are dropped (the screen
+    only gets broader), and `\\s` gets the ASCII characters Python counts as space and RE2 does
+    not (\\x0b, \\x1c-\\x1f). A text the screen passes is confirmed by the Python pattern."""
+    alternatives = [
+        _LOOKAHEAD.sub("", alternative).replace(r"\s", r"[\s\x0b\x1c-\x1f]")
+        for terms in SPECIAL_CATEGORY_TERMS.values()
+        for alternative in terms
+    ]
+    return rf"\b(?:{'|'.join(alternatives)})"
+
+
+_LOOKAHEAD = re.compile(r"\(\?![^()]*\)")
+
+
+def screen_clean(texts: Iterable[str | None]) -> set[str]:
+    """Of `texts`, those that certainly mention no special category: ASCII texts in which one
+    RE2 pass over all of them (through Arrow) finds no candidate. Non-ASCII texts are never in
+    it (Python's Unicode case folding and word boundaries decide those)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    candidates = sorted({t for t in texts if t and t.isascii()})
+    if not candidates:
+        return set()
+    maybe = pc.match_substring_regex(
+        pa.array(candidates, pa.string()), _screen_pattern(), ignore_case=True
+    )
+    return {text for text, hit in zip(candidates, maybe.to_pylist(), strict=True) if not hit}
 
 
 def child_indicators(text: str | None) -> set[str]:

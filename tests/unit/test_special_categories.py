@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccg_pipeline.devtools.scenario import ENQUIRY_TEXTS, NOTE_TEXTS
@@ -11,6 +11,7 @@ from ccg_pipeline.scan.special import (
     CHILD_EMAIL_DOMAIN,
     SPECIAL_CATEGORY_TERMS,
     child_indicators,
+    screen_clean,
     special_categories,
 )
 
@@ -132,3 +133,49 @@ def test_a_planted_phrase_is_found_anywhere_in_ordinary_text(
 @given(st.lists(_words, max_size=40))
 def test_ordinary_customs_text_is_never_flagged(words: list[str]) -> None:
     assert special_categories(" ".join(words)) == set()
+
+
+# --- the RE2 screen: it may pass a clean text on to Python, never clear a flagged one ----------
+
+_ALTERNATIVES = [a for terms in SPECIAL_CATEGORY_TERMS.values() for a in terms]
+
+
+@st.composite
+def _texts_near_the_terms(draw: st.DrawFn) -> str:
+    """Ordinary words around text drawn from one of the lexicon's own patterns, in any case,
+    perhaps with a character of another alphabet or an ASCII control character put in."""
+    words = draw(st.lists(_words, max_size=6))
+    phrase = draw(st.from_regex(draw(st.sampled_from(_ALTERNATIVES)), fullmatch=True))
+    text = " ".join([*words[:3], phrase, *words[3:]])
+    text = text.upper() if draw(st.booleans()) else text
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(text)))
+        text = (
+            text[:at] + draw(st.sampled_from(["\x0b", "\x1c", "_", "-", "é", "ſ", "K"])) + text[at:]
+        )
+    return text
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_texts_near_the_terms() | st.lists(_words, max_size=20).map(" ".join), max_size=12))
+def test_the_screen_never_clears_a_text_python_flags(texts: list[str]) -> None:
+    cleared = screen_clean(texts)
+    assert cleared <= set(texts)
+    for text in cleared:
+        assert special_categories(text) == set(), "the screen cleared a flagged text"
+        assert text.isascii()
+
+
+def test_the_screen_clears_ordinary_ascii_text_and_keeps_the_rest() -> None:
+    ordinary = [t for t in NOTE_TEXTS + ENQUIRY_TEXTS if t.isascii() and not special_categories(t)]
+    flagged = [text for text, _ in SPECIAL]
+    cleared = screen_clean(ordinary + flagged + ["Kristen på kontoret", None, ""])  # type: ignore[list-item]
+    assert set(ordinary) <= cleared  # the screen does its job: most notes never reach Python
+    assert not cleared & set(flagged)
+    assert "Kristen på kontoret" not in cleared  # not ASCII: Python decides
+
+
+def test_a_screened_clean_text_is_not_scanned_again() -> None:
+    text = "He has a criminal record for smuggling."
+    assert special_categories(text) == {"criminal"}
+    assert special_categories(text, screened_clean={text}) == set()
