@@ -37,7 +37,7 @@ from ccg_pipeline.config import Settings
 from ccg_pipeline.devtools.generate import GenerateOptions, _web_lines, generate, write_web_log
 from ccg_pipeline.ingest import ingest_source, logs
 from ccg_pipeline.ingest.common import minimise_ip
-from ccg_pipeline.ingest.web_batch import ROW_KEYS, WebChunk
+from ccg_pipeline.ingest.web_batch import WebChunk
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
@@ -76,8 +76,7 @@ CSV_READ_LIMIT_LINES_PER_S = 450_000
 
 def _per_line_only(lines: list[str], *_: object, **__: object) -> WebChunk:
     """The previous implementation: the columnar parser takes no line."""
-    empty = pa.table({key: pa.array([], pa.null()) for key in ROW_KEYS})
-    return WebChunk(empty, [], list(range(len(lines))))
+    return WebChunk.all_left(len(lines))
 
 
 def previous_web_parser() -> AbstractContextManager[object]:

@@ -9,14 +9,13 @@ import gzip
 import random
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from helpers import query
 
 from ccg_pipeline.config import Settings
 from ccg_pipeline.devtools.generate import _web_lines
 from ccg_pipeline.ingest import ingest_source, logs
-from ccg_pipeline.ingest.web_batch import ROW_KEYS, WebChunk
+from ccg_pipeline.ingest.web_batch import WebChunk
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
@@ -41,8 +40,7 @@ HOSTILE = [
 
 
 def _everything_left_to_the_per_line_parser(lines: list[str], *_: object, **__: object) -> WebChunk:
-    empty = pa.table({key: pa.array([], pa.null()) for key in ROW_KEYS})
-    return WebChunk(empty, [], list(range(len(lines))))
+    return WebChunk.all_left(len(lines))
 
 
 def _ingest(url: str, logs_dir: Path, tmp_path: Path) -> dict:
