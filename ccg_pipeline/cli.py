@@ -106,7 +106,9 @@ def _as_json(format_: str, as_json: bool) -> bool:
 
 def _configured() -> Configured:
     """Environment, then the ccg.toml found from here (see `Settings.from_config`), then defaults."""
-    return Settings.from_config()
+    from ccg_pipeline.warehouse.backend import url_against
+
+    return Settings.from_config(resolve_url=url_against)
 
 
 def _settings() -> Settings:

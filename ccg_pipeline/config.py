@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -76,17 +76,22 @@ class Settings:
 
     @classmethod
     def from_config(
-        cls, env: Mapping[str, str] | None = None, cwd: Path | None = None
+        cls,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        resolve_url: Callable[[str, Path], str] | None = None,
     ) -> Configured:
         """Settings for the `ccg` command: each `CCG_*` variable, else the same key in a
         `ccg.toml`, else the default. The file is `$CCG_CONFIG` (which must exist), else the
         nearest `ccg.toml` in `cwd` or a parent folder, else `$XDG_CONFIG_HOME/ccg/ccg.toml`.
-        Relative paths in the file are relative to its folder. Raises FileNotFoundError or
+        Relative paths in the file are relative to its folder, and so are relative database
+        files in its URLs through `resolve_url` (the warehouse layer knows which URLs name a
+        file; `cli` passes `warehouse.backend.url_against`). Raises FileNotFoundError or
         ValueError naming the file (and the key) when it cannot be used."""
         env = dict(os.environ if env is None else env)
         cwd = Path.cwd() if cwd is None else cwd
         path = find_config_file(env, cwd)
-        values = read_config_file(path) if path is not None else {}
+        values = read_config_file(path, resolve_url) if path is not None else {}
         settings = cls.from_env({**values, **env})  # a variable beats the file
         home_from = "CCG_HOME" if "CCG_HOME" in env else str(path) if "CCG_HOME" in values else ""
         return Configured(settings, path, home_from or "default")
@@ -140,7 +145,9 @@ def user_config_file(env: Mapping[str, str]) -> Path:
     return xdg / "ccg" / CONFIG_FILE_NAME
 
 
-def read_config_file(path: Path) -> dict[str, str]:
+def read_config_file(
+    path: Path, resolve_url: Callable[[str, Path], str] | None = None
+) -> dict[str, str]:
     """A `ccg.toml` as the `CCG_*` variables it stands for, paths made absolute against its
     folder. Raises ValueError naming the file (and the key) for anything it cannot use."""
     try:
@@ -156,21 +163,7 @@ def read_config_file(path: Path) -> dict[str, str]:
             raise ValueError(f"{path}: {key} must be a string")
         if key in ("home", "request_inbox") or key.endswith("_dir"):
             value = str(path.parent / Path(value).expanduser())
-        elif key.endswith("_url"):
-            value = _sqlite_url_against(value, path.parent)
+        elif key.endswith("_url") and resolve_url is not None:
+            value = resolve_url(value, path.parent)
         values[f"CCG_{key.upper()}"] = value
     return values
-
-
-def _sqlite_url_against(url: str, folder: Path) -> str:
-    """A SQLite URL with a relative file (`sqlite:///var/x.db`) made absolute against `folder`;
-    any other URL unchanged."""
-    scheme, separator, rest = url.partition(":///")
-    if (
-        separator
-        and scheme.split("+")[0] == "sqlite"
-        and rest
-        and not rest.startswith(("/", ":memory:", "?"))
-    ):
-        return f"{scheme}:///{folder / rest}"
-    return url

@@ -151,6 +151,11 @@ class Backend:
         """Zone -> database file, where zones are files."""
         return None
 
+    def url_against(self, url: str, folder: Path) -> str:
+        """`url` with a relative database file made absolute against `folder` (a URL written in
+        a configuration file means that file's folder); unchanged where the database is no file."""
+        return url
+
     def cut_connection(self, conn: Connection) -> None:
         """End `conn`'s session from outside, as a network failure would (fault tests)."""
         raise NotImplementedError
@@ -291,6 +296,13 @@ class SQLiteBackend(Backend):
 
     def zone_files(self, url: str) -> dict[str, Path] | None:
         return sqlite_zone_files(url)
+
+    def url_against(self, url: str, folder: Path) -> str:
+        parsed = sa.make_url(url)
+        database = parsed.database
+        if not database or database == ":memory:" or Path(database).is_absolute():
+            return url
+        return parsed.set(database=str(folder / database)).render_as_string(hide_password=False)
 
     def cut_connection(self, conn: Connection) -> None:
         conn.connection.dbapi_connection.close()  # type: ignore[union-attr]
@@ -433,6 +445,16 @@ def backend_of(where: Engine | Connection | str | sa.URL) -> Backend:
         return _BACKENDS[name]
     except KeyError:
         raise ValueError(f"unsupported warehouse backend {name!r}: sqlite or postgresql") from None
+
+
+def url_against(url: str, folder: Path) -> str:
+    """A warehouse or portal URL from a configuration file in `folder`, its database file (if
+    any) made absolute; a URL of another kind of database is left as it is."""
+    try:
+        backend = backend_of(url)
+    except (ValueError, sa.exc.ArgumentError):
+        return url
+    return backend.url_against(url, folder)
 
 
 def _advisory_key(name: str) -> int:
