@@ -32,7 +32,9 @@ class Detector:
 
     @functools.cached_property
     def regex(self) -> re.Pattern[str]:
-        return re.compile(self.pattern)
+        # ASCII: `\d`, `\w` and `\b` then mean what they mean to RE2, so the prefilter marks
+        # every cell in which this pattern can match (an Arabic-Indic digit is no digit to it).
+        return re.compile(self.pattern, re.ASCII)
 
     @functools.cached_property
     def veto(self) -> re.Pattern[str] | None:

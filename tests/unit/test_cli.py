@@ -287,14 +287,21 @@ def test_the_checkout_ships_a_ccg_toml_for_its_var_folder() -> None:
 # --- progress on long work -----------------------------------------------------------------------
 
 
-def test_the_scan_reports_columns_done_without_their_names() -> None:
-    from ccg_pipeline.scan import scan_arrow
+def test_the_scan_reports_rows_done_without_column_names(monkeypatch) -> None:
+    import ccg_pipeline.scan as scan
 
+    monkeypatch.setattr(scan, "SLICE_ROWS", 2)
     calls: list[tuple[int, int, str]] = []
-    table = pa.table({"anna@example.com": ["x"], "b": ["call +44 20 7946 0958"], "c": [None]})
-    findings = scan_arrow(table, progress=lambda *call: calls.append(call))
-    assert [f.column for f in findings] == ["b"]
-    assert calls == [(0, 3, ""), (1, 3, ""), (2, 3, ""), (3, 3, "")]
+    table = pa.table(
+        {
+            "anna@example.com": ["x", "y", "z"],
+            "b": ["a", None, "call +44 20 7946 0958"],
+            "c": [None, None, None],
+        }
+    )
+    findings = scan.scan_arrow(table, progress=lambda *call: calls.append(call))
+    assert [(f.row, f.column) for f in findings] == [(2, "b")]
+    assert calls == [(0, 3, ""), (2, 3, ""), (3, 3, "")]
 
 
 def test_the_retention_sweep_reports_each_table(elsewhere: Path) -> None:
