@@ -413,3 +413,9 @@ def evidence_as_of(context: dict[str, Any]) -> dt.date:
     if moment is None:
         raise ValueError("the run has no as_of param, no triggering event and no logical date")
     return moment.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+
+
+# Tasks that write to the warehouse side by side (ingest's per-file tasks) share this pool, so a
+# deployment bounds its concurrent writers. The scheduler leaves a task of a pool that does not
+# exist unscheduled, so the deployment's init creates it (`warehouse.writers`).
+WRITERS_POOL = "ccg_writers"

@@ -46,7 +46,8 @@ def run_dag(dag_id: str, logical_date: dt.datetime, conf: dict[str, Any] | None 
 
 def task_results(run: Any) -> dict[str, Any]:
     """What each task of a finished run returned (XCom `return_value`: counts and ids only, by
-    the DAGs' convention), by task id in task order of completion."""
+    the DAGs' convention), by task id in task order of completion; a mapped task's results
+    (one per file of a per-file ingest lane) as a list in map-index order."""
     import sqlalchemy as sa
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
@@ -55,14 +56,31 @@ def task_results(run: Any) -> dict[str, Any]:
     x, ti = XComModel, TaskInstance
     with create_session() as session:
         rows = session.execute(
-            sa.select(x.task_id, x.value)
+            sa.select(x.task_id, x.map_index, x.value)
             .join(
-                ti, sa.and_(ti.dag_id == x.dag_id, ti.run_id == x.run_id, ti.task_id == x.task_id)
+                ti,
+                sa.and_(
+                    ti.dag_id == x.dag_id,
+                    ti.run_id == x.run_id,
+                    ti.task_id == x.task_id,
+                    ti.map_index == x.map_index,
+                ),
             )
             .where(x.dag_id == run.dag_id, x.run_id == run.run_id, x.key == "return_value")
-            .order_by(ti.end_date)
+            .order_by(ti.end_date, x.map_index)
         ).all()
-    return {row.task_id: XComModel.deserialize_value(row) for row in rows}
+    results: dict[str, Any] = {}
+    mapped: dict[str, list[tuple[int, Any]]] = {}
+    for row in rows:
+        value = XComModel.deserialize_value(row)
+        if row.map_index < 0:
+            results[row.task_id] = value
+        else:
+            mapped.setdefault(row.task_id, []).append((row.map_index, value))
+            results[row.task_id] = None  # keeps the task's place in completion order
+    for task_id, values in mapped.items():
+        results[task_id] = [value for _, value in sorted(values, key=lambda pair: pair[0])]
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         run = run_dag(dag_id, dt.datetime.fromisoformat(date), conf)
         state = str(getattr(run, "state", "unknown"))
         for task_id, result in task_results(run).items():
-            if result not in (None, {}, []):
+            if isinstance(result, list) and result and all(isinstance(r, dict) for r in result):
+                for index, each in enumerate(result):  # a mapped task: one line per file
+                    print(f"  {task_id}[{index}]: {_compact(each)}")
+            elif result not in (None, {}, []):
                 print(f"  {task_id}: {_compact(result)}")
         print(f"DAG run {dag_id} for {date}: {state}", flush=True)
         if not state.endswith("success"):

@@ -7,17 +7,20 @@
 **Reads:** the customer-portal database (connection `ccg_portal`, or `CCG_PORTAL_URL`), then one
 task per file lane that `ccg_pipeline/policy/data_map.yaml` registers (its `ingest` entries):
 CRM exports (`CCG_CRM_DIR`), web access logs (`CCG_WEB_LOG_DIR`) and portal authentication logs
-(`CCG_AUTH_LOG_DIR`), each under `CCG_SOURCE_DIR` by default.
+(`CCG_AUTH_LOG_DIR`), each under `CCG_SOURCE_DIR` by default. A lane marked `per_file` (the
+logs) is listed by `list_<lane>` and loaded by one mapped task per file in the pool
+`ccg_writers` (1 slot on SQLite, `CCG_WRITER_SLOTS` or 4 on PostgreSQL).
 
 **Writes:** the personal zone (identifiable rows, IPs cut to a network prefix), quarantined
 records in `personal.quarantine`, and counts in `ops.ingest_batches`, `ops.quarantine_summary`
 and `ops.audit_ledger`. Emits the Asset `ccg://warehouse/personal` when every source loaded.
 
-**Behaviour:** the warehouse schema is migrated first (idempotent). Each source loads every
-batch it can; malformed rows are quarantined and counted, never dropped. A batch with a column
-the data map does not know is refused, and the task fails *after* the other batches are
-committed, naming the column. Reruns of an interval leave the same state (upserts keyed on
-source ids; files already loaded with the same content are skipped unless `full_refresh`).
+**Behaviour:** the warehouse schema is migrated first (idempotent). Each source loads every batch
+it can; malformed rows are quarantined and counted, never dropped. A batch with a column the data
+map does not know is refused, and the task fails *after* the other batches are committed, naming
+the column (a per-file lane fails only that file's mapped task). Reruns of an interval leave the
+same state (upserts keyed on source ids; files already loaded with the same content are skipped
+unless `full_refresh`).
 
 **When it fails:** read the task log (counts and column names only, never values). Refused
 batches: tag the new column in `ccg_pipeline/policy/data_map.yaml`, then clear the task.
@@ -28,9 +31,12 @@ reruns are safe.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from airflow.sdk import Asset, Param, dag, task
 
-from ccg_pipeline.dag_support import PERSONAL_ZONE_URI, daily_dag
+from ccg_pipeline.dag_support import PERSONAL_ZONE_URI, WRITERS_POOL, daily_dag
 from ccg_pipeline.policy import load_data_map
 
 PERSONAL_ZONE = Asset(PERSONAL_ZONE_URI)
@@ -78,27 +84,69 @@ def ccg_ingest() -> None:
 
         return ingest
 
-    @task(outlets=[PERSONAL_ZONE])
-    def publish_personal_zone(summaries: list[dict], **context) -> dict:
+    def make_per_file_tasks(source: str, upstream: list) -> Any:
+        """A per-file lane: list its files, then one mapped task per file in the writers pool
+        (on SQLite, one slot). A refused file fails its own task only."""
+
+        @task(task_id=f"list_{source}")
+        def list_files(**context) -> list[str]:
+            from ccg_pipeline.dag_support import run_window, task_settings
+            from ccg_pipeline.ingest import lane_files
+
+            _start, end, _run_id = run_window(context)
+            return lane_files(task_settings(), source, end)
+
+        @task(task_id=f"ingest_{source}", pool=WRITERS_POOL)
+        def ingest_file(file: str, **context) -> dict:
+            from ccg_pipeline.dag_support import run_window, task_settings
+            from ccg_pipeline.ingest import ingest_source
+
+            start, end, run_id = run_window(context)
+            return ingest_source(
+                task_settings(),
+                source,
+                run_id=run_id,
+                window_start=start,
+                window_end=end,
+                full_refresh=bool(context["params"].get("full_refresh")),
+                files=[file],
+            )
+
+        listed = list_files()
+        upstream >> listed
+        return ingest_file.expand(file=listed)
+
+    # The downstream DAGs wait for this; a per-file lane with no file that day maps no task
+    # (skipped), which is no failure.
+    @task(outlets=[PERSONAL_ZONE], trigger_rule="none_failed")
+    def publish_personal_zone(summaries: list, **context) -> dict:
         """Emit the Asset downstream DAGs wait for, with the run's as-of date as metadata."""
         from ccg_pipeline.dag_support import asset_extra
 
         context["outlet_events"][PERSONAL_ZONE].extra = asset_extra(context)
-        totals = {
-            key: sum(s[key] for s in summaries)
+        # A per-file lane's summaries arrive as one list (its mapped tasks' results).
+        flat = [
+            summary
+            for item in summaries
+            for summary in (item if isinstance(item, Sequence) else [item])
+        ]
+        return {
+            key: sum(s[key] for s in flat)
             for key in ("rows_read", "rows_loaded", "rows_quarantined")
         }
-        return totals
 
-    # One task per lane: the portal, then each file lane the data map registers. A lane that
-    # links to subjects through another (auth events through portal accounts) waits for it.
+    # One task per lane: the portal, then each file lane the data map registers (per file when
+    # the lane's files stand alone). A lane that links to subjects through another (auth events
+    # through portal accounts) waits for it.
     migrated = migrate_warehouse()
-    loads = {lane.name: make_ingest_task(lane.name)() for lane in INGEST_LANES}
+    loads: dict[str, Any] = {}
     for lane in INGEST_LANES:
-        if lane.after:
-            [loads[name] for name in lane.after] >> loads[lane.name]
+        upstream = [loads[name] for name in lane.after] if lane.after else [migrated]
+        if lane.per_file:
+            loads[lane.name] = make_per_file_tasks(lane.name, upstream)
         else:
-            migrated >> loads[lane.name]
+            loads[lane.name] = make_ingest_task(lane.name)()
+            upstream >> loads[lane.name]
     publish_personal_zone(list(loads.values()))
 
 

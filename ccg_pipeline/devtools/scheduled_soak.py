@@ -129,7 +129,7 @@ class TaskKiller:
 
     def __init__(self, api: httpx.Client, dag_id: str, task_ids: tuple[str, ...]) -> None:
         self.api, self.dag_id, self.task_ids = api, dag_id, task_ids
-        self.killed: tuple[str, str] | None = None
+        self.killed: tuple[str, str, int] | None = None  # run, task, map index (-1: not mapped)
 
     def __call__(self) -> None:
         if self.killed is not None:
@@ -143,15 +143,17 @@ class TaskKiller:
             for ti in listed:
                 running = ti["state"] == "running" and ti["task_id"] in self.task_ids
                 if running and _kill_children_of(ti["id"]):
-                    self.killed = (run["dag_run_id"], ti["task_id"])
+                    self.killed = (run["dag_run_id"], ti["task_id"], ti.get("map_index", -1))
                     return
 
     def retried(self) -> dict:
         """The killed task instance as the API shows it now."""
         assert self.killed is not None
-        run_id, task_id = self.killed
+        run_id, task_id, map_index = self.killed
+        # A per-file ingest task is mapped: its instance is addressed by map index too.
+        mapped = f"/{map_index}" if map_index >= 0 else ""
         response = self.api.get(
-            f"/api/v2/dags/{self.dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+            f"/api/v2/dags/{self.dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{mapped}"
         )
         response.raise_for_status()
         return dict(response.json())

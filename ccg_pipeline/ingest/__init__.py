@@ -5,6 +5,6 @@ and raises `IngestFailed` afterwards if any batch was refused, so valid data is 
 still fails loudly.
 """
 
-from ccg_pipeline.ingest.stage import ingest_source, lane_names
+from ccg_pipeline.ingest.stage import ingest_source, lane_files, lane_names
 
-__all__ = ["ingest_source", "lane_names"]
+__all__ = ["ingest_source", "lane_files", "lane_names"]

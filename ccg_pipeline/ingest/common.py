@@ -566,13 +566,14 @@ def record_batch(
     conn: Connection, ctx: IngestContext, result: BatchResult, sha256: str | None
 ) -> None:
     """Write the batch's counts to ops (idempotent per run, source and batch)."""
-    conn.execute(
-        sa.delete(schema.ingest_batches).where(
-            schema.ingest_batches.c.run_id == ctx.run_id,
-            schema.ingest_batches.c.source == result.source,
-            schema.ingest_batches.c.source_ref == result.source_ref,
+    for table in (schema.ingest_batches, schema.quarantine_summary):
+        conn.execute(
+            sa.delete(table).where(
+                table.c.run_id == ctx.run_id,
+                table.c.source == result.source,
+                table.c.source_ref == result.source_ref,
+            )
         )
-    )
     conn.execute(
         sa.insert(schema.ingest_batches).values(
             run_id=ctx.run_id,
@@ -598,6 +599,7 @@ def record_batch(
             {
                 "run_id": ctx.run_id,
                 "source": result.source,
+                "source_ref": result.source_ref,
                 "reason_code": code,
                 "row_count": count,
             },

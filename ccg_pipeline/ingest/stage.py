@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,7 +37,44 @@ def _loader(feed: FileFeed) -> FileLoader:
     return loader
 
 
-def _run(lane: IngestLane, ctx: IngestContext, settings: Settings) -> list[BatchResult]:
+def _found(
+    lane: IngestLane, settings: Settings, window_end: dt.datetime
+) -> list[tuple[str, FileFeed, Path]]:
+    """The lane's files for a window, by feed in data-map order, each feed's oldest first."""
+    from ccg_pipeline.ingest import files
+
+    found = []
+    for source, feed in lane.feeds:
+        folder = settings.source_folder(feed.folder, feed.folder_variable)
+        found += [
+            (source, feed, path)
+            for path in files.eligible_files(folder, tuple(feed.files), window_end)
+        ]
+    return found
+
+
+def file_ref(source: str, path: Path) -> str:
+    """How a file is named to a mapped task: its source and file name (no folder, no content)."""
+    return f"{source}:{path.name}"
+
+
+def lane_files(settings: Settings, lane_name: str, window_end: dt.datetime) -> list[str]:
+    """The file references (`file_ref`) a per-file lane loads for a window: the DAG maps one
+    task over each."""
+    lane = _lane(lane_name)
+    return [file_ref(source, path) for source, _, path in _found(lane, settings, window_end)]
+
+
+def _lane(name: str) -> IngestLane:
+    lanes = {lane.name: lane for lane in load_data_map().ingest_lanes()}
+    if name not in lanes:
+        raise ValueError(f"unknown source {name!r}; expected one of {tuple(lanes)}")
+    return lanes[name]
+
+
+def _run(
+    lane: IngestLane, ctx: IngestContext, settings: Settings, only: Sequence[str] | None
+) -> list[BatchResult]:
     from ccg_pipeline.ingest import files, portal
 
     if lane.name == DATABASE_LANE:
@@ -43,12 +83,45 @@ def _run(lane: IngestLane, ctx: IngestContext, settings: Settings) -> list[Batch
             return portal.ingest_portal(ctx, portal_engine)
         finally:
             portal_engine.dispose()
+    found = _found(lane, settings, ctx.window_end)
+    if only is not None:
+        wanted = set(only)
+        unknown = sorted(wanted - {file_ref(source, path) for source, _, path in found})
+        if unknown:
+            raise ValueError(f"{lane.name}: no such file to load in this window: {unknown}")
+        found = [item for item in found if file_ref(item[0], item[2]) in wanted]
     results = []
-    for source, feed in lane.feeds:
-        folder = settings.source_folder(feed.folder, feed.folder_variable)
-        found = files.eligible_files(folder, tuple(feed.files), ctx.window_end)
-        results += files.ingest_files(ctx, source, found, _loader(feed))
+    for source, feed, path in found:
+        # A per-file lane locks each file, so that mapped tasks of one lane load side by side;
+        # SQLite's single writer takes them in turn.
+        with _file_lock(settings, lane, file_ref(source, path)):
+            results += files.ingest_files(ctx, source, [path], _loader(feed))
     return results
+
+
+def _stage_lock_name(settings: Settings, lane: IngestLane, ref: str | None = None) -> str:
+    """One run per source at a time, per file for a per-file lane. On SQLite all sources take
+    turns: the database has one writer and each batch holds the write lock for its whole file,
+    so lanes the DAG runs side by side would only wait on each other's locks, long enough to
+    time out. The stage lock waits without a limit and dies with its process."""
+    if backend_of(settings.warehouse_url).single_writer:
+        return "ingest"
+    return f"ingest.{lane.name}" if ref is None else f"ingest.{lane.name}.{ref}"
+
+
+def _locks_per_file(settings: Settings, lane: IngestLane) -> bool:
+    return lane.per_file and not backend_of(settings.warehouse_url).single_writer
+
+
+@contextlib.contextmanager
+def _file_lock(settings: Settings, lane: IngestLane, ref: str) -> Iterator[None]:
+    """Each file's lock in a per-file lane; else none here, as ingest_source holds the lane's
+    (or, on SQLite, the one ingest lock)."""
+    if not _locks_per_file(settings, lane):
+        yield
+        return
+    with stage_lock(settings.warehouse_url, _stage_lock_name(settings, lane, ref)):
+        yield
 
 
 @purpose_of(
@@ -65,12 +138,13 @@ def ingest_source(
     window_start: dt.datetime | None,
     window_end: dt.datetime,
     full_refresh: bool = False,
+    files: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Ingest one lane (`ingest_lanes`) for a data interval; returns counts only (safe for XCom
-    and logs)."""
-    lanes = {lane.name: lane for lane in load_data_map().ingest_lanes()}
-    if source not in lanes:
-        raise ValueError(f"unknown source {source!r}; expected one of {tuple(lanes)}")
+    """Ingest one lane (`ingest_lanes`) for a data interval, or only the given files of a
+    per-file lane (`lane_files`); returns counts only (safe for XCom and logs)."""
+    lane = _lane(source)
+    if files is not None and not lane.per_file:
+        raise ValueError(f"{source} loads its files in order, as one task; it takes no file list")
     settings.check_production()
     engine = create_warehouse_engine(settings.warehouse_url)
     try:
@@ -84,14 +158,11 @@ def ingest_source(
             window_end=window_end,
             full_refresh=full_refresh,
         )
-        # One run per source at a time. On SQLite all sources take turns: the database has one
-        # writer and each batch holds the write lock for its whole file, so lanes the DAG runs
-        # side by side would only wait on each other's locks, long enough to time out. The
-        # stage lock waits without a limit and dies with its process.
-        single = backend_of(settings.warehouse_url).single_writer
-        lock = "ingest" if single else f"ingest.{source}"
-        with stage_lock(settings.warehouse_url, lock):
-            results = _run(lanes[source], ctx, settings)
+        if _locks_per_file(settings, lane):
+            results = _run(lane, ctx, settings, files)
+        else:
+            with stage_lock(settings.warehouse_url, _stage_lock_name(settings, lane)):
+                results = _run(lane, ctx, settings, files)
     finally:
         engine.dispose()
     summary = {

@@ -418,6 +418,11 @@ class FileFeed(Strict):
     after: list[str] = Field(
         default=[], description="lanes that must have loaded first (e.g. for subject links)"
     )
+    per_file: bool = Field(
+        False,
+        description="each file stands alone (no order, no state across files): the DAG maps "
+        "one task per file, and writers share the ccg_writers pool",
+    )
 
     @property
     def folder_variable(self) -> str:
@@ -431,6 +436,7 @@ class IngestLane:
     name: str
     after: tuple[str, ...] = ()
     feeds: tuple[tuple[str, FileFeed], ...] = ()
+    per_file: bool = False  # one mapped task per file (FileFeed.per_file)
 
 
 class SourceMap(Strict):
@@ -452,7 +458,7 @@ class DataMap(Strict):
     @model_validator(mode="after")
     def _lanes_agree(self) -> DataMap:
         """The sources of one lane share its folder and its order; `after` names earlier lanes."""
-        shape: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+        shape: dict[str, tuple[str, str, tuple[str, ...], bool]] = {}
         problems: list[str] = []
         for name, source in self.sources.items():
             feed = source.ingest
@@ -460,12 +466,14 @@ class DataMap(Strict):
                 continue
             if feed.lane == DATABASE_LANE:
                 problems.append(f"{name}: lane {DATABASE_LANE!r} is the portal database's")
-            this = (feed.folder, feed.folder_variable, tuple(feed.after))
+            this = (feed.folder, feed.folder_variable, tuple(feed.after), feed.per_file)
             if shape.setdefault(feed.lane, this) != this:
-                problems.append(f"{name}: lane {feed.lane!r} has another folder or order")
+                problems.append(
+                    f"{name}: lane {feed.lane!r} has another folder, order or per_file setting"
+                )
         # A lane may wait only for the portal or for a lane mapped before it: no cycles.
         earlier = {DATABASE_LANE}
-        for lane, (_folder, _variable, after) in shape.items():
+        for lane, (_folder, _variable, after, _per_file) in shape.items():
             unknown = [a for a in after if a not in earlier]
             if unknown:
                 problems.append(f"lane {lane!r}: after names no earlier lane: {unknown}")
@@ -482,7 +490,7 @@ class DataMap(Strict):
             if source.ingest is not None:
                 feeds.setdefault(source.ingest.lane, []).append((name, source.ingest))
         return [IngestLane(DATABASE_LANE)] + [
-            IngestLane(lane, tuple(pairs[0][1].after), tuple(pairs))
+            IngestLane(lane, tuple(pairs[0][1].after), tuple(pairs), pairs[0][1].per_file)
             for lane, pairs in feeds.items()
         ]
 

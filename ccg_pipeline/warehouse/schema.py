@@ -296,10 +296,12 @@ quarantine_summary = sa.Table(
     metadata,
     sa.Column("run_id", sa.Text, primary_key=True),
     sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("source_ref", sa.Text, primary_key=True),
     sa.Column("reason_code", sa.Text, primary_key=True),
     sa.Column("row_count", sa.Integer, nullable=False),
     schema=OPS,
-    comment="Counts of quarantined records per run, source and reason code; no record content.",
+    comment="Counts of quarantined records per run, source, batch (file) and reason code; no "
+    "record content.",
 )
 
 audit_ledger = sa.Table(

@@ -173,6 +173,22 @@ def test_dags_triggered_through_the_api_succeed(finished_runs: dict[str, dict]) 
     assert finished_runs["ccg_ingest"]["run_type"] == "manual"
 
 
+def test_the_per_file_ingest_tasks_ran_mapped_in_the_writers_pool(
+    api: httpx.Client, finished_runs: dict[str, dict]
+) -> None:
+    """The init created the pool (else the scheduler would leave the mapped tasks unscheduled),
+    with 4 slots for the PostgreSQL warehouse, and each web-log file had its own task in it."""
+    pool = api.get("/api/v2/pools/ccg_writers").json()
+    assert pool["slots"] == 4
+    run_id = finished_runs["ccg_ingest"]["dag_run_id"]
+    listed = api.get(
+        f"/api/v2/dags/ccg_ingest/dagRuns/{run_id}/taskInstances", params={"limit": 100}
+    ).json()["task_instances"]
+    web = [ti for ti in listed if ti["task_id"] == "ingest_web_logs"]
+    assert len(web) >= 2 and sorted(ti["map_index"] for ti in web) == list(range(len(web)))
+    assert {(ti["pool"], ti["state"]) for ti in web} == {("ccg_writers", "success")}
+
+
 def test_no_run_failed(api: httpx.Client, finished_runs: dict[str, dict]) -> None:
     """Including the runs the scheduler started on its own when the DAGs were unpaused."""
     for dag_id in DAG_IDS:

@@ -157,3 +157,20 @@ def test_task_settings_take_the_portal_write_connection_else_the_portal_one(monk
     monkeypatch.setenv("AIRFLOW_CONN_CCG_PORTAL_WRITE", json.dumps({**read, "login": "writer"}))
     settings = task_settings()
     assert "reader@" in settings.portal_url and "writer@" in settings.portal_url_for_writes
+
+
+def test_the_writers_pool_has_one_slot_on_sqlite_and_a_set_number_elsewhere(monkeypatch) -> None:
+    from ccg_pipeline.config import Settings
+    from ccg_pipeline.warehouse.writers import writer_slots
+
+    def settings(url: str) -> Settings:
+        return Settings.from_env({"CCG_HOME": "/nonexistent", "CCG_WAREHOUSE_URL": url})
+
+    monkeypatch.setenv("CCG_WRITER_SLOTS", "6")
+    assert writer_slots(settings("sqlite:////x/main.db")) == 1
+    assert writer_slots(settings("postgresql+psycopg://u@h/db")) == 6
+    monkeypatch.delenv("CCG_WRITER_SLOTS")
+    assert writer_slots(settings("postgresql+psycopg://u@h/db")) == 4
+    monkeypatch.setenv("CCG_WRITER_SLOTS", "0")
+    with pytest.raises(ValueError, match="CCG_WRITER_SLOTS must be a whole number of at least 1"):
+        writer_slots(settings("postgresql+psycopg://u@h/db"))

@@ -39,6 +39,9 @@ def test_the_shipped_map_gives_the_four_lanes_in_dependency_order() -> None:
     ]
     assert by_name["auth_logs"].after == (DATABASE_LANE,)
     assert by_name["web_logs"].after == ()
+    # Log files stand alone (keyed by file and line): one mapped task each. CRM exports load in
+    # order (a newer export supersedes an older one), as one task.
+    assert [lane.name for lane in lanes if lane.per_file] == ["web_logs", "auth_logs"]
 
 
 def test_every_registered_loader_resolves_to_a_function() -> None:
@@ -72,6 +75,7 @@ def test_a_lane_folder_moves_with_its_variable_and_defaults_under_the_sources(
     [
         (lambda s: s["logs.web_access"]["ingest"].update(lane="portal"), "portal database"),
         (lambda s: s["crm.companies"]["ingest"].update(folder="other"), "another folder"),
+        (lambda s: s["crm.companies"]["ingest"].update(per_file=True), "per_file setting"),
         (lambda s: s["logs.web_access"]["ingest"].update(after=["auth_logs"]), "no earlier lane"),
         (lambda s: s["logs.auth"]["ingest"].update(after=["nowhere"]), "no earlier lane"),
         (lambda s: s["logs.auth"]["ingest"].update(files=[]), "ingest.files"),

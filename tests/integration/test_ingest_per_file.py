@@ -1,0 +1,186 @@
+"""Per-file ingest lanes (web and auth logs): one mapped task per file in real `ccg_ingest` runs,
+files loaded side by side, and a refused file that fails its own task only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from helpers import env_for, fingerprint, query, run_dag, state_of
+
+from ccg_pipeline.ingest import ingest_source, lane_files
+from ccg_pipeline.warehouse import migrate
+from ccg_pipeline.warehouse.engine import create_warehouse_engine
+
+pytestmark = pytest.mark.integration
+
+RUN = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)  # interval [2026-11-23, 2026-11-24)
+END = dt.datetime(2026, 11, 24)
+
+
+def _task_states(run) -> dict[tuple[str, int], str]:
+    return {(ti.task_id, ti.map_index): state_of(ti) for ti in run.get_task_instances()}
+
+
+def _web_files(sources: Path) -> list[str]:
+    """The web-log files the window holds, by first principles: every access log dated before
+    the window's end (the generator names them by day)."""
+    folder = sources / "logs" / "web"
+    return sorted(
+        f"logs.web_access:{p.name}" for p in folder.iterdir() if "access" in p.name and p.is_file()
+    )
+
+
+def test_each_web_log_file_is_its_own_mapped_task_and_the_files_add_up(
+    airflow_db, demo_sources: Path, warehouse_url: str, tmp_path: Path, monkeypatch
+) -> None:
+    from ccg_pipeline.dagrun import task_results
+
+    run = run_dag(monkeypatch, "ccg_ingest", RUN, env_for(warehouse_url, demo_sources, tmp_path))
+    assert state_of(run) == "success"
+    states = _task_states(run)
+    wanted = _web_files(demo_sources)
+    assert len(wanted) >= 2
+    mapped = sorted(index for task, index in states if task == "ingest_web_logs")
+    assert mapped == list(range(len(wanted)))
+    assert {states[("ingest_web_logs", i)] for i in mapped} == {"success"}
+    results = task_results(run)
+    assert sorted(results["list_web_logs"]) == wanted
+    per_file = results["ingest_web_logs"]
+    assert [r["batches"] for r in per_file] == [1] * len(wanted)
+    loaded = query(
+        warehouse_url,
+        "SELECT sum(rows_loaded), sum(rows_quarantined) FROM ops.ingest_batches "
+        "WHERE source = 'logs.web_access'",
+    )[0]
+    assert (
+        sum(r["rows_loaded"] for r in per_file),
+        sum(r["rows_quarantined"] for r in per_file),
+    ) == loaded
+    stored = query(warehouse_url, "SELECT count(DISTINCT source_file) FROM personal.web_access")
+    assert stored == [(len(wanted),)]
+
+
+def test_a_refused_file_fails_only_its_own_task_and_the_run(
+    airflow_db, demo_sources: Path, warehouse_url: str, tmp_path: Path, monkeypatch
+) -> None:
+    sources = tmp_path / "sources"
+    shutil.copytree(demo_sources, sources)
+    first = sources / "logs" / "web" / "access.log-20261122.gz"
+    first.write_bytes(first.read_bytes()[: len(first.read_bytes()) // 2])  # truncated gzip
+    run = run_dag(monkeypatch, "ccg_ingest", RUN, env_for(warehouse_url, sources, tmp_path))
+    assert state_of(run) == "failed"
+    files = query(warehouse_url, "SELECT source_ref, status FROM ops.ingest_batches")
+    web = {ref: status for ref, status in files if ref.startswith("access.log")}
+    assert web == {"access.log-20261122.gz": "refused", "access.log-20261123.gz": "loaded"}
+    states = _task_states(run)
+    order = sorted(_web_files(sources))
+    refused = order.index("logs.web_access:access.log-20261122.gz")
+    assert states[("ingest_web_logs", refused)] == "failed"
+    assert states[("ingest_web_logs", 1 - refused)] == "success"
+    assert states[("ingest_crm", -1)] == states[("ingest_portal", -1)] == "success"
+    assert states[("publish_personal_zone", -1)] in ("upstream_failed", "skipped")
+
+
+def test_a_day_without_log_files_maps_no_task_and_still_publishes(
+    airflow_db, demo_sources: Path, warehouse_url: str, tmp_path: Path, monkeypatch
+) -> None:
+    sources = tmp_path / "sources"
+    shutil.copytree(demo_sources, sources)
+    for folder in ("web", "auth"):
+        shutil.rmtree(sources / "logs" / folder)
+        (sources / "logs" / folder).mkdir()
+    run = run_dag(monkeypatch, "ccg_ingest", RUN, env_for(warehouse_url, sources, tmp_path))
+    assert state_of(run) == "success"
+    states = _task_states(run)
+    assert states[("publish_personal_zone", -1)] == "success"
+    assert all(
+        state == "skipped" for (task, _), state in states.items() if task == "ingest_web_logs"
+    )
+    assert query(warehouse_url, "SELECT count(*) FROM personal.web_access") == [(0,)]
+
+
+def _sources_with_rejects(tmp_path: Path, demo_sources: Path) -> Path:
+    """Both web-log files with the same kind of malformed line, so one run quarantines the same
+    reason from two files."""
+    import gzip
+
+    sources = tmp_path / "sources"
+    shutil.copytree(demo_sources, sources)
+    for path in sorted((sources / "logs" / "web").glob("access.log-*.gz")):
+        lines = gzip.decompress(path.read_bytes()).decode()
+        path.write_bytes(gzip.compress((lines + "not a log line\n" * 3).encode()))
+    return sources
+
+
+def test_files_loaded_side_by_side_end_as_loaded_one_after_another(
+    demo_sources: Path, warehouse_url: str, another_warehouse_url: str, tmp_path: Path
+) -> None:
+    """The same files through per-file calls on threads (as mapped tasks in the writers pool)
+    and in one sequential call: the same rows, batches and quarantine counts, every file's
+    count kept."""
+    from ccg_pipeline.config import Settings
+
+    sources = _sources_with_rejects(tmp_path, demo_sources)
+    settings = {}
+    for url in (warehouse_url, another_warehouse_url):
+        migrate.upgrade(create_warehouse_engine(url))
+        settings[url] = Settings.from_env(
+            {"CCG_HOME": str(tmp_path), "CCG_WAREHOUSE_URL": url, "CCG_SOURCE_DIR": str(sources)}
+        )
+    files = lane_files(settings[warehouse_url], "web_logs", END)
+    assert files == _web_files(sources)
+
+    def one(file: str) -> dict:
+        return ingest_source(
+            settings[warehouse_url],
+            "web_logs",
+            run_id="r",
+            window_start=None,
+            window_end=END,
+            files=[file],
+        )
+
+    with ThreadPoolExecutor(max_workers=len(files)) as pool:
+        side_by_side = list(pool.map(one, files))
+    ingest_source(
+        settings[another_warehouse_url], "web_logs", run_id="r", window_start=None, window_end=END
+    )
+    assert fingerprint(warehouse_url) == fingerprint(another_warehouse_url)
+    summary = "SELECT source_ref, reason_code, row_count FROM ops.quarantine_summary ORDER BY 1, 2"
+    counts = query(warehouse_url, summary)
+    assert counts == query(another_warehouse_url, summary)
+    assert {ref for ref, _, _ in counts} == {f.split(":", 1)[1] for f in files}
+    held = query(warehouse_url, "SELECT count(*) FROM personal.quarantine")[0][0]
+    assert sum(n for _, _, n in counts) == held == sum(r["rows_quarantined"] for r in side_by_side)
+
+
+def test_a_file_list_names_files_of_the_window_on_a_per_file_lane_only(
+    demo_sources: Path, tmp_path: Path
+) -> None:
+    from ccg_pipeline.config import Settings
+
+    url = f"sqlite:///{tmp_path / 'wh' / 'main.db'}"
+    migrate.upgrade(create_warehouse_engine(url))
+    settings = Settings.from_env(
+        {"CCG_HOME": str(tmp_path), "CCG_WAREHOUSE_URL": url, "CCG_SOURCE_DIR": str(demo_sources)}
+    )
+    with pytest.raises(
+        ValueError, match=r"no such file to load in this window: \['logs.web_access:nope.log'\]"
+    ):
+        ingest_source(
+            settings,
+            "web_logs",
+            run_id="r",
+            window_start=None,
+            window_end=END,
+            files=["logs.web_access:nope.log"],
+        )
+    early = lane_files(settings, "web_logs", dt.datetime(2026, 11, 23))
+    assert early == ["logs.web_access:access.log-20261122.gz"], "a file of a later day waits"
+    with pytest.raises(ValueError, match="loads its files in order"):
+        ingest_source(settings, "crm", run_id="r", window_start=None, window_end=END, files=[])
+    assert query(url, "SELECT count(*) FROM ops.ingest_batches") == [(0,)]
