@@ -48,8 +48,12 @@ lock:  ## re-resolve requirements.lock (with dev tools) and the image's runtime 
 demo: $(STAMP)  ## generate demo data and run the DAGs through Airflow, then print a summary
 	@bash scripts/demo.sh
 
+# Test processes side by side (pytest-xdist), one test module each at a time: each has its own
+# Airflow home and PostgreSQL server. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) postgres-deps browser-deps  ## run the whole test suite (unit, DAG integrity, integration on SQLite and PostgreSQL)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-unit: $(STAMP)  ## fast tests only
 	$(BIN)/pytest -m "unit or dags" $(PYTEST_ARGS)
