@@ -85,10 +85,19 @@ def region_of_network(prefix: str) -> str:
     """The region of a minimised address (`81.2.69.0/24`, `2a02:c7f::/48`), from the country the
     Regional Internet Registries assigned the block to. The lookup data ships inside the `iptocc`
     wheel, so it works offline. Unknown for private, reserved or unassigned blocks."""
+    return regions_of_networks([prefix])[0]
+
+
+def regions_of_networks(prefixes: list[str]) -> list[str]:
+    """`region_of_network` of many prefixes in one call into the lookup (its per-call cost is
+    Python's, not the lookup's: the web-log batch path labels a chunk's distinct prefixes)."""
     from iptocc import country_code
 
-    country = country_code(prefix.split("/", 1)[0])
-    return REGION_OF.get(country, REST_OF_WORLD) if country else UNKNOWN_REGION
+    countries = country_code([prefix.split("/", 1)[0] for prefix in prefixes])
+    return [
+        REGION_OF.get(country, REST_OF_WORLD) if country else UNKNOWN_REGION
+        for country in countries
+    ]
 
 
 def site_section(url: str | None) -> str:

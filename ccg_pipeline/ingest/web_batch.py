@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ccg_pipeline.anonymise.labels import browser_of, region_of_network, site_section
+from ccg_pipeline.anonymise.labels import browser_of, regions_of_networks, site_section
 from ccg_pipeline.ingest.common import Rejected, minimise_ip
 
 # `logs._COMBINED_PLAIN` restricted to printable ASCII, with the space as the only whitespace
@@ -69,6 +69,13 @@ class WebChunk:
         which the equivalence test and the ingest benchmark compare with)."""
         empty = pa.table({key: pa.array([], pa.null()) for key in ROW_KEYS})
         return cls(empty, [], list(range(count)))
+
+
+def _regions(prefixes: pa.Array) -> pa.Array:
+    """Each prefix's region (null for null), looked up once per distinct prefix, in one call."""
+    encoded = prefixes.dictionary_encode()
+    labels = pa.array(regions_of_networks(encoded.dictionary.to_pylist()), type=pa.string())
+    return labels.take(encoded.indices)
 
 
 def _per_distinct(values: pa.Array, label: Callable[[Any], Any], type_: pa.DataType) -> pa.Array:
@@ -139,7 +146,7 @@ def parse_web_lines(
         {
             "site_section": _per_distinct(url, site_section, pa.string()),
             "browser_family": _per_distinct(agent, browser_of, pa.string()),
-            "visitor_region": _per_distinct(prefix, _region, pa.string()),
+            "visitor_region": _regions(prefix),
             "requested_at": requested_at,
             "ip_prefix": prefix,
             "method": method,
@@ -160,10 +167,6 @@ def parse_web_lines(
     positions = chosen.filter(sure).to_pylist()
     taken = set(positions)
     return WebChunk(rows.filter(sure), positions, [i for i in range(len(lines)) if i not in taken])
-
-
-def _region(prefix: str | None) -> str | None:
-    return None if prefix is None else region_of_network(prefix)
 
 
 def _request_parts(request: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:

@@ -6,7 +6,7 @@ import datetime as dt
 import ipaddress
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccg_pipeline.ingest.common import (
@@ -62,6 +62,43 @@ def test_ipv4_keeps_only_the_24_bit_network(address: ipaddress.IPv4Address) -> N
 def test_ipv6_keeps_only_the_48_bit_network(address: ipaddress.IPv6Address) -> None:
     network = ipaddress.ip_network(minimise_ip(str(address)))
     assert network.prefixlen == 48 and address in network
+
+
+def _minimised_by_ipaddress(raw: str, bits: int) -> str:
+    """The definition: what Python's `ipaddress` makes of the text ("rejected" where it fails)."""
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        return "rejected"
+    return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
+
+
+IPV6_TEXT = st.one_of(
+    st.ip_addresses(v=6).map(str),
+    st.ip_addresses(v=6).map(lambda a: a.exploded.upper()),
+    st.ip_addresses(v=6).map(lambda a: f"::ffff:{a.exploded[-9:]}"),  # IPv4-mapped, in hex
+    st.ip_addresses(v=4).map(lambda a: f"::ffff:{a}"),  # IPv4-mapped, dotted
+    st.sampled_from(["fe80::1%eth0", "::", "::1", "1::2:3:4:5:6:7", "::ffff:01.2.3.4"]),
+    st.text(alphabet="0123456789abcdefABCDEF:.%", min_size=2, max_size=45).filter(
+        lambda t: ":" in t
+    ),
+    st.lists(st.text(alphabet="0123456789abcdef", max_size=5), min_size=2, max_size=10).map(
+        ":".join
+    ),
+)
+
+
+@settings(max_examples=500)
+@given(IPV6_TEXT, st.sampled_from([32, 48, 56, 64, 96, 100, 128]))
+def test_the_fast_ipv6_minimisation_agrees_with_ipaddress(raw: str, bits: int) -> None:
+    """The C library's parser (`_ipv6_prefix`) takes most IPv6 addresses; on any text with a
+    colon, the outcome must equal `ipaddress`'s: the same network, or rejected by both."""
+    expected = _minimised_by_ipaddress(raw, bits)
+    try:
+        got = minimise_ip(raw, 24, bits)
+    except Rejected:
+        got = "rejected"
+    assert got == expected
 
 
 @pytest.mark.parametrize("bad", ["999.1.1.1", "1.2.3", "example.com", "1.2.3.4.5", "::zz"])
