@@ -25,6 +25,7 @@ import statistics
 import tempfile
 import time
 from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from pathlib import Path
 from unittest import mock
 
@@ -37,7 +38,6 @@ from ccg_pipeline.config import Settings
 from ccg_pipeline.devtools.generate import GenerateOptions, _web_lines, generate, write_web_log
 from ccg_pipeline.ingest import ingest_source, logs
 from ccg_pipeline.ingest.common import minimise_ip
-from ccg_pipeline.ingest.web_batch import WebChunk
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
@@ -74,13 +74,9 @@ TARGET_LINES_PER_S = 100_000
 CSV_READ_LIMIT_LINES_PER_S = 450_000
 
 
-def _per_line_only(lines: list[str], *_: object, **__: object) -> WebChunk:
-    """The previous implementation: the columnar parser takes no line."""
-    return WebChunk.all_left(len(lines))
-
-
 def previous_web_parser() -> AbstractContextManager[object]:
-    return mock.patch.object(logs, "parse_web_lines", _per_line_only)
+    # The data map names the loader by module and function, looked up at each load.
+    return mock.patch.object(logs, "load_web_log", partial(logs.load_web_log, columnar=False))
 
 
 def cold_label_caches() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import random
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,6 @@ from helpers import query
 from ccg_pipeline.config import Settings
 from ccg_pipeline.devtools.generate import _web_lines
 from ccg_pipeline.ingest import ingest_source, logs
-from ccg_pipeline.ingest.web_batch import WebChunk
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
@@ -36,11 +36,12 @@ HOSTILE = [
     '1.2.3.4 - - [23/Nov/2026:10:00:00 +0000] "GET /nul\x00 HTTP/1.1" 200 5',
     '1.2.3.4 - - [23/Nov/2026:10:00:00 +0000] "PROPFIND-WITH-A-LONG-NAME /x HTTP/1.1" 200 5',
     "x" * (logs.MAX_LINE_CHARS + 1),
+    "",  # blank and white-space lines are skipped, and still count in the line numbers
+    "   ",
+    '1.2.3.4 - - [23/Nov/2026:10:00:00 +0000] "GET /crlf HTTP/1.1" 200 5\r',
+    '1.2.3.4 - - [23/Nov/2026:10:00:00 +0000] "GET /cr HTTP/1.1" 200 5\r1.2.3.5 - - x',
+    '1.2.3.4 - - [23/Nov/2026:10:00:00 +0000] "GET /after-the-blanks HTTP/1.1" 200 5',
 ]
-
-
-def _everything_left_to_the_per_line_parser(lines: list[str], *_: object, **__: object) -> WebChunk:
-    return WebChunk.all_left(len(lines))
 
 
 def _ingest(url: str, logs_dir: Path, tmp_path: Path) -> dict:
@@ -93,7 +94,8 @@ def test_the_columnar_path_writes_what_the_per_line_path_writes(
     )
 
     columnar = _ingest(warehouse_url, logs_dir, tmp_path)
-    monkeypatch.setattr(logs, "parse_web_lines", _everything_left_to_the_per_line_parser)
+    # The previous implementation: every line read and parsed one by one.
+    monkeypatch.setattr(logs, "load_web_log", partial(logs.load_web_log, columnar=False))
     per_line = _ingest(another_warehouse_url, logs_dir, tmp_path)
 
     assert columnar == per_line
