@@ -85,8 +85,8 @@ def ccg_ingest() -> None:
         return ingest
 
     def make_per_file_tasks(source: str, upstream: list) -> Any:
-        """A per-file lane: list its files, then one mapped task per file in the writers pool
-        (on SQLite, one slot). A refused file fails its own task only."""
+        """A per-file lane: list its new or changed files, then one mapped task per file in the
+        writers pool (on SQLite, one slot). A refused file fails its own task only."""
 
         @task(task_id=f"list_{source}")
         def list_files(**context) -> list[str]:
@@ -94,7 +94,8 @@ def ccg_ingest() -> None:
             from ccg_pipeline.ingest import lane_files
 
             _start, end, _run_id = run_window(context)
-            return lane_files(task_settings(), source, end)
+            full_refresh = bool(context["params"].get("full_refresh"))
+            return lane_files(task_settings(), source, end, full_refresh=full_refresh)
 
         @task(task_id=f"ingest_{source}", pool=WRITERS_POOL)
         def ingest_file(file: str, **context) -> dict:

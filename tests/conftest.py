@@ -43,12 +43,22 @@ from ccg_pipeline.devtools.postgres import PostgresUnavailable, start_server  # 
 FOLDER_MARKERS = ("unit", "dags", "integration", "expectations", "deployment", "soak")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# The folders of the longest tests (minutes each): collected first, so that with two test
+# processes (`make test`) they start at once, beside the rest, instead of last, side by side.
+LONG_FIRST = ("soak", "deployment")
+
+
+def _folder(item: pytest.Item) -> str:
     tests = Path(__file__).parent
+    return item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
-        if folder in FOLDER_MARKERS:
-            item.add_marker(folder)
+        if _folder(item) in FOLDER_MARKERS:
+            item.add_marker(_folder(item))
+    # Stable: the order within each group is kept.
+    items.sort(key=lambda item: LONG_FIRST.index(f) if (f := _folder(item)) in LONG_FIRST else 9)
 
 
 AS_OF = dt.date(2026, 11, 23)

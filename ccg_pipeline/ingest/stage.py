@@ -58,11 +58,29 @@ def file_ref(source: str, path: Path) -> str:
     return f"{source}:{path.name}"
 
 
-def lane_files(settings: Settings, lane_name: str, window_end: dt.datetime) -> list[str]:
-    """The file references (`file_ref`) a per-file lane loads for a window: the DAG maps one
-    task over each."""
-    lane = _lane(lane_name)
-    return [file_ref(source, path) for source, _, path in _found(lane, settings, window_end)]
+def lane_files(
+    settings: Settings, lane_name: str, window_end: dt.datetime, *, full_refresh: bool = False
+) -> list[str]:
+    """The file references (`file_ref`) a per-file lane has to load for a window: the DAG maps
+    one task over each. A file already loaded with the same content is left out (unless
+    `full_refresh`): a folder of rotated logs keeps its history, and a run maps tasks only for
+    what is new or changed. (Each task checks again, in its own transaction.)"""
+    from ccg_pipeline.ingest.common import already_loaded
+    from ccg_pipeline.ingest.files import file_sha256
+
+    found = _found(_lane(lane_name), settings, window_end)
+    if full_refresh or not found:
+        return [file_ref(source, path) for source, _, path in found]
+    engine = create_warehouse_engine(settings.warehouse_url)
+    try:
+        with engine.connect() as conn:
+            return [
+                file_ref(source, path)
+                for source, _, path in found
+                if not already_loaded(conn, source, path.name, file_sha256(path))
+            ]
+    finally:
+        engine.dispose()
 
 
 def _lane(name: str) -> IngestLane:

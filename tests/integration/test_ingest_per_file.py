@@ -184,3 +184,39 @@ def test_a_file_list_names_files_of_the_window_on_a_per_file_lane_only(
     with pytest.raises(ValueError, match="loads its files in order"):
         ingest_source(settings, "crm", run_id="r", window_start=None, window_end=END, files=[])
     assert query(url, "SELECT count(*) FROM ops.ingest_batches") == [(0,)]
+
+
+def test_the_next_day_maps_tasks_only_for_new_files_unless_a_full_refresh(
+    airflow_db, demo_sources: Path, warehouse_url: str, tmp_path: Path, monkeypatch
+) -> None:
+    """Rotated logs stay in their folder: the next run lists only the file that arrived (one
+    changed in place counts as new), not the history; a full refresh lists everything."""
+    sources = tmp_path / "sources"
+    shutil.copytree(demo_sources, sources)
+    env = env_for(warehouse_url, sources, tmp_path)
+    assert state_of(run_dag(monkeypatch, "ccg_ingest", RUN, env)) == "success"
+    web = sources / "logs" / "web"
+    (web / "access.log-20261124.gz").write_bytes((web / "access.log-20261123.gz").read_bytes())
+    changed = web / "access.log-20261122.gz"
+    changed.write_bytes(_with_extra_line(changed.read_bytes()))
+    run = run_dag(monkeypatch, "ccg_ingest", RUN + dt.timedelta(days=1), env)
+    assert state_of(run) == "success"
+    from ccg_pipeline.dagrun import task_results
+
+    assert sorted(task_results(run)["list_web_logs"]) == [
+        "logs.web_access:access.log-20261122.gz",
+        "logs.web_access:access.log-20261124.gz",
+    ]
+    refresh = run_dag(
+        monkeypatch, "ccg_ingest", RUN + dt.timedelta(days=1), env, {"full_refresh": True}
+    )
+    assert state_of(refresh) == "success"
+    assert len(task_results(refresh)["list_web_logs"]) == 3
+
+
+def _with_extra_line(gzipped: bytes) -> bytes:
+    import gzip
+
+    text = gzip.decompress(gzipped).decode()
+    extra = '1.2.3.4 - - [22/Nov/2026:23:59:59 +0000] "GET /late HTTP/1.1" 200 5 "-" "x"\n'
+    return gzip.compress((text + extra).encode())
