@@ -58,6 +58,12 @@ def file_ref(source: str, path: Path) -> str:
     return f"{source}:{path.name}"
 
 
+@purpose_of(
+    NotAProcessing(
+        "collection (N-SRC): names the files of a log lane that ingest loads next (file names "
+        "and checksums only, no content)"
+    )
+)
 def lane_files(
     settings: Settings, lane_name: str, window_end: dt.datetime, *, full_refresh: bool = False
 ) -> list[str]:
