@@ -43,6 +43,23 @@ PERSONAL_ZONE = Asset(PERSONAL_ZONE_URI)
 INGEST_LANES = load_data_map().ingest_lanes()
 
 
+def _ingest(source: str, context: dict, files: list[str] | None = None) -> dict:
+    """A lane (or, for a per-file lane, the given files) for the run's interval: counts only."""
+    from ccg_pipeline.dag_support import run_window, task_settings
+    from ccg_pipeline.ingest import ingest_source
+
+    start, end, run_id = run_window(context)
+    return ingest_source(
+        task_settings(),
+        source,
+        run_id=run_id,
+        window_start=start,
+        window_end=end,
+        full_refresh=bool(context["params"].get("full_refresh")),
+        files=files,
+    )
+
+
 @dag(
     dag_id="ccg_ingest",
     **daily_dag("0 0 * * *", tags=["ingest", "personal-zone"]),
@@ -69,18 +86,7 @@ def ccg_ingest() -> None:
     def make_ingest_task(source: str):
         @task(task_id=f"ingest_{source}")
         def ingest(**context) -> dict:
-            from ccg_pipeline.dag_support import run_window, task_settings
-            from ccg_pipeline.ingest import ingest_source
-
-            start, end, run_id = run_window(context)
-            return ingest_source(
-                task_settings(),
-                source,
-                run_id=run_id,
-                window_start=start,
-                window_end=end,
-                full_refresh=bool(context["params"].get("full_refresh")),
-            )
+            return _ingest(source, context)
 
         return ingest
 
@@ -99,19 +105,7 @@ def ccg_ingest() -> None:
 
         @task(task_id=f"ingest_{source}", pool=WRITERS_POOL)
         def ingest_file(file: str, **context) -> dict:
-            from ccg_pipeline.dag_support import run_window, task_settings
-            from ccg_pipeline.ingest import ingest_source
-
-            start, end, run_id = run_window(context)
-            return ingest_source(
-                task_settings(),
-                source,
-                run_id=run_id,
-                window_start=start,
-                window_end=end,
-                full_refresh=bool(context["params"].get("full_refresh")),
-                files=[file],
-            )
+            return _ingest(source, context, files=[file])
 
         listed = list_files()
         upstream >> listed
