@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import env_for, fingerprint, query, run_dag, state_of
 
+from ccg_pipeline.config import Settings
 from ccg_pipeline.ingest import ingest_source, lane_files
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
@@ -103,6 +104,14 @@ def test_a_day_without_log_files_maps_no_task_and_still_publishes(
     assert query(warehouse_url, "SELECT count(*) FROM personal.web_access") == [(0,)]
 
 
+def _migrated(url: str, sources: Path, home: Path) -> Settings:
+    """Settings for a freshly migrated warehouse at `url` reading `sources`."""
+    migrate.upgrade(create_warehouse_engine(url))
+    return Settings.from_env(
+        {"CCG_HOME": str(home), "CCG_WAREHOUSE_URL": url, "CCG_SOURCE_DIR": str(sources)}
+    )
+
+
 def _sources_with_rejects(tmp_path: Path, demo_sources: Path) -> Path:
     """Both web-log files with the same kind of malformed line, so one run quarantines the same
     reason from two files."""
@@ -122,15 +131,10 @@ def test_files_loaded_side_by_side_end_as_loaded_one_after_another(
     """The same files through per-file calls on threads (as mapped tasks in the writers pool)
     and in one sequential call: the same rows, batches and quarantine counts, every file's
     count kept."""
-    from ccg_pipeline.config import Settings
-
     sources = _sources_with_rejects(tmp_path, demo_sources)
-    settings = {}
-    for url in (warehouse_url, another_warehouse_url):
-        migrate.upgrade(create_warehouse_engine(url))
-        settings[url] = Settings.from_env(
-            {"CCG_HOME": str(tmp_path), "CCG_WAREHOUSE_URL": url, "CCG_SOURCE_DIR": str(sources)}
-        )
+    settings = {
+        url: _migrated(url, sources, tmp_path) for url in (warehouse_url, another_warehouse_url)
+    }
     files = lane_files(settings[warehouse_url], "web_logs", END)
     assert files == _web_files(sources)
 
@@ -161,13 +165,8 @@ def test_files_loaded_side_by_side_end_as_loaded_one_after_another(
 def test_a_file_list_names_files_of_the_window_on_a_per_file_lane_only(
     demo_sources: Path, tmp_path: Path
 ) -> None:
-    from ccg_pipeline.config import Settings
-
     url = f"sqlite:///{tmp_path / 'wh' / 'main.db'}"
-    migrate.upgrade(create_warehouse_engine(url))
-    settings = Settings.from_env(
-        {"CCG_HOME": str(tmp_path), "CCG_WAREHOUSE_URL": url, "CCG_SOURCE_DIR": str(demo_sources)}
-    )
+    settings = _migrated(url, demo_sources, tmp_path)
     with pytest.raises(
         ValueError, match=r"no such file to load in this window: \['logs.web_access:nope.log'\]"
     ):
