@@ -21,6 +21,7 @@ results or the Data Docs.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -49,6 +50,10 @@ RESULT_FORMAT = {
     "return_unexpected_index_query": False,
 }
 DATASOURCE = "staging"
+# Gate runs whose GX results and pages are kept (`CCG_GX_RUNS_KEPT`). The Data Docs index reads
+# every stored result each time it is built, so an unbounded store makes each day's gate slower
+# than the last; the full record stays in `ops.validation_results`.
+DEFAULT_GX_RUNS_KEPT = 90
 
 
 class ValidationGateFailed(RuntimeError):
@@ -323,11 +328,45 @@ def validate_frames(
             for outcome in failed:
                 log.error("validation failed: %s", outcome.describe())
     built_from = time.time() - 1  # file times can be coarser than this clock
-    context.build_data_docs(resource_identifiers=new_pages)
     report.data_docs = data_docs_index(home)
     site = report.data_docs.parent
+    prune_gx_runs(context, site, gx_runs_kept())
+    context.build_data_docs(resource_identifiers=new_pages)
     make_offline(site, [p for p in site.rglob("*.html") if p.stat().st_mtime >= built_from])
     return report
+
+
+def gx_runs_kept() -> int:
+    raw = os.environ.get("CCG_GX_RUNS_KEPT", str(DEFAULT_GX_RUNS_KEPT))
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"CCG_GX_RUNS_KEPT must be a whole number of at least 1, not {raw!r}")
+    return int(raw)
+
+
+def prune_gx_runs(context: Any, site: Path, keep: int) -> int:
+    """Remove the stored GX results, and their Data Docs pages, of all but the newest `keep`
+    gate runs; returns how many results went."""
+    store = context.validation_results_store
+    keys = store.list_keys()
+    # A key's run id is (run name, run time); run times are ISO text and sort as time.
+    runs = sorted({key.run_id.to_tuple() for key in keys}, key=lambda run: (run[1], run[0]))
+    stale = set(runs[:-keep])
+    removed = 0
+    for key in keys:
+        if key.run_id.to_tuple() not in stale:
+            continue
+        store.remove_key(key)
+        *folder, page = key.to_tuple()
+        (site / "validations" / Path(*folder) / f"{page}.html").unlink(missing_ok=True)
+        removed += 1
+    if removed:
+        for folder in sorted((site / "validations").glob("**/"), reverse=True):
+            with contextlib.suppress(OSError):  # not empty: a kept run's pages
+                folder.rmdir()
+        log.info(
+            "removed the GX results of %d gate run(s), keeping the newest %d", len(stale), keep
+        )
+    return removed
 
 
 def validate_staging(engine: Engine, run_id: str, home: Path) -> GateReport:

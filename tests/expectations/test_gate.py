@@ -339,3 +339,28 @@ def test_the_data_docs_list_the_runs_without_network(tmp_path: Path, monkeypatch
     validate_frames(clean_frames(), INDEX, raw, "gate-run-1")
     shown, held, _ = _listed_offline(data_docs_index(raw))
     assert (shown, held) == (0, 0)
+
+
+def test_only_the_newest_gate_runs_are_kept_in_gx(tmp_path: Path, monkeypatch) -> None:
+    """Years of daily runs: the Data Docs index reads every stored result when it is built, so
+    the gate keeps the newest CCG_GX_RUNS_KEPT runs' results and pages and removes the rest."""
+    home = tmp_path / "kept"
+    monkeypatch.setenv("CCG_GX_RUNS_KEPT", "2")
+    for run_id in ("gate-run-1", "gate-run-2", "gate-run-3"):
+        assert validate_frames(clean_frames(), INDEX, home, run_id).failed == []
+    results = gate.gx_root(home) / "uncommitted" / "validations"
+    site = data_docs_index(home).parent
+
+    def runs_in(paths: list[Path]) -> set[str]:
+        return {part for p in paths for part in p.parts if part.startswith("gate-run-")}
+
+    stored = runs_in(list(results.rglob("*.json")))
+    pages = runs_in(list(site.glob("validations/**/*.html")))
+    assert stored == pages == {"gate-run-2", "gate-run-3"}
+    assert len(list(results.rglob("*.json"))) == 2 * len(s.PUBLISHED)
+    index = data_docs_index(home).read_text()
+    assert "gate-run-1" not in index and "gate-run-3" in index
+
+    monkeypatch.setenv("CCG_GX_RUNS_KEPT", "0")
+    with pytest.raises(ValueError, match="CCG_GX_RUNS_KEPT must be a whole number"):
+        validate_frames(clean_frames(), INDEX, home, "gate-run-4")
