@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import itertools
 import json
 import logging
 import re
@@ -282,13 +283,17 @@ def _on_conflict(
 def resolve_subjects(
     conn: Connection, emails: Iterable[str], key: str, at: dt.datetime
 ) -> dict[str, int]:
-    """Match normalised emails to subject ids, creating subjects as needed (set-based)."""
+    """Match normalised emails to subject ids, creating subjects as needed (set-based). A daily
+    snapshot names mostly known people: they are looked up, and only the rest inserted (an insert
+    that meets one created meanwhile does nothing, and the second look-up finds it)."""
     unique = sorted(set(emails))
-    if not unique:
-        return {}
+    found = _subject_ids(conn, unique)
+    missing = [e for e in unique if e not in found]
+    if not missing:
+        return found
     stmt = insert_for(conn, schema.subjects).on_conflict_do_nothing(index_elements=["email_norm"])
-    for start in range(0, len(unique), UPSERT_CHUNK_ROWS):
-        chunk = unique[start : start + UPSERT_CHUNK_ROWS]
+    for start in range(0, len(missing), UPSERT_CHUNK_ROWS):
+        chunk = missing[start : start + UPSERT_CHUNK_ROWS]
         conn.execute(
             stmt,
             [
@@ -301,10 +306,14 @@ def resolve_subjects(
                 for e in chunk
             ],
         )
+    return found | _subject_ids(conn, missing)
+
+
+def _subject_ids(conn: Connection, emails: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     s = schema.subjects
-    for start in range(0, len(unique), UPSERT_CHUNK_ROWS):
-        chunk = unique[start : start + UPSERT_CHUNK_ROWS]
+    for start in range(0, len(emails), UPSERT_CHUNK_ROWS):
+        chunk = emails[start : start + UPSERT_CHUNK_ROWS]
         query = sa.select(s.c.email_norm, s.c.subject_id).where(s.c.email_norm.in_(chunk))
         found.update((email, subject_id) for email, subject_id in conn.execute(query))
     return found
@@ -379,13 +388,21 @@ def parse_records(
     records: Iterable[tuple[str, Any]],
     parse: Callable[[Any], dict[str, Any]],
     raw_text: Callable[[Any], str],
+    prepared: Sequence[dict[str, Any] | None] | None = None,
 ) -> tuple[list[dict[str, Any]], list[QuarantinedRecord]]:
-    """Split (record ref, raw record) pairs into parsed rows and quarantined records, counting."""
+    """Split (record ref, raw record) pairs into parsed rows and quarantined records, counting.
+    `prepared`, one per record: the row a vectorised parser already made of it, or None to
+    `parse` it here."""
     rows: list[dict[str, Any]] = []
     bad: list[QuarantinedRecord] = []
     link = QUARANTINE_LINKS.get(result.source)
+    ready = iter(prepared) if prepared is not None else itertools.repeat(None)
     for ref, raw in records:
         result.rows_read += 1
+        row = next(ready)
+        if row is not None:
+            rows.append(row)
+            continue
         try:
             rows.append(parse(raw))
         except Rejected as exc:

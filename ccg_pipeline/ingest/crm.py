@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from functools import partial
 from pathlib import Path
@@ -18,10 +18,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ccg_pipeline.config import Settings
+from ccg_pipeline.ingest import crm_batch
 from ccg_pipeline.ingest.common import (
     BatchRefused,
     BatchResult,
     IngestContext,
+    QuarantinedRecord,
     Rejected,
     UnknownColumnsError,
     chunked,
@@ -173,6 +175,19 @@ def _records(reader: csv.DictReader) -> Iterator[tuple[str, Any]]:
         yield f"row {number + 1}+", _BrokenCsv()
 
 
+def _rows(reader: Iterator[list[str]]) -> Iterator[tuple[str, Any]]:
+    """As `_records`, with each row as the CSV reader's list of fields (blank lines skipped and
+    uncounted, as `csv.DictReader` does)."""
+    number = 1
+    try:
+        for row in reader:
+            if row:
+                number += 1
+                yield f"row {number}", row
+    except csv.Error:
+        yield f"row {number + 1}+", _BrokenCsv()
+
+
 def _link_activities(conn: Connection, ctx: IngestContext, result: BatchResult) -> None:
     """Give activities that arrived before their contact the contact's subject; delete those
     still unmatched whose record turned out to be an erased person's (noted by a contacts export
@@ -197,43 +212,111 @@ def _screened(chunk: list[tuple[str, Any]]) -> set[str]:
     return screen_clean([row.get(column) for row in rows for column in ("Subject", "Body")])
 
 
-def make_loader(kind: str) -> Callable[[Connection, IngestContext, Path, BatchResult], None]:
-    source, table, row_parser = EXPORTS[kind]
+# (records, the rows a vectorised parser made of them or None, texts the special-category
+# screen cleared) of one chunk.
+ParsedChunk = tuple[list[tuple[str, Any]], list[dict[str, Any] | None] | None, AbstractSet[str]]
 
-    def load(conn: Connection, ctx: IngestContext, path: Path, result: BatchResult) -> None:
-        export_date = name_date(path) or ctx.window_end.date()
-        parse = row_parser
 
-        def parse_row(raw: Any) -> dict[str, Any]:
+def _checked_header(
+    reader: csv.DictReader, ctx: IngestContext, source: str, path: Path
+) -> list[str]:
+    """The header's column names, or the file refused by what is wrong with it."""
+    header = [h.strip().lstrip("\ufeff") for h in (reader.fieldnames or [])]
+    if not header:
+        raise BatchRefused(f"{source} ({path.name}): file has no header row")
+    if any(has_bad_encoding(h) for h in header):
+        # UTF-16, Latin-1 or a binary file: its "column names" would be garbage (or data), so
+        # the file is refused by what is wrong with it, quoting nothing.
+        raise BatchRefused(
+            f"{source} ({path.name}): the header row is not UTF-8 text "
+            "(another encoding, or not a CSV file)"
+        )
+    unknown = ctx.data_map.check_columns(source, header)
+    if unknown:
+        raise UnknownColumnsError(source, path.name, unknown)
+    reader.fieldnames = header
+    return header
+
+
+def _row_chunks(reader: csv.DictReader) -> Iterator[ParsedChunk]:
+    """Every row as `csv.DictReader` gives it, for the row parser."""
+    for chunk in chunked(_records(reader), STREAM_CHUNK_ROWS):
+        yield chunk, None, _screened(chunk)
+
+
+def _column_chunks(
+    kind: str, reader: csv.DictReader, header: list[str], ctx: IngestContext, export_date: dt.date
+) -> Iterator[ParsedChunk]:
+    """The clean rows converted a column at a time (`crm_batch`); the rest as `csv.DictReader`
+    gives them, for the row parser."""
+    for chunk in chunked(_rows(reader.reader), STREAM_CHUNK_ROWS):
+        prepared, screened = crm_batch.parse_chunk(
+            kind,
+            header,
+            [raw for _, raw in chunk],
+            not_after=ctx.window_end,
+            export_date=export_date,
+            max_chars=MAX_FIELD_CHARS,
+            screened_clean=screen_clean,
+        )
+        records = [
+            (
+                ref,
+                None if ready else crm_batch.as_dict(header, raw) if isinstance(raw, list) else raw,
+            )
+            for (ref, raw), ready in zip(chunk, prepared, strict=True)
+        ]
+        yield records, prepared, screened
+
+
+def parsed_chunks(
+    kind: str,
+    fh: Iterable[str],
+    ctx: IngestContext,
+    path: Path,
+    result: BatchResult,
+    *,
+    columnar: bool = True,
+) -> Iterator[tuple[list[dict[str, Any]], list[QuarantinedRecord]]]:
+    """The export's rows, a chunk at a time: (parsed rows, quarantined records), counted in
+    `result`. `columnar`: the clean rows of each chunk are converted a column at a time
+    (`crm_batch`), the rest row by row; False parses every row by itself (the previous
+    implementation, kept for the equivalence tests and the benchmark)."""
+    source, _, row_parser = EXPORTS[kind]
+    export_date = name_date(path) or ctx.window_end.date()
+
+    def raw_text(raw: Any) -> str:
+        return "" if isinstance(raw, _BrokenCsv) else raw_json(raw)[:MAX_FIELD_CHARS]
+
+    reader = csv.DictReader(fh, strict=False)
+    header = _checked_header(reader, ctx, source, path)
+    chunks = (
+        _column_chunks(kind, reader, header, ctx, export_date)
+        if columnar and crm_batch.fast_path_possible(kind, header)
+        else _row_chunks(reader)
+    )
+    for records, prepared, screened in chunks:
+        # Free text screened a chunk at a time; only candidates meet the Python scan.
+        parse = partial(_activity, screened_clean=screened) if kind == "activities" else row_parser
+
+        def parse_row(raw: Any, parse: RowParser = parse) -> dict[str, Any]:
             if isinstance(raw, _BrokenCsv):
                 raise Rejected("malformed_csv", "the rest of the file is not valid CSV")
             _check_row_shape(raw)
             return parse(raw, ctx, export_date)
 
-        def raw_text(raw: Any) -> str:
-            return "" if isinstance(raw, _BrokenCsv) else raw_json(raw)[:MAX_FIELD_CHARS]
+        yield parse_records(result, records, parse_row, raw_text, prepared)
 
+
+def make_loader(
+    kind: str, *, columnar: bool = True
+) -> Callable[[Connection, IngestContext, Path, BatchResult], None]:
+    """The export's loader (`columnar`: see `parsed_chunks`)."""
+    table = EXPORTS[kind][1]
+
+    def load(conn: Connection, ctx: IngestContext, path: Path, result: BatchResult) -> None:
         with open_text(path) as fh:
-            reader = csv.DictReader(fh, strict=False)
-            header = [h.strip().lstrip("\ufeff") for h in (reader.fieldnames or [])]
-            if not header:
-                raise BatchRefused(f"{source} ({path.name}): file has no header row")
-            if any(has_bad_encoding(h) for h in header):
-                # UTF-16, Latin-1 or a binary file: its "column names" would be garbage (or
-                # data), so the file is refused by what is wrong with it, quoting nothing.
-                raise BatchRefused(
-                    f"{source} ({path.name}): the header row is not UTF-8 text "
-                    "(another encoding, or not a CSV file)"
-                )
-            unknown = ctx.data_map.check_columns(source, header)
-            if unknown:
-                raise UnknownColumnsError(source, path.name, unknown)
-            reader.fieldnames = header
-            for chunk in chunked(_records(reader), STREAM_CHUNK_ROWS):
-                if kind == "activities":
-                    # Free text screened a chunk at a time; only candidates meet the Python scan.
-                    parse = partial(_activity, screened_clean=_screened(chunk))
-                parsed = parse_records(result, chunk, parse_row, raw_text)
+            for parsed in parsed_chunks(kind, fh, ctx, path, result, columnar=columnar):
                 load_chunk(conn, ctx, result, table, parsed, newer_than="export_date")
         if kind == "activities":
             _link_activities(conn, ctx, result)
