@@ -8,6 +8,8 @@ its server binaries are present (the script starts its own throw-away server).
 Web logs are also loaded through the previous implementation, every line through
 `parse_web_line` and written as dict rows (the columnar parser switched off), into another fresh
 warehouse in the same repeat, so the ratio between the two comes from one run on one machine.
+The CRM exports likewise: column at a time (`ingest/crm_batch.py`), and every row through its
+row parser (`make_loader(kind, columnar=False)`), each after the portal into a fresh warehouse.
 
     .venv/bin/python benchmarks/ingest_throughput.py [--log-lines N] [--repeats R] [--no-postgres]
 
@@ -24,7 +26,7 @@ import resource
 import statistics
 import tempfile
 import time
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from functools import partial
 from pathlib import Path
 from unittest import mock
@@ -36,8 +38,8 @@ from warehouses import warehouse_urls
 from ccg_pipeline.anonymise.labels import browser_of, region_of_network
 from ccg_pipeline.config import Settings
 from ccg_pipeline.devtools.generate import GenerateOptions, _web_lines, generate, write_web_log
-from ccg_pipeline.ingest import ingest_source, logs
-from ccg_pipeline.ingest.common import minimise_ip
+from ccg_pipeline.ingest import crm, ingest_source, logs
+from ccg_pipeline.ingest.common import _ipv6_prefix
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
@@ -71,6 +73,8 @@ def make_sources(root: Path, log_lines: int, companies: int) -> Path:
 # The columnar web-log target of the ingest issue, per core, and the measured limit of reading
 # the same log as space-delimited CSV (pyarrow, polars, DuckDB), for the ratios in the report.
 TARGET_LINES_PER_S = 100_000
+# Rows per second per core of the issue's targets for CRM (and web logs) by backend.
+TARGET_ROWS_PER_S = {"sqlite": 100_000, "postgres": 150_000}
 CSV_READ_LIMIT_LINES_PER_S = 450_000
 
 
@@ -79,16 +83,23 @@ def previous_web_parser() -> AbstractContextManager[object]:
     return mock.patch.object(logs, "load_web_log", partial(logs.load_web_log, columnar=False))
 
 
+def previous_crm_parser() -> ExitStack:
+    stack = ExitStack()
+    for kind in ("contacts", "companies", "activities"):
+        previous = crm.make_loader(kind, columnar=False)
+        stack.enter_context(mock.patch.object(crm, f"load_{kind}", previous))
+    return stack
+
+
 def cold_label_caches() -> None:
     """Both ways start with empty per-value caches (the second load would otherwise find the
     first one's labels cached), and with Arrow's imports done (a DAG's worker has them)."""
-    for cached in (minimise_ip, region_of_network, browser_of):
+    for cached in (_ipv6_prefix, region_of_network, browser_of):
         cached.cache_clear()
     pa.array(["warm"]).dictionary_encode()
 
 
-def web_seconds(warehouse_url: str, sources: Path, home: Path, *, previous: bool) -> float:
-    """Seconds to load the web logs into a fresh warehouse (columnar, or the previous way)."""
+def _fresh(warehouse_url: str, sources: Path, home: Path) -> Settings:
     settings = Settings.from_env(
         {"CCG_HOME": str(home), "CCG_SOURCE_DIR": str(sources), "CCG_WAREHOUSE_URL": warehouse_url}
     )
@@ -96,32 +107,46 @@ def web_seconds(warehouse_url: str, sources: Path, home: Path, *, previous: bool
     migrate.upgrade(engine)
     engine.dispose()
     cold_label_caches()
+    return settings
+
+
+KWARGS = {"run_id": "bench", "window_start": None, "window_end": WINDOW_END}
+
+
+def web_seconds(warehouse_url: str, sources: Path, home: Path, *, previous: bool) -> float:
+    """Seconds to load the web logs into a fresh warehouse (columnar, or the previous way)."""
+    settings = _fresh(warehouse_url, sources, home)
     with previous_web_parser() if previous else nullcontext():
         t0 = time.perf_counter()
-        ingest_source(
-            settings, "web_logs", run_id="bench", window_start=None, window_end=WINDOW_END
-        )
+        ingest_source(settings, "web_logs", **KWARGS)
+        return time.perf_counter() - t0
+
+
+def crm_seconds(warehouse_url: str, sources: Path, home: Path, *, previous: bool) -> float:
+    """Seconds to load the CRM exports after the portal, into a fresh warehouse."""
+    settings = _fresh(warehouse_url, sources, home)
+    ingest_source(settings, "portal", **KWARGS)
+    with previous_crm_parser() if previous else nullcontext():
+        t0 = time.perf_counter()
+        ingest_source(settings, "crm", **KWARGS)
         return time.perf_counter() - t0
 
 
 def run_once(warehouse_url: str, sources: Path, home: Path) -> dict[str, float]:
-    settings = Settings.from_env(
-        {"CCG_HOME": str(home), "CCG_SOURCE_DIR": str(sources), "CCG_WAREHOUSE_URL": warehouse_url}
-    )
-    engine = create_warehouse_engine(warehouse_url)
-    migrate.upgrade(engine)
-    engine.dispose()
+    settings = _fresh(warehouse_url, sources, home)
     out: dict[str, float] = {}
-    kwargs = {"run_id": "bench", "window_start": None, "window_end": WINDOW_END}
-    cold_label_caches()
     t0 = time.perf_counter()
-    web = ingest_source(settings, "web_logs", **kwargs)
+    web = ingest_source(settings, "web_logs", **KWARGS)
     out["web_seconds"] = time.perf_counter() - t0
     out["web_lines"] = web["rows_read"]
     t0 = time.perf_counter()
-    rows = sum(ingest_source(settings, s, **kwargs)["rows_read"] for s in ("portal", "crm"))
-    out["rows_seconds"] = time.perf_counter() - t0
-    out["rows"] = rows
+    out["portal_rows"] = ingest_source(settings, "portal", **KWARGS)["rows_read"]
+    out["portal_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out["crm_rows"] = ingest_source(settings, "crm", **KWARGS)["rows_read"]
+    out["crm_seconds"] = time.perf_counter() - t0
+    out["rows"] = out["portal_rows"] + out["crm_rows"]
+    out["rows_seconds"] = out["portal_seconds"] + out["crm_seconds"]
     return out
 
 
@@ -149,11 +174,16 @@ def main() -> int:
                     result["previous_web_seconds"] = web_seconds(
                         make_url[backend](f"prev{n}"), sources, root / f"prev{n}", previous=True
                     )
+                    result["previous_crm_seconds"] = crm_seconds(
+                        make_url[backend](f"prevcrm{n}"), sources, root / f"pc{n}", previous=True
+                    )
                     runs.append(result)
                     print(
                         f"{backend} run {n + 1}: {result['web_lines'] / result['web_seconds']:,.0f} log lines/s "
                         f"(previous {result['web_lines'] / result['previous_web_seconds']:,.0f}), "
-                        f"{result['rows'] / result['rows_seconds']:,.0f} rows/s",
+                        f"CRM {result['crm_rows'] / result['crm_seconds']:,.0f} rows/s "
+                        f"(previous {result['crm_rows'] / result['previous_crm_seconds']:,.0f}), "
+                        f"portal {result['portal_rows'] / result['portal_seconds']:,.0f} rows/s",
                         flush=True,
                     )
 
@@ -182,6 +212,20 @@ def main() -> int:
             "rows_per_s_median": round(
                 statistics.median(r["rows"] / r["rows_seconds"] for r in runs)
             ),
+            "crm_rows": int(runs[0]["crm_rows"]),
+            "crm_rows_per_s_median": round(
+                statistics.median(r["crm_rows"] / r["crm_seconds"] for r in runs)
+            ),
+            "previous_crm_rows_per_s_median": round(
+                statistics.median(r["crm_rows"] / r["previous_crm_seconds"] for r in runs)
+            ),
+            "crm_speedup_over_previous_median": round(
+                statistics.median(r["previous_crm_seconds"] / r["crm_seconds"] for r in runs), 2
+            ),
+            "portal_rows": int(runs[0]["portal_rows"]),
+            "portal_rows_per_s_median": round(
+                statistics.median(r["portal_rows"] / r["portal_seconds"] for r in runs)
+            ),
         }
     lines = [
         f"# Ingest throughput ({args.log_lines:,} web-log lines, median of {args.repeats})",
@@ -197,6 +241,20 @@ def main() -> int:
             f"| {r['speedup_over_previous_median']} | {rate / TARGET_LINES_PER_S:.0%} "
             f"| {rate / CSV_READ_LIMIT_LINES_PER_S:.0%} | {r['web_seconds_median']} | {r['rows']:,} "
             f"| {r['rows_per_s_median']:,} |"
+        )
+    lines += [
+        "",
+        "| backend | CRM rows | CRM rows/s | previous (row parser) | × previous | of target "
+        "| portal rows | portal rows/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for backend, r in report["backends"].items():
+        rate = r["crm_rows_per_s_median"]
+        target = TARGET_ROWS_PER_S[backend]
+        lines.append(
+            f"| {backend} | {r['crm_rows']:,} | {rate:,} | {r['previous_crm_rows_per_s_median']:,} "
+            f"| {r['crm_speedup_over_previous_median']} | {rate / target:.0%} of {target:,} "
+            f"| {r['portal_rows']:,} | {r['portal_rows_per_s_median']:,} |"
         )
     lines += [
         "",
