@@ -18,9 +18,11 @@ import logging
 import re
 import zlib
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
-from sqlalchemy.engine import Connection
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
 from ccg_pipeline.ingest.common import (
     BatchRefused,
@@ -29,6 +31,7 @@ from ccg_pipeline.ingest.common import (
     already_loaded,
     record_batch,
 )
+from ccg_pipeline.warehouse import schema
 from ccg_pipeline.warehouse.engine import write_transaction
 
 log = logging.getLogger(__name__)
@@ -100,17 +103,38 @@ def lines(path: Path) -> Iterator[tuple[int, str]]:
             yield number, line.rstrip("\r\n")
 
 
+def loaded_contents(engine: Engine, source: str) -> set[tuple[str, str]]:
+    """(file name, content checksum) of every file of `source` loaded so far: one query, where a
+    folder that keeps years of daily exports would otherwise take one write transaction per
+    file on every run just to find it has nothing new."""
+    b = schema.ingest_batches
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.select(b.c.source_ref, b.c.content_sha256).where(
+                b.c.source == source, b.c.status == "loaded", b.c.content_sha256.is_not(None)
+            )
+        )
+        return {(ref, sha) for ref, sha in found}
+
+
 def ingest_files(
     ctx: IngestContext,
     source: str,
     files: list[Path],
     loader: FileLoader,
+    loaded: AbstractSet[tuple[str, str]] = frozenset(),
 ) -> list[BatchResult]:
-    """Load each file in its own transaction; a refused file is recorded and the rest go on."""
+    """Load each file in its own transaction; a refused file is recorded and the rest go on.
+    A file in `loaded` (`loaded_contents`) with the same content is skipped at once, unless
+    `ctx.full_refresh`; any other is checked again inside its transaction."""
     results: list[BatchResult] = []
     for path in files:
         result = BatchResult(source=source, source_ref=path.name)
         sha = file_sha256(path)
+        if not ctx.full_refresh and (path.name, sha) in loaded:
+            result.status = "skipped"
+            results.append(result)
+            continue
         try:
             with write_transaction(ctx.engine) as conn:
                 if not ctx.full_refresh and already_loaded(conn, source, path.name, sha):

@@ -71,22 +71,21 @@ def lane_files(
     one task over each. A file already loaded with the same content is left out (unless
     `full_refresh`): a folder of rotated logs keeps its history, and a run maps tasks only for
     what is new or changed. (Each task checks again, in its own transaction.)"""
-    from ccg_pipeline.ingest.common import already_loaded
-    from ccg_pipeline.ingest.files import file_sha256
+    from ccg_pipeline.ingest.files import file_sha256, loaded_contents
 
     found = _found(_lane(lane_name), settings, window_end)
     if full_refresh or not found:
         return [file_ref(source, path) for source, _, path in found]
     engine = create_warehouse_engine(settings.warehouse_url)
     try:
-        with engine.connect() as conn:
-            return [
-                file_ref(source, path)
-                for source, _, path in found
-                if not already_loaded(conn, source, path.name, file_sha256(path))
-            ]
+        loaded = {source: loaded_contents(engine, source) for source in {s for s, _, _ in found}}
     finally:
         engine.dispose()
+    return [
+        file_ref(source, path)
+        for source, _, path in found
+        if (path.name, file_sha256(path)) not in loaded[source]
+    ]
 
 
 def _lane(name: str) -> IngestLane:
@@ -114,12 +113,18 @@ def _run(
         if unknown:
             raise ValueError(f"{lane.name}: no such file to load in this window: {unknown}")
         found = [item for item in found if file_ref(item[0], item[2]) in wanted]
+    loaded = {
+        source: files.loaded_contents(ctx.engine, source) for source in {s for s, _, _ in found}
+    }
     results = []
     for source, feed, path in found:
         # A per-file lane locks each file, so that mapped tasks of one lane load side by side;
         # SQLite's single writer takes them in turn.
         with _file_lock(settings, lane, file_ref(source, path)):
-            results += files.ingest_files(ctx, source, [path], _loader(feed))
+            results += files.ingest_files(ctx, source, [path], _loader(feed), loaded[source])
+    skipped = sum(r.status == "skipped" for r in results)
+    if skipped:
+        log.info("%s: %d file(s) already loaded with the same content, skipped", lane.name, skipped)
     return results
 
 

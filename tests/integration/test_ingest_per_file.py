@@ -219,3 +219,46 @@ def _with_extra_line(gzipped: bytes) -> bytes:
     text = gzip.decompress(gzipped).decode()
     extra = '1.2.3.4 - - [22/Nov/2026:23:59:59 +0000] "GET /late HTTP/1.1" 200 5 "-" "x"\n'
     return gzip.compress((text + extra).encode())
+
+
+def test_an_ordered_lane_skips_loaded_files_and_reloads_a_changed_one(
+    demo_sources: Path, warehouse_url: str, tmp_path: Path
+) -> None:
+    """A CRM folder keeps every daily export: a run skips each one already loaded with the same
+    content (`loaded_contents`, one query), loads one changed in place, and a refused file is
+    tried again; `full_refresh` loads them all."""
+    sources = tmp_path / "sources"
+    shutil.copytree(demo_sources, sources)
+    settings = _migrated(warehouse_url, sources, tmp_path / "home")
+    window = {"window_start": None, "window_end": END}
+    exports = sorted(p.name for p in (sources / "crm").glob("*.csv"))
+    first = ingest_source(settings, "crm", run_id="r1", **window)
+    assert (first["batches"], first["batches_skipped"]) == (len(exports), 0)
+
+    again = ingest_source(settings, "crm", run_id="r2", **window)
+    assert (again["batches_skipped"], again["rows_read"]) == (len(exports), 0)
+
+    changed = sources / "crm" / "companies_20261123.csv"
+    header, *rows = changed.read_text(encoding="utf-8").splitlines()
+    changed.write_text("\n".join([header, *rows[:-1]]) + "\n", encoding="utf-8")
+    unknown = sources / "crm" / "contacts_20261123.csv"
+    text = unknown.read_text(encoding="utf-8")
+    unknown.write_text(text.replace("Job Title", "Fax Number", 1), encoding="utf-8")
+    with pytest.raises(Exception, match="Fax Number"):
+        ingest_source(settings, "crm", run_id="r3", **window)
+    statuses = query(
+        warehouse_url,
+        "SELECT source_ref, status, rows_read FROM ops.ingest_batches WHERE run_id = 'r3'",
+    )
+    assert sorted(statuses) == [
+        ("companies_20261123.csv", "loaded", len(rows) - 1),
+        ("contacts_20261123.csv", "refused", 0),
+    ]
+
+    unknown.write_text(text, encoding="utf-8")  # corrected: loaded, though its name was seen
+    fixed = ingest_source(settings, "crm", run_id="r4", **window)
+    assert (fixed["batches_skipped"], fixed["refused"]) == (len(exports) - 1, [])
+    assert fixed["rows_read"] == len(text.splitlines()) - 1
+
+    full = ingest_source(settings, "crm", run_id="r5", full_refresh=True, **window)
+    assert full["batches_skipped"] == 0 and full["batches"] == len(exports)
