@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ccg_pipeline.devtools.generate import GenerateOptions, generate
+from ccg_pipeline.devtools.world import CRM_HEADERS as HEADERS
 from ccg_pipeline.ingest import crm, crm_batch
 from ccg_pipeline.ingest.common import BatchResult, IngestContext
 from ccg_pipeline.policy import load_data_map
@@ -24,41 +25,6 @@ from ccg_pipeline.policy import load_data_map
 pytestmark = pytest.mark.unit
 END = dt.datetime(2026, 11, 24)
 
-HEADERS = {
-    "contacts": [
-        "Record ID",
-        "First Name",
-        "Last Name",
-        "Email",
-        "Phone Number",
-        "Job Title",
-        "Company Name",
-        "Country/Region",
-        "Lifecycle Stage",
-        "Marketing Contact Status",
-        "Create Date",
-        "Last Activity Date",
-    ],
-    "companies": [
-        "Record ID",
-        "Company Name",
-        "Company Domain Name",
-        "Country/Region",
-        "Industry",
-        "Number of Employees",
-        "Annual Revenue",
-        "Create Date",
-    ],
-    "activities": [
-        "Activity ID",
-        "Contact ID",
-        "Activity Type",
-        "Activity Date",
-        "Channel",
-        "Subject",
-        "Body",
-    ],
-}
 IDS = {"Record ID", "Activity ID", "Contact ID", "Number of Employees", "Annual Revenue"}
 TIMES = {"Create Date", "Last Activity Date", "Activity Date"}
 
