@@ -470,16 +470,41 @@ def _first_tuple_of_page(page: int) -> sa.ColumnElement[Any]:
     return sa.literal_column(f"CAST('({int(page)},0)' AS tid)")
 
 
-def _copy_text(value: Any) -> str:
-    if value is None:
-        return "\\N"
+def _plain_text(value: Any) -> str:
     if isinstance(value, dt.datetime):
-        text = value.isoformat(sep=" ")
-    elif isinstance(value, dt.date):
-        text = value.isoformat()
-    else:
-        text = str(value)
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _escape_copy(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _copy_text(value: Any) -> str:
+    """One value in PostgreSQL's COPY text format (NULL as `\\N`, specials escaped)."""
+    return "\\N" if value is None else _escape_copy(_plain_text(value))
+
+
+def _copy_column(values: list[Any]) -> list[str]:
+    """`_copy_text` of each value, a column at a time: the texts are escaped in one pass over
+    them joined by NUL (which no stored text holds: ingest refuses it), unless one holds it."""
+    texts = [v if isinstance(v, str) else None if v is None else _plain_text(v) for v in values]
+    present = [t for t in texts if t is not None]
+    joined = "\x00".join(present)
+    if "\x00" in joined and joined.count("\x00") != len(present) - 1:
+        return [_copy_text(v) for v in values]
+    escaped = iter(_escape_copy(joined).split("\x00")) if present else iter(())
+    return ["\\N" if t is None else next(escaped) for t in texts]
+
+
+def copy_rows_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """Rows as PostgreSQL's COPY text format: the same text as `_copy_text` value by value."""
+    if not rows:
+        return ""
+    escaped = [_copy_column([row[c] for row in rows]) for c in columns]
+    return "\n".join(map("\t".join, zip(*escaped, strict=True))) + "\n"
 
 
 def _copy_to_temp_table(
@@ -488,11 +513,7 @@ def _copy_to_temp_table(
     """COPY rows into a transaction-scoped temp table shaped like `table` (one round trip
     instead of one statement per row), ready for a set-based upsert."""
     staging = _temp_table_like(conn, table, columns)
-    buffer = io.StringIO()
-    for row in rows:
-        buffer.write("\t".join(_copy_text(row[c]) for c in columns))
-        buffer.write("\n")
-    buffer.seek(0)
+    buffer = io.StringIO(copy_rows_text(rows, columns))
     cursor = conn.connection.cursor()
     try:
         cursor.copy_expert(f'COPY "{staging.name}" ({_quoted(columns)}) FROM STDIN', buffer)

@@ -13,7 +13,18 @@ from ccg_pipeline.warehouse.backend import PG_COPY_MIN_ROWS
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
 pytestmark = pytest.mark.integration
-AWKWARD = ["tab\there", "new\nline", "back\\slash", 'quote"s', "\\N", "", "Åsa Öberg-Ünal", None]
+AWKWARD = [
+    "tab\there",
+    "new\nline",
+    "back\\slash",
+    'quote"s',
+    "\\N",
+    "",
+    "Åsa Öberg-Ünal",
+    None,
+    "car\rriage",
+    "\\t not a tab",
+]
 
 
 def _contacts(n: int, export_date: dt.date, stage: str) -> list[dict]:
@@ -52,7 +63,7 @@ def test_upsert_round_trips_values_and_never_rolls_back(warehouse_url: str, n: i
         stored = {r.crm_contact_id: r for r in conn.execute(sa.select(table))}
     assert len(stored) == n
     assert {r.lifecycle_stage for r in stored.values()} == {"customer"}
-    for i in (0, 1, 2, 3, 4, 5, 6, 7):
+    for i in range(len(AWKWARD)):
         assert stored[i].first_name == AWKWARD[i], repr(AWKWARD[i])
     assert stored[1].created_at == dt.datetime(2020, 1, 1, 12, 30, 15)
     with engine.begin() as conn:  # a newer snapshot wins
