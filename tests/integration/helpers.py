@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ccg_pipeline.warehouse import schema
+from ccg_pipeline.config import Settings
+from ccg_pipeline.warehouse import migrate, schema
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
 PERSONAL_TABLES = [t for t in schema.INGESTED_TABLES if t.schema == schema.PERSONAL]
@@ -69,3 +70,15 @@ def query(warehouse_url: str, sql: str) -> list[tuple]:
             return [tuple(r) for r in conn.execute(sa.text(sql))]
     finally:
         engine.dispose()
+
+
+def migrated_settings(url: str, sources: Path, home: Path) -> Settings:
+    """Settings for a freshly migrated warehouse at `url` reading `sources`, home `home`."""
+    engine = create_warehouse_engine(url)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    return Settings.from_env(
+        {"CCG_HOME": str(home), "CCG_WAREHOUSE_URL": url, "CCG_SOURCE_DIR": str(sources)}
+    )

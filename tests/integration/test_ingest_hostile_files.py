@@ -7,13 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import query
+from helpers import migrated_settings, query
 
 from ccg_pipeline.config import Settings
 from ccg_pipeline.ingest import ingest_source
 from ccg_pipeline.ingest.common import IngestFailed
-from ccg_pipeline.warehouse import migrate
-from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
 pytestmark = pytest.mark.integration
 END = dt.datetime(2026, 11, 24)
@@ -21,10 +19,7 @@ END = dt.datetime(2026, 11, 24)
 
 def _settings(tmp_path: Path, sources: Path) -> tuple[Settings, str]:
     url = f"sqlite:///{tmp_path / 'wh' / 'main.db'}"
-    migrate.upgrade(create_warehouse_engine(url))
-    return Settings.from_env(
-        {"CCG_HOME": str(tmp_path), "CCG_WAREHOUSE_URL": url, "CCG_SOURCE_DIR": str(sources)}
-    ), url
+    return migrated_settings(url, sources, tmp_path), url
 
 
 def test_truncated_gzip_is_refused_and_later_files_still_load(

@@ -9,12 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from helpers import env_for, fingerprint, query, run_dag, state_of
+from helpers import env_for, fingerprint, migrated_settings, query, run_dag, state_of
 
-from ccg_pipeline.config import Settings
 from ccg_pipeline.ingest import ingest_source, lane_files
-from ccg_pipeline.warehouse import migrate
-from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
 pytestmark = pytest.mark.integration
 
@@ -104,14 +101,6 @@ def test_a_day_without_log_files_maps_no_task_and_still_publishes(
     assert query(warehouse_url, "SELECT count(*) FROM personal.web_access") == [(0,)]
 
 
-def _migrated(url: str, sources: Path, home: Path) -> Settings:
-    """Settings for a freshly migrated warehouse at `url` reading `sources`."""
-    migrate.upgrade(create_warehouse_engine(url))
-    return Settings.from_env(
-        {"CCG_HOME": str(home), "CCG_WAREHOUSE_URL": url, "CCG_SOURCE_DIR": str(sources)}
-    )
-
-
 def _sources_with_rejects(tmp_path: Path, demo_sources: Path) -> Path:
     """Both web-log files with the same kind of malformed line, so one run quarantines the same
     reason from two files."""
@@ -133,7 +122,8 @@ def test_files_loaded_side_by_side_end_as_loaded_one_after_another(
     count kept."""
     sources = _sources_with_rejects(tmp_path, demo_sources)
     settings = {
-        url: _migrated(url, sources, tmp_path) for url in (warehouse_url, another_warehouse_url)
+        url: migrated_settings(url, sources, tmp_path)
+        for url in (warehouse_url, another_warehouse_url)
     }
     files = lane_files(settings[warehouse_url], "web_logs", END)
     assert files == _web_files(sources)
@@ -166,7 +156,7 @@ def test_a_file_list_names_files_of_the_window_on_a_per_file_lane_only(
     demo_sources: Path, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'wh' / 'main.db'}"
-    settings = _migrated(url, demo_sources, tmp_path)
+    settings = migrated_settings(url, demo_sources, tmp_path)
     with pytest.raises(
         ValueError, match=r"no such file to load in this window: \['logs.web_access:nope.log'\]"
     ):
@@ -229,7 +219,7 @@ def test_an_ordered_lane_skips_loaded_files_and_reloads_a_changed_one(
     tried again; `full_refresh` loads them all."""
     sources = tmp_path / "sources"
     shutil.copytree(demo_sources, sources)
-    settings = _migrated(warehouse_url, sources, tmp_path / "home")
+    settings = migrated_settings(warehouse_url, sources, tmp_path / "home")
     window = {"window_start": None, "window_end": END}
     exports = sorted(p.name for p in (sources / "crm").glob("*.csv"))
     first = ingest_source(settings, "crm", run_id="r1", **window)

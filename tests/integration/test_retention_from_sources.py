@@ -12,13 +12,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from helpers import query
+from helpers import migrated_settings, query
 
-from ccg_pipeline.config import Settings
 from ccg_pipeline.ingest import ingest_source
 from ccg_pipeline.retention import run_retention
-from ccg_pipeline.warehouse import migrate
-from ccg_pipeline.warehouse.engine import create_warehouse_engine
 
 pytestmark = pytest.mark.integration
 START, END = dt.datetime(2026, 11, 23), dt.datetime(2026, 11, 24)
@@ -109,10 +106,7 @@ def test_no_row_of_a_due_company_or_its_people_survives_the_sweep(
     demo_sources: Path, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'wh' / 'main.db'}"
-    migrate.upgrade(create_warehouse_engine(url))
-    settings = Settings.from_env(
-        {"CCG_HOME": str(tmp_path), "CCG_WAREHOUSE_URL": url, "CCG_SOURCE_DIR": str(demo_sources)}
-    )
+    settings = migrated_settings(url, demo_sources, tmp_path)
     for source in ("portal", "crm", "web_logs", "auth_logs"):
         ingest_source(settings, source, run_id="ingest", window_start=START, window_end=END)
     due, kept = _due_companies(demo_sources / "portal.db")
