@@ -75,6 +75,8 @@ def make_sources(root: Path, log_lines: int, companies: int) -> Path:
 TARGET_LINES_PER_S = 100_000
 # Rows per second per core of the issue's targets for CRM (and web logs) by backend.
 TARGET_ROWS_PER_S = {"sqlite": 100_000, "postgres": 150_000}
+# The write limits the issue measured on this machine: SQLite upserts, PostgreSQL COPY (low end).
+WRITE_LIMIT_ROWS_PER_S = {"sqlite": 143_000, "postgres": 150_000}
 CSV_READ_LIMIT_LINES_PER_S = 450_000
 
 
@@ -245,8 +247,8 @@ def main() -> int:
     lines += [
         "",
         "| backend | CRM rows | CRM rows/s | previous (row parser) | × previous | of target "
-        "| portal rows | portal rows/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| of write limit | portal rows | portal rows/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for backend, r in report["backends"].items():
         rate = r["crm_rows_per_s_median"]
@@ -254,6 +256,7 @@ def main() -> int:
         lines.append(
             f"| {backend} | {r['crm_rows']:,} | {rate:,} | {r['previous_crm_rows_per_s_median']:,} "
             f"| {r['crm_speedup_over_previous_median']} | {rate / target:.0%} of {target:,} "
+            f"| {rate / WRITE_LIMIT_ROWS_PER_S[backend]:.0%} of {WRITE_LIMIT_ROWS_PER_S[backend]:,} "
             f"| {r['portal_rows']:,} | {r['portal_rows_per_s_median']:,} |"
         )
     lines += [
