@@ -76,7 +76,7 @@ def _timestamps(not_after: dt.datetime) -> tuple[Converter, Converter]:
             return SLOW
         try:
             parsed = dt.datetime.fromisoformat(value)
-        except ValueError:  # 30 February, hour 24
+        except ValueError:  # 30 February, minute 60
             return SLOW
         return parsed if parsed < not_after else SLOW
 

@@ -106,7 +106,32 @@ def _clean_row(kind: str, n: int) -> dict[str, str]:
     }
 
 
-def _hostile_value(column: str) -> st.SearchStrategy[str]:
+# White space str.strip() removes and the plain forms do not allow, control and format
+# characters it keeps.
+EDGES = [
+    " ",
+    "\t",
+    "\x0b",
+    "\x0c",
+    "\x1c",
+    "\x1f",
+    "\x85",
+    "\xa0",
+    "\u2028",
+    "\u3000",
+    "\ufeff",
+    "\u200b",
+]
+
+
+def _hostile_value(column: str, clean: str) -> st.SearchStrategy[str]:
+    wrapped = st.tuples(st.sampled_from(EDGES), st.booleans()).map(
+        lambda edge: edge[0] + clean if edge[1] else clean + edge[0]
+    )
+    return wrapped | _unusual_value(column)
+
+
+def _unusual_value(column: str) -> st.SearchStrategy[str]:
     if column in IDS:
         return st.sampled_from(HOSTILE_IDS)
     if column in TIMES:
@@ -118,34 +143,48 @@ def _hostile_value(column: str) -> st.SearchStrategy[str]:
     return st.sampled_from(HOSTILE_TEXT) | st.text(max_size=12)
 
 
-@st.composite
-def exports(draw: st.DrawFn) -> tuple[str, str, int]:
-    """(kind, CSV text, chunk size): clean rows, rows with one or two values in an unusual
-    form, and lines that break the row's shape (short, long, blank, an open quote)."""
-    kind = draw(st.sampled_from(sorted(HEADERS)))
+def _header(draw: st.DrawFn, kind: str) -> tuple[list[str], list[str]]:
+    """(the columns rows are written in, the header line's cells): in order, shuffled, one
+    missing, one twice, with a BOM, or padded with white space the reader strips."""
     header = list(HEADERS[kind])
-    variant = draw(st.sampled_from(["plain", "plain", "shuffled", "missing", "duplicate", "bom"]))
+    variant = draw(
+        st.sampled_from(["plain", "plain", "shuffled", "missing", "duplicate", "bom", "padded"])
+    )
     if variant == "shuffled":
         header = draw(st.permutations(header))
     elif variant == "missing":
         header.remove(draw(st.sampled_from(header)))
     elif variant == "duplicate":
         header.append(draw(st.sampled_from(header)))
+    if variant == "bom":
+        return header, ["\ufeff" + header[0], *header[1:]]
+    if variant == "padded":
+        return header, [f" {name}\xa0" for name in header]
+    return header, header
+
+
+@st.composite
+def exports(draw: st.DrawFn) -> tuple[str, str, int]:
+    """(kind, CSV text, chunk size): clean rows, rows with one or two values in an unusual
+    form, and lines that break the row's shape (short, long, blank, an open quote)."""
+    kind = draw(st.sampled_from(sorted(HEADERS)))
+    header, header_cells = _header(draw, kind)
     out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator=draw(st.sampled_from(["\n", "\r\n"])))
-    writer.writerow(["\ufeff" + header[0], *header[1:]] if variant == "bom" else header)
+    writer = csv.writer(out, lineterminator=draw(st.sampled_from(["\n", "\r\n", "\r"])))
+    writer.writerow(header_cells)
+    shapes = ["whole"] * 6 + ["short", "long", "blank", "quoted empty", "open quote"]
     for n in range(draw(st.integers(0, 14))):
         row = _clean_row(kind, n)
         for column in draw(st.lists(st.sampled_from(sorted(row)), max_size=2)):
-            row[column] = draw(_hostile_value(column))
+            row[column] = draw(_hostile_value(column, row[column]))
         fields = [row.get(name, "") for name in header]
-        shape = draw(st.sampled_from(["whole"] * 6 + ["short", "long", "blank", "open quote"]))
+        shape = draw(st.sampled_from(shapes))
         if shape == "short":
             fields = fields[: draw(st.integers(0, len(fields) - 1))]
         elif shape == "long":
             fields = [*fields, "extra"]
-        elif shape == "blank":
-            out.write("\n")
+        elif shape in ("blank", "quoted empty"):
+            out.write("\n" if shape == "blank" else '""\n')
         elif shape == "open quote":
             out.write('"' + ",".join(fields) + "\n")
             continue
