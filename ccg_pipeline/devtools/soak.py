@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import calendar
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -1068,8 +1069,7 @@ class Soak:
             scanned += len(text)
             if pattern.search(text):
                 hits["task logs"] = hits.get("task logs", 0) + 1
-        results = conn.execute(sa.text("SELECT * FROM ops.validation_results")).all()
-        if any(pattern.search(repr(tuple(r)).lower()) for r in results):
+        if self._unscanned_results_leak(conn, pattern):
             hits["validation results"] = 1
         if _airflow_xcom_leaks(pattern, self._run_ids):
             hits["xcom"] = 1
@@ -1084,6 +1084,22 @@ class Soak:
         if not scanned:
             raise Violation(day, "N-SEC", "no task log was captured to scan (nothing to judge)")
         return 1
+
+    def _unscanned_results_leak(self, conn: sa.Connection, pattern: re.Pattern[str]) -> bool:
+        """Whether a row of `ops.validation_results` not scanned before matches: each row's
+        text once (a rerun that rewrites a run's rows is scanned again). Scanning every row
+        every day took 16 s a day by the fourth simulated year of the seven-year profile. A row
+        can only hold people who existed when it was written, so a later, larger pattern need
+        not see it again."""
+        seen: set[bytes] = self.__dict__.setdefault("_scanned_results", set())
+        leaked = False
+        for row in conn.execute(sa.text("SELECT * FROM ops.validation_results")):
+            text = repr(tuple(row)).lower()
+            digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).digest()
+            if digest not in seen:
+                seen.add(digest)
+                leaked = leaked or bool(pattern.search(text))
+        return leaked
 
     def _leak_pattern(self) -> re.Pattern[str]:
         plain = self.world.emails() | {n.lower() for n in self.world.names()}
