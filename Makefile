@@ -121,7 +121,7 @@ define both_backends
 	test $$status -eq 0
 endef
 
-soak: soak-daily soak-years soak-scheduler  ## all three long soaks (about 3 h on 2 cores); summary in $(SOAK_OUT)/soak.md
+soak: soak-daily soak-years soak-scheduler  ## all three long soaks (about 5 h on 2 cores); summary in $(SOAK_OUT)/soak.md
 	$(BIN)/python -m ccg_pipeline.devtools.soak report $(SOAK_OUT)/soak-long-*.json $(SOAK_OUT)/soak-years*.json --out $(SOAK_OUT)
 
 soak-daily: $(STAMP) postgres-deps  ## SOAK_YEARS (2) simulated years, daily, through the real DAGs on SQLite and PostgreSQL
