@@ -152,6 +152,13 @@ def run_once(warehouse_url: str, sources: Path, home: Path) -> dict[str, float]:
     return out
 
 
+def median_of(
+    runs: list[dict[str, float]], top: str, bottom: str, digits: int | None = None
+) -> float:
+    """The median over the repeats of `top / bottom` (a rate or a ratio), rounded."""
+    return round(statistics.median(r[top] / r[bottom] for r in runs), digits)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -200,34 +207,22 @@ def main() -> int:
     }
     for backend, runs in backends.items():
         report["backends"][backend] = {
-            "log_lines_per_s_median": round(
-                statistics.median(r["web_lines"] / r["web_seconds"] for r in runs)
-            ),
+            "log_lines_per_s_median": median_of(runs, "web_lines", "web_seconds"),
             "web_seconds_median": round(statistics.median(r["web_seconds"] for r in runs), 2),
-            "previous_log_lines_per_s_median": round(
-                statistics.median(r["web_lines"] / r["previous_web_seconds"] for r in runs)
-            ),
-            "speedup_over_previous_median": round(
-                statistics.median(r["previous_web_seconds"] / r["web_seconds"] for r in runs), 2
+            "previous_log_lines_per_s_median": median_of(runs, "web_lines", "previous_web_seconds"),
+            "speedup_over_previous_median": median_of(
+                runs, "previous_web_seconds", "web_seconds", 2
             ),
             "rows": int(runs[0]["rows"]),
-            "rows_per_s_median": round(
-                statistics.median(r["rows"] / r["rows_seconds"] for r in runs)
-            ),
+            "rows_per_s_median": median_of(runs, "rows", "rows_seconds"),
             "crm_rows": int(runs[0]["crm_rows"]),
-            "crm_rows_per_s_median": round(
-                statistics.median(r["crm_rows"] / r["crm_seconds"] for r in runs)
-            ),
-            "previous_crm_rows_per_s_median": round(
-                statistics.median(r["crm_rows"] / r["previous_crm_seconds"] for r in runs)
-            ),
-            "crm_speedup_over_previous_median": round(
-                statistics.median(r["previous_crm_seconds"] / r["crm_seconds"] for r in runs), 2
+            "crm_rows_per_s_median": median_of(runs, "crm_rows", "crm_seconds"),
+            "previous_crm_rows_per_s_median": median_of(runs, "crm_rows", "previous_crm_seconds"),
+            "crm_speedup_over_previous_median": median_of(
+                runs, "previous_crm_seconds", "crm_seconds", 2
             ),
             "portal_rows": int(runs[0]["portal_rows"]),
-            "portal_rows_per_s_median": round(
-                statistics.median(r["portal_rows"] / r["portal_seconds"] for r in runs)
-            ),
+            "portal_rows_per_s_median": median_of(runs, "portal_rows", "portal_seconds"),
         }
     lines = [
         f"# Ingest throughput ({args.log_lines:,} web-log lines, median of {args.repeats})",

@@ -167,3 +167,12 @@ def read_config_file(
             value = resolve_url(value, path.parent)
         values[f"CCG_{key.upper()}"] = value
     return values
+
+
+def positive_int_from_env(name: str, default: int) -> int:
+    """A tuning variable (`CCG_WRITER_SLOTS`, `CCG_GX_RUNS_KEPT`): a whole number of at least 1,
+    else `default` when unset; any other value is refused by name."""
+    raw = os.environ.get(name, str(default))
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {raw!r}")
+    return int(raw)

@@ -1091,6 +1091,7 @@ class Soak:
         every day took 16 s a day by the fourth simulated year of the seven-year profile. A row
         can only hold people who existed when it was written, so a later, larger pattern need
         not see it again."""
+        # Kept on the soak, so checkpoints carry it (and a checkpoint older than it starts empty).
         seen: set[bytes] = self.__dict__.setdefault("_scanned_results", set())
         leaked = False
         for row in conn.execute(sa.text("SELECT * FROM ops.validation_results")):

@@ -149,9 +149,7 @@ def _check_row_shape(row: dict[str | None, Any]) -> None:
         raise Rejected("wrong_column_count", "row has fewer fields than the header")
     # The whole row at once (the common, clean case), then field by field only to name the bad
     # one: a per-field check cost as much as parsing the row.
-    if max(map(len, values), default=0) <= MAX_FIELD_CHARS and not has_bad_encoding(
-        "".join(values)
-    ):
+    if crm_batch.clean_fields(values, MAX_FIELD_CHARS):
         return
     for column, value in row.items():
         if len(value) > MAX_FIELD_CHARS:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
 from ccg_pipeline import identity
+from ccg_pipeline.ingest.common import Rejected, country_code, parse_timestamp
 from ccg_pipeline.ingest.files import has_bad_encoding
 from ccg_pipeline.scan.special import special_categories
 
@@ -57,8 +58,10 @@ def _stripped(value: str) -> str:
 
 
 def _country(value: str) -> Any:
-    code = value.strip().upper()
-    return code if len(code) == 2 and code.isalpha() else SLOW
+    try:
+        return country_code(value, "")
+    except Rejected:
+        return SLOW
 
 
 def _email_key(value: str) -> Any:
@@ -72,13 +75,14 @@ def _timestamps(not_after: dt.datetime) -> tuple[Converter, Converter]:
     """(required, optional) converters of naive `YYYY-MM-DD HH:MM:SS` times before `not_after`."""
 
     def required(value: str) -> Any:
+        # The row parser's own rule (a real day and time, before the window's end), on the one
+        # form it is given; a rejection leaves the row to it, to name the reason.
         if not _TIMESTAMP.fullmatch(value):
             return SLOW
         try:
-            parsed = dt.datetime.fromisoformat(value)
-        except ValueError:  # 30 February, minute 60
+            return parse_timestamp(value, "", not_after=not_after)
+        except Rejected:
             return SLOW
-        return parsed if parsed < not_after else SLOW
 
     def optional(value: str) -> Any:
         return None if not value.strip() else required(value)
@@ -143,18 +147,18 @@ def fast_path_possible(kind: str, header: Sequence[str]) -> bool:
     return len(set(header)) == len(header) and {f.column for f in FIELDS[kind]} <= set(header)
 
 
+def clean_fields(fields: Iterable[str], max_chars: int) -> bool:
+    """No field longer than `max_chars` and no undecodable byte or NUL in any (what
+    `crm._check_row_shape` refuses, there field by field to name the bad one)."""
+    fields = list(fields)
+    return max(map(len, fields), default=0) <= max_chars and not has_bad_encoding("".join(fields))
+
+
 def _clean_shape(rows: list[list[str]], max_chars: int) -> list[bool]:
-    """Per row: no field longer than `max_chars` and no undecodable byte or NUL (what
-    `crm._check_row_shape` refuses), judged for the whole chunk at once when it is clean."""
-    if rows and (
-        max(map(len, chain.from_iterable(rows))) > max_chars
-        or has_bad_encoding("".join(chain.from_iterable(rows)))
-    ):
-        return [
-            max(map(len, row), default=0) <= max_chars and not has_bad_encoding("".join(row))
-            for row in rows
-        ]
-    return [True] * len(rows)
+    """`clean_fields` per row, judged for the whole chunk at once when it is clean."""
+    if clean_fields(chain.from_iterable(rows), max_chars):
+        return [True] * len(rows)
+    return [clean_fields(row, max_chars) for row in rows]
 
 
 def parse_chunk(

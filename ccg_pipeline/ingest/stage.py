@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from ccg_pipeline.config import Settings
 from ccg_pipeline.ingest.common import BatchResult, IngestContext, IngestFailed
-from ccg_pipeline.ingest.files import FileLoader
+from ccg_pipeline.ingest.files import FileLoader, loaded_contents
 from ccg_pipeline.policy import load_data_map, load_notice
 from ccg_pipeline.policy.models import DATABASE_LANE, FileFeed, IngestLane
 from ccg_pipeline.purposes import NotAProcessing, purpose_of
@@ -37,9 +38,11 @@ def _loader(feed: FileFeed) -> FileLoader:
     return loader
 
 
-def _found(
-    lane: IngestLane, settings: Settings, window_end: dt.datetime
-) -> list[tuple[str, FileFeed, Path]]:
+# A lane's file: (source, its feed, the path).
+Found = tuple[str, FileFeed, Path]
+
+
+def _found(lane: IngestLane, settings: Settings, window_end: dt.datetime) -> list[Found]:
     """The lane's files for a window, by feed in data-map order, each feed's oldest first."""
     from ccg_pipeline.ingest import files
 
@@ -71,14 +74,14 @@ def lane_files(
     one task over each. A file already loaded with the same content is left out (unless
     `full_refresh`): a folder of rotated logs keeps its history, and a run maps tasks only for
     what is new or changed. (Each task checks again, in its own transaction.)"""
-    from ccg_pipeline.ingest.files import file_sha256, loaded_contents
+    from ccg_pipeline.ingest.files import file_sha256
 
     found = _found(_lane(lane_name), settings, window_end)
     if full_refresh or not found:
         return [file_ref(source, path) for source, _, path in found]
     engine = create_warehouse_engine(settings.warehouse_url)
     try:
-        loaded = {source: loaded_contents(engine, source) for source in {s for s, _, _ in found}}
+        loaded = _loaded(engine, found)
     finally:
         engine.dispose()
     return [
@@ -86,6 +89,11 @@ def lane_files(
         for source, _, path in found
         if (path.name, file_sha256(path)) not in loaded[source]
     ]
+
+
+def _loaded(engine: Engine, found: list[Found]) -> dict[str, set[tuple[str, str]]]:
+    """Per source of `found`: the (file name, checksum) pairs loaded so far, one query each."""
+    return {source: loaded_contents(engine, source) for source in {s for s, _, _ in found}}
 
 
 def _lane(name: str) -> IngestLane:
@@ -113,9 +121,7 @@ def _run(
         if unknown:
             raise ValueError(f"{lane.name}: no such file to load in this window: {unknown}")
         found = [item for item in found if file_ref(item[0], item[2]) in wanted]
-    loaded = {
-        source: files.loaded_contents(ctx.engine, source) for source in {s for s, _, _ in found}
-    }
+    loaded = _loaded(ctx.engine, found)
     results = []
     for source, feed, path in found:
         # A per-file lane locks each file, so that mapped tasks of one lane load side by side;

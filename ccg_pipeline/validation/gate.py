@@ -34,6 +34,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ccg_pipeline.config import positive_int_from_env
 from ccg_pipeline.policy import load_notice
 from ccg_pipeline.validation import known_identifiers, release_audit, suites
 from ccg_pipeline.validation.offline_docs import make_offline
@@ -330,17 +331,10 @@ def validate_frames(
     built_from = time.time() - 1  # file times can be coarser than this clock
     report.data_docs = data_docs_index(home)
     site = report.data_docs.parent
-    prune_gx_runs(context, site, gx_runs_kept())
+    prune_gx_runs(context, site, positive_int_from_env("CCG_GX_RUNS_KEPT", DEFAULT_GX_RUNS_KEPT))
     context.build_data_docs(resource_identifiers=new_pages)
     make_offline(site, [p for p in site.rglob("*.html") if p.stat().st_mtime >= built_from])
     return report
-
-
-def gx_runs_kept() -> int:
-    raw = os.environ.get("CCG_GX_RUNS_KEPT", str(DEFAULT_GX_RUNS_KEPT))
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"CCG_GX_RUNS_KEPT must be a whole number of at least 1, not {raw!r}")
-    return int(raw)
 
 
 def prune_gx_runs(context: Any, site: Path, keep: int) -> int:

@@ -493,9 +493,9 @@ def _copy_column(values: list[Any]) -> list[str]:
     texts = [v if isinstance(v, str) else None if v is None else _plain_text(v) for v in values]
     present = [t for t in texts if t is not None]
     joined = "\x00".join(present)
-    if "\x00" in joined and joined.count("\x00") != len(present) - 1:
+    if joined.count("\x00") > max(len(present) - 1, 0):
         return [_copy_text(v) for v in values]
-    escaped = iter(_escape_copy(joined).split("\x00")) if present else iter(())
+    escaped = iter(_escape_copy(joined).split("\x00"))
     return ["\\N" if t is None else next(escaped) for t in texts]
 
 

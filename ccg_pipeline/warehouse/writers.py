@@ -4,9 +4,8 @@ ingest's per-file tasks run in, sized by the backend (run by deploy/airflow-init
 from __future__ import annotations
 
 import logging
-import os
 
-from ccg_pipeline.config import Settings
+from ccg_pipeline.config import Settings, positive_int_from_env
 from ccg_pipeline.warehouse.backend import backend_of
 
 log = logging.getLogger(__name__)
@@ -18,10 +17,7 @@ def writer_slots(settings: Settings) -> int:
     """1 on SQLite (one writer at a time); else CCG_WRITER_SLOTS, by default 4."""
     if backend_of(settings.warehouse_url).single_writer:
         return 1
-    raw = os.environ.get("CCG_WRITER_SLOTS", str(DEFAULT_WRITER_SLOTS))
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"CCG_WRITER_SLOTS must be a whole number of at least 1, not {raw!r}")
-    return int(raw)
+    return positive_int_from_env("CCG_WRITER_SLOTS", DEFAULT_WRITER_SLOTS)
 
 
 def ensure_writers_pool() -> int:
