@@ -274,9 +274,12 @@ def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
             query = query.where(src.c.updated_at >= _bound(src.c.updated_at, lower))
         with portal.connect() as source_conn, write_transaction(ctx.engine) as conn:
             stream = source_conn.execution_options(stream_results=True, yield_per=STREAM_CHUNK_ROWS)
-            found = stream.execute(query.order_by(src.c.id)).mappings()
+            found = stream.execute(query.order_by(src.c.id))
+            # Each row's dict from the names read once (a mapping row rebuilds its keys per row).
+            names = list(found.keys())
             for chunk in found.partitions(STREAM_CHUNK_ROWS):
-                records = ((f"id {raw.get('id')}", dict(raw)) for raw in chunk)
+                raws = [dict(zip(names, row, strict=True)) for row in chunk]
+                records = ((f"id {raw.get('id')}", raw) for raw in raws)
                 parsed = parse_records(
                     result, records, functools.partial(parse, end=ctx.window_end), raw_json
                 )

@@ -3,6 +3,7 @@ module asks which backend it runs on."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from ccg_pipeline.warehouse.backend import (
     PostgresBackend,
     SQLiteBackend,
     _copy_text,
+    _quick_sqlite_bind,
     backend_of,
     copy_rows_text,
 )
@@ -100,3 +102,26 @@ def test_copy_text_a_column_at_a_time_is_the_per_value_text(values: list[list]) 
     rows = [dict(zip(columns, row, strict=True)) for row in values]
     expected = "".join("\t".join(_copy_text(row[c]) for c in columns) + "\n" for row in rows)
     assert copy_rows_text(rows, columns) == expected
+
+
+_SQLITE = sa.create_engine("sqlite://").dialect
+_BOUND_TIMES = (
+    st.none()
+    | st.dates()
+    | st.datetimes()
+    | st.datetimes(timezones=st.timezones())
+    | st.sampled_from([dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59, 999999)])
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_BOUND_TIMES, st.sampled_from([sa.DateTime(), sa.Date()]))
+def test_quick_sqlite_dates_and_times_are_sqlalchemys_own_text(value: object, kind: object) -> None:
+    """The C `isoformat` shortcut binds the same text as the type's own SQLite processor, for
+    naive and aware datetimes, dates, datetimes given to a DATE column, and None (a change of
+    SQLAlchemy's storage format, or a value the shortcut misjudges, fails here)."""
+    impl = kind.dialect_impl(_SQLITE)  # type: ignore[attr-defined]
+    process = impl.bind_processor(_SQLITE)
+    quick = _quick_sqlite_bind(impl, process)
+    assert quick is not process  # the shortcut is in use for both types
+    assert quick(value) == process(value)
