@@ -9,7 +9,9 @@ Web logs are also loaded through the previous implementation, every line through
 `parse_web_line` and written as dict rows (the columnar parser switched off), into another fresh
 warehouse in the same repeat, so the ratio between the two comes from one run on one machine.
 The CRM exports likewise: column at a time (`ingest/crm_batch.py`), and every row through its
-row parser (`make_loader(kind, columnar=False)`), each after the portal into a fresh warehouse.
+row parser (`make_loader(kind, columnar=False)`), each after the portal into a fresh warehouse;
+and the portal tables: column at a time (`ingest/portal_batch.py`), and every row through its
+table's row parser (`ingest_portal(..., columnar=False)`).
 
     .venv/bin/python benchmarks/ingest_throughput.py [--log-lines N] [--repeats R] [--no-postgres]
 
@@ -38,7 +40,7 @@ from warehouses import warehouse_urls
 from ccg_pipeline.anonymise.labels import browser_of, region_of_network
 from ccg_pipeline.config import Settings
 from ccg_pipeline.devtools.generate import GenerateOptions, _web_lines, generate, write_web_log
-from ccg_pipeline.ingest import crm, ingest_source, logs
+from ccg_pipeline.ingest import crm, ingest_source, logs, portal
 from ccg_pipeline.ingest.common import _ipv6_prefix
 from ccg_pipeline.warehouse import migrate
 from ccg_pipeline.warehouse.engine import create_warehouse_engine
@@ -93,6 +95,10 @@ def previous_crm_parser() -> ExitStack:
     return stack
 
 
+def previous_portal_parser() -> AbstractContextManager[object]:
+    return mock.patch.object(portal, "ingest_portal", partial(portal.ingest_portal, columnar=False))
+
+
 def cold_label_caches() -> None:
     """Both ways start with empty per-value caches (the second load would otherwise find the
     first one's labels cached), and with Arrow's imports done (a DAG's worker has them)."""
@@ -131,6 +137,15 @@ def crm_seconds(warehouse_url: str, sources: Path, home: Path, *, previous: bool
     with previous_crm_parser() if previous else nullcontext():
         t0 = time.perf_counter()
         ingest_source(settings, "crm", **KWARGS)
+        return time.perf_counter() - t0
+
+
+def portal_seconds(warehouse_url: str, sources: Path, home: Path, *, previous: bool) -> float:
+    """Seconds to load the portal into a fresh warehouse (columns, or every row by itself)."""
+    settings = _fresh(warehouse_url, sources, home)
+    with previous_portal_parser() if previous else nullcontext():
+        t0 = time.perf_counter()
+        ingest_source(settings, "portal", **KWARGS)
         return time.perf_counter() - t0
 
 
@@ -186,13 +201,17 @@ def main() -> int:
                     result["previous_crm_seconds"] = crm_seconds(
                         make_url[backend](f"prevcrm{n}"), sources, root / f"pc{n}", previous=True
                     )
+                    result["previous_portal_seconds"] = portal_seconds(
+                        make_url[backend](f"prevportal{n}"), sources, root / f"pp{n}", previous=True
+                    )
                     runs.append(result)
                     print(
                         f"{backend} run {n + 1}: {result['web_lines'] / result['web_seconds']:,.0f} log lines/s "
                         f"(previous {result['web_lines'] / result['previous_web_seconds']:,.0f}), "
                         f"CRM {result['crm_rows'] / result['crm_seconds']:,.0f} rows/s "
                         f"(previous {result['crm_rows'] / result['previous_crm_seconds']:,.0f}), "
-                        f"portal {result['portal_rows'] / result['portal_seconds']:,.0f} rows/s",
+                        f"portal {result['portal_rows'] / result['portal_seconds']:,.0f} rows/s "
+                        f"(previous {result['portal_rows'] / result['previous_portal_seconds']:,.0f})",
                         flush=True,
                     )
 
@@ -223,6 +242,12 @@ def main() -> int:
             ),
             "portal_rows": int(runs[0]["portal_rows"]),
             "portal_rows_per_s_median": median_of(runs, "portal_rows", "portal_seconds"),
+            "previous_portal_rows_per_s_median": median_of(
+                runs, "portal_rows", "previous_portal_seconds"
+            ),
+            "portal_speedup_over_previous_median": median_of(
+                runs, "previous_portal_seconds", "portal_seconds", 2
+            ),
         }
     lines = [
         f"# Ingest throughput ({args.log_lines:,} web-log lines, median of {args.repeats})",
@@ -242,8 +267,8 @@ def main() -> int:
     lines += [
         "",
         "| backend | CRM rows | CRM rows/s | previous (row parser) | × previous | of target "
-        "| of write limit | portal rows | portal rows/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| of write limit | portal rows | portal rows/s | previous (row parsers) | × previous |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for backend, r in report["backends"].items():
         rate = r["crm_rows_per_s_median"]
@@ -252,7 +277,9 @@ def main() -> int:
             f"| {backend} | {r['crm_rows']:,} | {rate:,} | {r['previous_crm_rows_per_s_median']:,} "
             f"| {r['crm_speedup_over_previous_median']} | {rate / target:.0%} of {target:,} "
             f"| {rate / WRITE_LIMIT_ROWS_PER_S[backend]:.0%} of {WRITE_LIMIT_ROWS_PER_S[backend]:,} "
-            f"| {r['portal_rows']:,} | {r['portal_rows_per_s_median']:,} |"
+            f"| {r['portal_rows']:,} | {r['portal_rows_per_s_median']:,} "
+            f"| {r['previous_portal_rows_per_s_median']:,} "
+            f"| {r['portal_speedup_over_previous_median']} |"
         )
     lines += [
         "",

@@ -12,14 +12,17 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ccg_pipeline.ingest import portal_batch
 from ccg_pipeline.ingest.common import (
     BatchResult,
     IngestContext,
+    QuarantinedRecord,
     Rejected,
     UnknownColumnsError,
     country_code,
@@ -226,12 +229,41 @@ def _source_columns(meta: sa.MetaData, name: str) -> list[sa.ColumnElement[Any]]
     return columns
 
 
-def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
-    """Load every portal table for the run's window. Refused tables are recorded, not loaded."""
+def parse_rows(
+    table: str,
+    names: list[str],
+    rows: Sequence[Sequence[Any]],
+    result: BatchResult,
+    end: dt.datetime,
+    *,
+    columnar: bool,
+) -> tuple[list[Row], list[QuarantinedRecord]]:
+    """A chunk of a source table's rows (tuples in the order of `names`): (parsed rows,
+    quarantined records), counted in `result`. `columnar`: the clean rows are converted a column
+    at a time (`portal_batch`; the caller checks `fast_path_possible`), the rest row by row."""
+    prepared = portal_batch.parse_chunk(table, names, rows, end) if columnar else None
+    # A dict of the raw row only for the row parser (and the quarantine) to read.
+    raws = [
+        None if ready else dict(zip(names, row, strict=True))
+        for row, ready in zip(rows, prepared or [None] * len(rows), strict=True)
+    ]
+    id_at = names.index("id") if "id" in names else None  # the quarantine's reference
+    refs = [f"id {None if id_at is None else row[id_at]}" for row in rows]
+    parse = functools.partial(TABLES[table][1], end=end)
+    return parse_records(result, zip(refs, raws, strict=True), parse, raw_json, prepared)
+
+
+def ingest_portal(
+    ctx: IngestContext, portal: Engine, *, columnar: bool = True
+) -> list[BatchResult]:
+    """Load every portal table for the run's window. Refused tables are recorded, not loaded.
+    `columnar`: the clean rows of each chunk are converted a column at a time (`portal_batch`),
+    the rest row by row; False parses every row by itself (the previous implementation, kept for
+    the equivalence tests and the benchmark)."""
     results = []
     meta = sa.MetaData()
     meta.reflect(portal, only=list(TABLES))
-    for name, (target, parse) in TABLES.items():
+    for name, (target, _) in TABLES.items():
         source = f"portal.{name}"
         src = meta.tables[name]
         with ctx.engine.connect() as conn:  # reads only: no write lock
@@ -275,14 +307,10 @@ def ingest_portal(ctx: IngestContext, portal: Engine) -> list[BatchResult]:
         with portal.connect() as source_conn, write_transaction(ctx.engine) as conn:
             stream = source_conn.execution_options(stream_results=True, yield_per=STREAM_CHUNK_ROWS)
             found = stream.execute(query.order_by(src.c.id))
-            # Each row's dict from the names read once (a mapping row rebuilds its keys per row).
             names = list(found.keys())
+            fast = columnar and portal_batch.fast_path_possible(name, names)
             for chunk in found.partitions(STREAM_CHUNK_ROWS):
-                raws = [dict(zip(names, row, strict=True)) for row in chunk]
-                records = ((f"id {raw.get('id')}", raw) for raw in raws)
-                parsed = parse_records(
-                    result, records, functools.partial(parse, end=ctx.window_end), raw_json
-                )
+                parsed = parse_rows(name, names, chunk, result, ctx.window_end, columnar=fast)
                 load_chunk(conn, ctx, result, target, parsed, newer_than="updated_at")
             record_batch(conn, ctx, result, None)
             _set_watermark(conn, source, ctx.window_end, ctx.run_id)
