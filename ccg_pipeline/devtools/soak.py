@@ -1341,6 +1341,15 @@ def _plot(result: dict) -> str:
 
 def _migrate_airflow(airflow_home: Path) -> None:
     os.environ["AIRFLOW_HOME"] = str(airflow_home)
+    # Airflow writes absolute paths into the airflow.cfg it generates: a checkpoint restored in
+    # another --work folder would otherwise use (and migrate) the original soak's database and
+    # logs, beside that soak if it still runs.
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{airflow_home / 'airflow.db'}"
+    os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(airflow_home / "logs")
+    os.environ["AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY"] = str(
+        airflow_home / "logs" / "dag_processor"
+    )
+    os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(airflow_home / "plugins")
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault(
         "AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parents[2] / "dags")
@@ -1416,6 +1425,10 @@ def main(argv: list[str] | None = None) -> int:
     home = soak_checkpoint.home_of(work) if work else Path(tempfile.mkdtemp(prefix="ccg-soak-"))
     home.mkdir(parents=True, exist_ok=True)
     _migrate_airflow(home / "airflow")
+    # Two weeks of gate runs in GX's store (production keeps 90): the Data Docs index reads every
+    # kept result each day, which is seconds of each simulated day and proves nothing the soak
+    # checks; the full record stays in ops.validation_results, and pruning runs every day.
+    os.environ.setdefault("CCG_GX_RUNS_KEPT", "14")
     server = None
     if args.backend == "postgresql":
         from ccg_pipeline.devtools.postgres import start_server
