@@ -1421,6 +1421,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{work} holds a checkpoint of the {saved.soak.profile.name} soak on "
                 f"{saved.backend}; name another --work folder, or add --fresh"
             )
+        if saved.soak.home != soak_checkpoint.home_of(work):
+            # The world and the pipeline's settings hold the home's absolute path: a copy
+            # resumed elsewhere would write into the original soak's files.
+            raise SystemExit(
+                f"this checkpoint was taken with --work {saved.soak.home.parent}; resume it "
+                "there (a copy of a --work folder cannot be resumed in another place)"
+            )
     # Kept after a violation (its logs name what failed); removed after a clean soak.
     home = soak_checkpoint.home_of(work) if work else Path(tempfile.mkdtemp(prefix="ccg-soak-"))
     home.mkdir(parents=True, exist_ok=True)

@@ -126,3 +126,25 @@ def test_a_saved_postgresql_data_directory_starts_a_server_with_the_same_rows(
 def test_the_recorded_command_leaves_out_local_folders() -> None:
     argv = ["--profile", "years", "--work", "/x/w", "--out=/x/o", "--fresh", "--backend", "sqlite"]
     assert recorded_arguments(argv) == ["--profile", "years", "--backend", "sqlite"]
+
+
+def test_a_copied_work_folder_is_refused_instead_of_writing_into_the_original(
+    tmp_path: Path,
+) -> None:
+    """The soak and its world hold the home's absolute path: a copy of a --work folder resumed
+    in another place would run the original's files (and, beside it, break the original soak).
+    It is refused by name, and the original's files are untouched."""
+    from ccg_pipeline.devtools import soak as soak_module
+
+    work = tmp_path / "work"
+    home = soak_checkpoint.home_of(work)
+    soak = Soak(quick_profile(), f"sqlite:///{home / 'warehouse' / 'main.db'}", home)
+    home.mkdir(parents=True, exist_ok=True)
+    soak_checkpoint.Checkpoints(work, 0, "sqlite", ["--profile", "quick"])(soak)
+    copy = tmp_path / "copy"
+    shutil.copytree(work, copy)
+    before = sorted(p.relative_to(work) for p in work.rglob("*"))
+
+    with pytest.raises(SystemExit, match="taken with --work .*work; resume it there"):
+        soak_module.main(["--profile", "quick", "--work", str(copy), "--out", str(tmp_path)])
+    assert sorted(p.relative_to(work) for p in work.rglob("*")) == before
