@@ -145,6 +145,6 @@ def test_a_copied_work_folder_is_refused_instead_of_writing_into_the_original(
     shutil.copytree(work, copy)
     before = sorted(p.relative_to(work) for p in work.rglob("*"))
 
-    with pytest.raises(SystemExit, match="taken with --work .*work; resume it there"):
+    with pytest.raises(SystemExit, match=r"taken with --work .*work; resume it there"):
         soak_module.main(["--profile", "quick", "--work", str(copy), "--out", str(tmp_path)])
     assert sorted(p.relative_to(work) for p in work.rglob("*")) == before
