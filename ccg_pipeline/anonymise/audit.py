@@ -195,16 +195,22 @@ class _Component:
         spread = min(MOST_RANDOM_POINTS, 2 + n // 50)
         points += [self.solve(rng.choice([-1.0, 1.0], n)) for _ in range(spread)]
         out = []
+        # The points as one matrix, rebuilt only when an LP adds one (rebuilding it for every
+        # target was most of the audit's time outside the solver).
+        matrix = np.asarray(points)
         for target, (box_low, box_high) in zip(targets, boxes, strict=True):
-            values = np.asarray(points) @ target
+            values = matrix @ target
             low, high = float(values.min()), float(values.max())
             if enough is None or high - low < enough:
+                found = len(points)
                 if high < box_high - _TOLERANCE:
                     points.append(self.solve(-target))
                     high = float(points[-1] @ target)
                 if low > box_low + _TOLERANCE:
                     points.append(self.solve(target))
                     low = float(points[-1] @ target)
+                if len(points) != found:
+                    matrix = np.asarray(points)
             out.append((low, high))
         return out
 

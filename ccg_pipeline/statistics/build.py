@@ -273,10 +273,17 @@ def customers_by_quarter(ctx: StatisticsContext) -> BuiltTable:
 
 
 def _row_labels(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
-    """One text label per row from its key columns: a stable id for rows that have no other."""
-    return (
-        frame[columns].astype(str).agg("|".join, axis=1) if len(frame) else frame.index.to_series()
-    )
+    """One text label per row from its key columns: a stable id for rows that have no other.
+    Each column's text is `astype(str)`'s, joined with "|" (a column at a time: joining row by
+    row was most of a daily build once the web traffic held years of days). The labels key the
+    cells' noise, so they must never change (`tests/unit/test_statistics_labels.py`)."""
+    if not len(frame):
+        return frame.index.to_series()
+    texts = [frame[column].astype(str) for column in columns]
+    missing = [column for column, text in zip(columns, texts, strict=True) if text.isna().any()]
+    if missing:  # a cell without its full key would share another's noise
+        raise ValueError(f"row labels: missing values in key column(s) {missing}")
+    return texts[0].str.cat(texts[1:], sep="|") if len(texts) > 1 else texts[0]
 
 
 def _stock_and_flows(records: pd.DataFrame, now: int) -> pd.DataFrame:
