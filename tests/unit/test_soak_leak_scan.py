@@ -60,3 +60,47 @@ def test_each_row_is_judged_once_and_again_when_rewritten(tmp_path: Path) -> Non
         )
     assert leaks() is True
     engine.dispose()
+
+
+def test_each_xcom_value_is_judged_once_and_again_when_rewritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for Airflow's XCom table (read from the metadata database the soak's Airflow
+    uses): a new value with an address is caught, values already judged are not searched again, a
+    rewritten one is, and values of runs that are not the soak's are left alone."""
+    from ccg_pipeline.devtools.soak import _airflow_xcom_leaks
+
+    metadata = tmp_path / "airflow.db"
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{metadata}")
+    engine = sa.create_engine(f"sqlite:///{metadata}")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE xcom (dag_id TEXT, run_id TEXT, task_id TEXT, map_index INT, "
+                "key TEXT, value TEXT)"
+            )
+        )
+
+    def put(run_id: str, task_id: str, value: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("DELETE FROM xcom WHERE run_id = :r AND task_id = :t"),
+                {"r": run_id, "t": task_id},
+            )
+            conn.execute(
+                sa.text("INSERT INTO xcom VALUES ('ccg_ingest', :r, :t, -1, 'return_value', :v)"),
+                {"r": run_id, "t": task_id, "v": value},
+            )
+
+    seen: set[bytes] = set()
+    ours = {"manual__1"}
+    put("manual__1", "ingest_crm", '{"rows_loaded": 12}')
+    assert _airflow_xcom_leaks(PATTERN, ours, seen) is False
+    put("manual__1", "ingest_portal", '{"note": "Ulrika.Wallin@example.se"}')
+    assert _airflow_xcom_leaks(PATTERN, ours, seen) is True
+    assert _airflow_xcom_leaks(PATTERN, ours, seen) is False  # judged already
+    put("manual__1", "ingest_crm", '{"who": "ulrika.wallin@example.se"}')  # a rerun rewrites it
+    assert _airflow_xcom_leaks(PATTERN, ours, seen) is True
+    put("someone_else", "t", "ulrika.wallin@example.se")
+    assert _airflow_xcom_leaks(PATTERN, ours, seen) is False
+    engine.dispose()
