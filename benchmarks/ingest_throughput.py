@@ -28,7 +28,7 @@ import resource
 import statistics
 import tempfile
 import time
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import AbstractContextManager, ExitStack
 from functools import partial
 from pathlib import Path
 from unittest import mock
@@ -121,31 +121,23 @@ def _fresh(warehouse_url: str, sources: Path, home: Path) -> Settings:
 KWARGS = {"run_id": "bench", "window_start": None, "window_end": WINDOW_END}
 
 
-def web_seconds(warehouse_url: str, sources: Path, home: Path, *, previous: bool) -> float:
-    """Seconds to load the web logs into a fresh warehouse (columnar, or the previous way)."""
+# The previous implementation of each source, and the source a fresh warehouse needs first.
+PREVIOUS = {
+    "web_logs": previous_web_parser,
+    "crm": previous_crm_parser,
+    "portal": previous_portal_parser,
+}
+LOADED_FIRST = {"crm": "portal"}
+
+
+def previous_seconds(source: str, warehouse_url: str, sources: Path, home: Path) -> float:
+    """Seconds to load `source` the previous way into a fresh warehouse (after what it needs)."""
     settings = _fresh(warehouse_url, sources, home)
-    with previous_web_parser() if previous else nullcontext():
+    if source in LOADED_FIRST:
+        ingest_source(settings, LOADED_FIRST[source], **KWARGS)
+    with PREVIOUS[source]():
         t0 = time.perf_counter()
-        ingest_source(settings, "web_logs", **KWARGS)
-        return time.perf_counter() - t0
-
-
-def crm_seconds(warehouse_url: str, sources: Path, home: Path, *, previous: bool) -> float:
-    """Seconds to load the CRM exports after the portal, into a fresh warehouse."""
-    settings = _fresh(warehouse_url, sources, home)
-    ingest_source(settings, "portal", **KWARGS)
-    with previous_crm_parser() if previous else nullcontext():
-        t0 = time.perf_counter()
-        ingest_source(settings, "crm", **KWARGS)
-        return time.perf_counter() - t0
-
-
-def portal_seconds(warehouse_url: str, sources: Path, home: Path, *, previous: bool) -> float:
-    """Seconds to load the portal into a fresh warehouse (columns, or every row by itself)."""
-    settings = _fresh(warehouse_url, sources, home)
-    with previous_portal_parser() if previous else nullcontext():
-        t0 = time.perf_counter()
-        ingest_source(settings, "portal", **KWARGS)
+        ingest_source(settings, source, **KWARGS)
         return time.perf_counter() - t0
 
 
@@ -195,15 +187,10 @@ def main() -> int:
                 for backend, runs in backends.items():
                     url = make_url[backend](f"wh{n}")
                     result = run_once(url, sources, root / f"home{n}")
-                    result["previous_web_seconds"] = web_seconds(
-                        make_url[backend](f"prev{n}"), sources, root / f"prev{n}", previous=True
-                    )
-                    result["previous_crm_seconds"] = crm_seconds(
-                        make_url[backend](f"prevcrm{n}"), sources, root / f"pc{n}", previous=True
-                    )
-                    result["previous_portal_seconds"] = portal_seconds(
-                        make_url[backend](f"prevportal{n}"), sources, root / f"pp{n}", previous=True
-                    )
+                    for source, key in (("web_logs", "web"), ("crm", "crm"), ("portal", "portal")):
+                        result[f"previous_{key}_seconds"] = previous_seconds(
+                            source, make_url[backend](f"prev{key}{n}"), sources, root / f"p{key}{n}"
+                        )
                     runs.append(result)
                     print(
                         f"{backend} run {n + 1}: {result['web_lines'] / result['web_seconds']:,.0f} log lines/s "
