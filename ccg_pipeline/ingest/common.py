@@ -39,6 +39,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# What a column-at-a-time converter (`crm_batch`, `portal_batch`) returns for a value it does not
+# vouch for: its row is parsed row by row.
+SLOW: Any = object()
+
+
 class Rejected(ValueError):
     """A record that cannot be loaded. `code` is stable (for counts); `detail` names the problem
     (a column or a rule), never the offending value, so it is safe in logs."""

@@ -20,12 +20,9 @@ from itertools import chain
 from typing import Any
 
 from ccg_pipeline import identity
-from ccg_pipeline.ingest.common import Rejected, country_code, parse_timestamp
+from ccg_pipeline.ingest.common import SLOW, Rejected, country_code, parse_timestamp
 from ccg_pipeline.ingest.files import has_bad_encoding
 from ccg_pipeline.scan.special import special_categories
-
-# A value a converter does not vouch for: its row is parsed row by row.
-SLOW: Any = object()
 
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ccg_pipeline.ingest.common import (
+    SLOW,
     country_code,
     normalise_email,
     parse_date,
@@ -23,7 +24,6 @@ from ccg_pipeline.ingest.common import (
     parse_money_minor,
     parse_timestamp,
 )
-from ccg_pipeline.ingest.crm_batch import SLOW
 
 # A converter of one source column's values, for a run whose window ends at `end`.
 Converter = Callable[[Any], Any]
