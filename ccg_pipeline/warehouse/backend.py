@@ -289,7 +289,12 @@ class SQLiteBackend(Backend):
         self, conn: Connection, qualified: str, chunk_rows: int
     ) -> PhysicalRanges | None:
         # Row positions only: no column is read (the purpose guard is told so).
-        statement = sa.text(f"SELECT min(rowid), max(rowid) FROM {qualified}")
+        # Two subqueries: SQLite reads min() or max() of the rowid from the B-tree's end only
+        # when it is the query's one aggregate; both in one SELECT scan the table (1.2 s for
+        # 10M log rows).
+        statement = sa.text(
+            f"SELECT (SELECT min(rowid) FROM {qualified}), (SELECT max(rowid) FROM {qualified})"
+        )
         low, high = conn.execute(statement.execution_options(**NO_COLUMNS_READ)).one()
         if low is None:
             return None
