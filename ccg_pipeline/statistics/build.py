@@ -37,7 +37,7 @@ from ccg_pipeline.retention.rules import (
 )
 from ccg_pipeline.statistics.freeze import last_closed_quarter, quarter_end_of
 from ccg_pipeline.warehouse import schema as s
-from ccg_pipeline.warehouse.sql import month_label
+from ccg_pipeline.warehouse.sql import frame_of, month_label
 
 # The counts of customers_by_quarter: a flow in, the stock during the quarter, a flow out.
 CUSTOMER_FLOWS = ("new_customers", "active_customers", "ceased_customers")
@@ -87,8 +87,7 @@ class StatisticsContext:
 
 
 def read_frame(conn: Connection, query: sa.Select) -> pd.DataFrame:
-    result = conn.execute(query)
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    return frame_of(conn.execute(query))
 
 
 @dataclass

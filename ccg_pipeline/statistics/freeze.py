@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection
 
 from ccg_pipeline.retention.deadlines import add_months
 from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.sql import frame_of
 
 
 class FrozenPeriodMissing(RuntimeError):
@@ -80,8 +81,7 @@ def frozen(conn: Connection, table_name: str) -> set[str]:
 def _published_rows(conn: Connection, published: sa.Table, column: str, periods: set[str]):
     if not periods:
         return pd.DataFrame(columns=[c.name for c in published.columns])
-    result = conn.execute(sa.select(published))
-    rows = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    rows = frame_of(conn.execute(sa.select(published)))
     return rows[rows[column].astype(str).isin(periods)]
 
 
@@ -103,8 +103,7 @@ def _snapshot(conn: Connection, built: Any, name: str, as_of: dt.date) -> Any:
     if last_closed_quarter(as_of) not in frozen(conn, name):
         return built  # a quarter closed since the last snapshot: a new one
     published = s.metadata.tables[f"{s.STATISTICS}.{name}"]
-    result = conn.execute(sa.select(published))
-    old = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    old = frame_of(conn.execute(sa.select(published)))
     carried = replace(built, frame=old[list(built.frame.columns)], frozen_rows=len(old))
     return replace(carried, **_published_report(conn, name))
 
@@ -231,8 +230,7 @@ def _record_margins(conn: Connection, quarter: str, as_of: dt.date, run_id: str)
             r.c.run_id == run_id, r.c.table_name == "customer_profiles"
         )
     ).scalar_one_or_none()
-    result = conn.execute(sa.select(s.customer_profiles))
-    profiles = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    profiles = frame_of(conn.execute(sa.select(s.customer_profiles)))
     margins = snapshot_margins(profiles, quarter, as_of, int(suppressed or 0))
     conn.execute(sa.delete(s.profile_margins).where(s.profile_margins.c.quarter == quarter))
     if len(margins):

@@ -40,6 +40,7 @@ from ccg_pipeline.validation import known_identifiers, release_audit, suites
 from ccg_pipeline.validation.offline_docs import make_offline
 from ccg_pipeline.warehouse import schema as s
 from ccg_pipeline.warehouse.engine import write_transaction
+from ccg_pipeline.warehouse.sql import frame_of
 
 log = logging.getLogger(__name__)
 
@@ -226,8 +227,7 @@ def _validation_definition(context: Any, gx: Any, table: str, suite_file: suites
 def _staged(conn: sa.Connection, build: sa.Table) -> pd.DataFrame:
     """The staged rows exactly as the driver returns them (Python objects, NULL as None), so the
     type expectations see each value's real type rather than pandas' inference."""
-    result = conn.execute(sa.select(build))
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()), dtype=object)
+    return frame_of(conn.execute(sa.select(build)), dtype=object)
 
 
 def _outcomes(table: str, results: Any) -> list[ExpectationOutcome]:

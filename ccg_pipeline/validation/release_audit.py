@@ -51,6 +51,7 @@ from ccg_pipeline.policy.models import Perturbation
 from ccg_pipeline.statistics import freeze
 from ccg_pipeline.statistics.build import CUSTOMER_FLOWS
 from ccg_pipeline.warehouse import schema as s
+from ccg_pipeline.warehouse.sql import frame_of
 
 
 @dataclass(frozen=True)
@@ -424,8 +425,7 @@ def profile_margins(
     """The class counts of every profile snapshot published so far (`ops.profile_margins`),
     plus, for the gate, those of the staged snapshot of `run_id` if it is a new one (its release
     is the one being judged: `snapshot_as_of` is None)."""
-    result = conn.execute(sa.select(s.profile_margins))
-    history = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    history = frame_of(conn.execute(sa.select(s.profile_margins)))
     if staged_profiles is None or run_id is None:
         return history
     m, r = s.build_manifest, s.statistics_reports

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -15,8 +15,23 @@ from ccg_pipeline import faults
 from ccg_pipeline.warehouse import schema
 from ccg_pipeline.warehouse.backend import backend_of
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 # A query of ids: a SELECT, or a UNION of several (usable with `in_`, `not_in` and `subquery`).
 IdQuery = sa.Select[Any] | sa.CompoundSelect[Any]
+
+
+def frame_of(result: sa.Result[Any], *, dtype: Any = None) -> pd.DataFrame:
+    """A query result's rows as a DataFrame, one column per selected column.
+
+    pandas gets plain tuples. Given SQLAlchemy rows, it first asks each row for a `dtype`
+    attribute, and each miss raises and catches a lookup error inside SQLAlchemy: 2.1 s of a
+    5.4 s statistics build at S. pandas then turns such rows into tuples itself, so the frame,
+    dtypes included, is the same (`tests/unit/test_frame_of.py`)."""
+    import pandas as pd
+
+    return pd.DataFrame([tuple(row) for row in result], columns=list(result.keys()), dtype=dtype)
 
 
 def insert_for(conn: Connection, table: sa.Table) -> Any:
