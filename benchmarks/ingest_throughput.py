@@ -157,8 +157,8 @@ def run_once(
     """Each source both ways, alternating which goes first from one repeat to the next so that
     neither always meets the warmer caches."""
     out: dict[str, float] = {}
+    ways = (False, True) if repeat % 2 == 0 else (True, False)
     for source, key in SOURCE_KEYS.items():
-        ways = (False, True) if repeat % 2 == 0 else (True, False)
         for other in ways:
             label = f"{'other' if other else 'default'}{key}{repeat}"
             seconds, rows = load_seconds(

@@ -66,7 +66,6 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from ccg_pipeline.devtools.world import DayReport, World, WorldOptions
-from ccg_pipeline.warehouse.sql import frame_of
 
 PERSONAL_COMPANY_TABLES = (
     "companies",
@@ -992,8 +991,11 @@ class Soak:
 
         def published(table: str) -> pd.DataFrame:
             with self.engine.connect() as conn:
-                rows = conn.execute(sa.text(f"SELECT * FROM statistics.{table}"))
-                return frame_of(rows, dtype=object)
+                # Read with pandas directly, not through the pipeline's own reader
+                # (`warehouse.sql.frame_of`): the attacker must see the published tables
+                # whatever that reader does.
+                result = conn.execute(sa.text(f"SELECT * FROM statistics.{table}"))
+                return pd.DataFrame(result.fetchall(), columns=list(result.keys()), dtype=object)
 
         spec, k = attacks.SPEC, load_notice().settings.k_anonymity
         quarters, profiles = published("customers_by_quarter"), published("customer_profiles")

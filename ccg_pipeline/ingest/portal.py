@@ -255,9 +255,11 @@ def parse_rows(
 
 # Row by row is the default: in an A/B on 8 December 2026 (bulk-generated S sources, 169,387
 # rows, SQLite, each load a fresh process and warehouse, three alternating pairs) the portal
-# took a median of 4.88 s column at a time and 4.92 s row by row, no gain for a second
-# description of every table (`portal_batch.FIELDS`). Kept, with its equivalence test, as the
-# frame for converters that do the work in Arrow compute (as `crm.COLUMNAR`).
+# took a median of 4.88 s column at a time and 4.92 s row by row, and `make bench-ingest` the
+# same day had row by row at 0.91x column at a time on SQLite and 1.04x on PostgreSQL: no
+# consistent gain for a second description of every table (`portal_batch.FIELDS`). Kept, with
+# its equivalence test, as the frame for converters that do the work in Arrow compute (as
+# `crm.COLUMNAR`).
 COLUMNAR = False
 
 
